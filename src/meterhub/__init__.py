@@ -1,0 +1,145 @@
+"""meterhub: application metrics for Python services.
+
+Drop-in for prometheus_client's common calls, plus a central hub, exact multi-process
+aggregation, textfile/HTTP/Pushgateway delivery, an operation log and event routing.
+
+Example::
+
+    >>> from meterhub import Counter, Registry, generate_latest
+    >>> reg = Registry(self_metrics=False)
+    >>> logins = Counter("logins", "User logins.", ["method"], registry=reg)
+    >>> logins.labels("sso").inc()
+    >>> b'logins_total{method="sso"} 1' in generate_latest(reg)
+    True
+
+Delivery, the operation log, events and ops helpers are imported on first use, so
+``import meterhub`` stays cheap and needs no optional dependency.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ._config import Config, configure, disable, enable, get_config, is_enabled, reset_defaults
+from .collectors import GCCollector, PlatformCollector, ProcessCollector, register_defaults
+from .errors import (
+    DefinitionError,
+    ExportError,
+    MeterhubError,
+    PushgatewayError,
+    QueueFullError,
+    RecordingError,
+)
+from .exposition import CONTENT_TYPE_LATEST, generate_latest
+from .families import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+    StateSetMetricFamily,
+    SummaryMetricFamily,
+    UnknownMetricFamily,
+)
+from .hub import Hub, hub
+from .metrics import DEFAULT_BUCKETS, INF, Counter, Enum, Gauge, Histogram, Info, Summary
+from .registry import REGISTRY, CollectorRegistry, Registry
+from .samples import Exemplar, MetricFamily, MetricType, Sample, Series, Timestamp
+
+# Public names that live in modules with heavier imports: loaded on first access.
+_LAZY = {
+    "CONTENT_TYPE_OPENMETRICS": "meterhub.exposition.openmetrics",
+    "Component": "meterhub.component",
+    "EventRouter": "meterhub.events",
+    "MetricsHandler": "meterhub.export.http",
+    "OperationLog": "meterhub.oplog",
+    "TextfileExporter": "meterhub.export.textfile",
+    "delete_from_gateway": "meterhub.export.pushgateway",
+    "make_asgi_app": "meterhub.export.http",
+    "make_wsgi_app": "meterhub.export.http",
+    "push_to_gateway": "meterhub.export.pushgateway",
+    "pushadd_to_gateway": "meterhub.export.pushgateway",
+    "start_http_server": "meterhub.export.http",
+    "track_operation": "meterhub.oplog",
+    "write_to_textfile": "meterhub.export.textfile",
+}
+
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "CONTENT_TYPE_OPENMETRICS",
+    "DEFAULT_BUCKETS",
+    "INF",
+    "REGISTRY",
+    "CollectorRegistry",
+    "Component",
+    "Config",
+    "Counter",
+    "CounterMetricFamily",
+    "DefinitionError",
+    "Enum",
+    "EventRouter",
+    "Exemplar",
+    "ExportError",
+    "GCCollector",
+    "Gauge",
+    "GaugeMetricFamily",
+    "Histogram",
+    "HistogramMetricFamily",
+    "Hub",
+    "Info",
+    "InfoMetricFamily",
+    "Metric",
+    "MetricFamily",
+    "MetricType",
+    "MeterhubError",
+    "MetricsHandler",
+    "OperationLog",
+    "PlatformCollector",
+    "ProcessCollector",
+    "PushgatewayError",
+    "QueueFullError",
+    "RecordingError",
+    "Registry",
+    "Sample",
+    "Series",
+    "StateSetMetricFamily",
+    "Summary",
+    "SummaryMetricFamily",
+    "TextfileExporter",
+    "Timestamp",
+    "UnknownMetricFamily",
+    "configure",
+    "delete_from_gateway",
+    "disable",
+    "enable",
+    "generate_latest",
+    "get_config",
+    "hub",
+    "is_enabled",
+    "make_asgi_app",
+    "make_wsgi_app",
+    "push_to_gateway",
+    "pushadd_to_gateway",
+    "reset_defaults",
+    "start_http_server",
+    "track_operation",
+    "write_to_textfile",
+]
+
+__version__ = "0.1.0"
+
+register_defaults(REGISTRY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'meterhub' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,289 @@
+"""What every metric type shares: definition, children, switches, the series cap.
+
+A metric object (the *parent*, e.g. ``Counter``) holds the immutable
+:class:`~meterhub.store.MetricDesc` and a dict of *children*, one per label-value tuple.
+A child holds its cell and records into it; it is what ``labels()`` returns. An
+unlabeled metric has one child whose recording methods are bound onto the parent at
+construction, so ``counter.inc()`` costs exactly ``child.inc()``.
+
+While a metric's switch (or the global one) is off, each child's active cell ``_v`` is
+swapped for a private scratch list: recording costs the same and changes nothing that
+is collected.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any, ClassVar, Generic, TypeVar
+
+from ._config import get_config, is_enabled, watch_switch
+from .errors import DefinitionError
+from .guard import OVERFLOW_VALUE, SelfMetrics, recording_error
+from .naming import build_name, validate_label_names
+from .registry import REGISTRY, Registry
+from .samples import LabelPairs, MetricFamily, MetricType, Series
+from .store import LocalStore, MetricDesc, SeriesData, ValueStore
+from .store.base import Cell, cell_width
+
+__all__ = ["Child", "MetricBase"]
+
+C = TypeVar("C", bound="Child")
+
+_UNREGISTERED = Registry(store=LocalStore(), self_metrics=False)
+
+
+class Child:
+    """One series of a metric: its label values and its cell."""
+
+    __slots__ = ("_cell", "_key", "_metric", "_v")
+
+    def __init__(self, metric: MetricBase[Any], key: tuple[str, ...], cell: Cell) -> None:
+        self._metric = metric
+        self._key = key
+        self._cell = cell
+        self._v = cell if metric._recording else [0.0] * len(cell)
+
+    def _switch(self, on: bool) -> None:
+        self._v = self._cell if on else [0.0] * len(self._cell)
+
+    def _drop(self) -> None:
+        self._metric._store.remove(self._metric._desc, self._key)
+
+
+class MetricBase(Generic[C]):
+    """The parent of a metric type: definition, labels, children, collection."""
+
+    _type: ClassVar[MetricType]
+    _child_cls: ClassVar[type[Child]]
+    _child_methods: ClassVar[tuple[str, ...]] = ()
+    _reserved_labels: ClassVar[tuple[str, ...]] = ()
+    _suffixes: ClassVar[tuple[str, ...]] = ()
+
+    _desc: MetricDesc
+    _registry: Registry
+    _store: ValueStore
+    _self_metrics: SelfMetrics | None
+    _children: dict[tuple[Any, ...], C]
+
+    @classmethod
+    def _define(
+        cls,
+        name: str,
+        documentation: str,
+        labelnames: Any,
+        namespace: str,
+        subsystem: str,
+        unit: str,
+        registry: Registry | None,
+        switch: str | None,
+        max_series: int | None,
+        **extra: Any,
+    ) -> Any:
+        full = build_name(name, namespace, subsystem, unit, cls._type.value)
+        if not isinstance(documentation, str):
+            raise DefinitionError(f"metric {full!r}: documentation must be a str")
+        names = validate_label_names(full, labelnames, cls._reserved_labels)
+        if switch is not None and (not isinstance(switch, str) or not switch):
+            raise DefinitionError(f"metric {full!r}: switch must be a non-empty str")
+        if max_series is not None and (not isinstance(max_series, int) or max_series < 1):
+            raise DefinitionError(f"metric {full!r}: max_series must be a positive int")
+        desc = MetricDesc(full, documentation, cls._type, unit, names, **extra)
+
+        def create() -> MetricBase[Any]:
+            metric = object.__new__(cls)
+            metric._setup(desc, registry or _UNREGISTERED, switch, max_series)
+            return metric
+
+        if registry is None:
+            return create()
+
+        def same(existing: Any) -> bool:
+            if type(existing) is cls and existing._desc == desc:
+                return True
+            theirs = getattr(existing, "_desc", existing)
+            raise DefinitionError(
+                f"metric {full!r} is already registered as {theirs!r}; "
+                f"the new definition {desc!r} conflicts with it"
+            )
+
+        return registry.get_or_register(full, same, create)
+
+    def _setup(
+        self, desc: MetricDesc, registry: Registry, switch: str | None, max_series: int | None
+    ) -> None:
+        self._desc = desc
+        self._registry = registry
+        self._store = registry.store
+        self._self_metrics = registry.self_metrics
+        self._switch_name = switch
+        self._max_series = max_series or get_config().max_series
+        self._lock = threading.Lock()
+        self._children = {}
+        self._null: C | None = None
+        self._recording = is_enabled(switch)
+        watch_switch(switch, self)
+        if not desc.labelnames:
+            child = self._new_child(())
+            for method in self._child_methods:
+                setattr(self, method, getattr(child, method))
+
+    # -- identity -------------------------------------------------------------------------
+
+    def _sample_names(self) -> tuple[str, ...]:
+        return (self._desc.name, *(self._desc.name + s for s in self._suffixes))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._desc.name!r}, labelnames={self._desc.labelnames})"
+
+    @property
+    def name(self) -> str:
+        """The metric's full name (namespace, subsystem and unit included)."""
+        return self._desc.name
+
+    @property
+    def documentation(self) -> str:
+        return self._desc.documentation
+
+    @property
+    def labelnames(self) -> tuple[str, ...]:
+        return self._desc.labelnames
+
+    # -- children -------------------------------------------------------------------------
+
+    def labels(self, *labelvalues: Any, **labelkwargs: Any) -> C:
+        """The child for these label values (by position or by name), created on first use.
+
+        Example::
+
+            >>> from meterhub import Counter, Registry
+            >>> c = Counter("calls", "Calls.", ["service", "status"], registry=Registry())
+            >>> c.labels("jira", "ok").inc()
+            >>> c.labels(service="jira", status="ok").inc()
+        """
+        child = self._children.get(labelvalues)
+        if child is not None and not labelkwargs:
+            return child
+        return self._labels_slow(labelvalues, labelkwargs)
+
+    def _key_for(self, values: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, ...] | None:
+        names = self._desc.labelnames
+        if not names:
+            self._error("no_labels", "labels() called on a metric without label names")
+            return None
+        if kwargs:
+            if values:
+                self._error("label_mix", "labels() takes positional or keyword values, not both")
+                return None
+            if set(kwargs) != set(names):
+                self._error(
+                    "label_names",
+                    f"labels() got names {sorted(kwargs)}, expected {list(names)}",
+                )
+                return None
+            values = tuple(kwargs[n] for n in names)
+        if len(values) != len(names):
+            self._error(
+                "label_count",
+                f"labels() got {len(values)} values, expected {len(names)} {list(names)}",
+            )
+            return None
+        return tuple(v if type(v) is str else str(v) for v in values)
+
+    def _labels_slow(self, values: tuple[Any, ...], kwargs: dict[str, Any]) -> C:
+        key = self._key_for(values, kwargs)
+        if key is None:
+            return self._null_child()
+        child = self._children.get(key)
+        if child is None:
+            with self._lock:
+                child = self._children.get(key)
+                if child is None:
+                    if len(self._children) >= self._max_series:
+                        return self._overflow()
+                    child = self._new_child(key)
+        return child
+
+    def _new_child(self, key: tuple[str, ...]) -> C:
+        cell = self._cell_for(key)
+        child: C = self._child_cls(self, key, cell)  # type: ignore[assignment]
+        if self._type in (MetricType.COUNTER, MetricType.HISTOGRAM, MetricType.SUMMARY):
+            if cell[-1] == 0.0:
+                cell[-1] = time.time()
+        self._children[key] = child
+        return child
+
+    def _cell_for(self, key: tuple[str, ...]) -> Cell:
+        return self._store.cell(self._desc, key)
+
+    def _overflow(self) -> C:
+        if self._self_metrics is not None:
+            self._self_metrics.count_dropped(self._desc.name)
+        key = (OVERFLOW_VALUE,) * len(self._desc.labelnames)
+        child = self._children.get(key)
+        return child if child is not None else self._new_child(key)
+
+    def _null_child(self) -> C:
+        """A child that records nowhere: what a failed ``labels()`` returns outside strict mode."""
+        if self._null is None:
+            self._null = self._child_cls(self, (), [0.0] * cell_width(self._desc))  # type: ignore[assignment]
+        assert self._null is not None
+        return self._null
+
+    def remove(self, *labelvalues: Any) -> None:
+        """Forget the series with these label values."""
+        key = self._key_for(labelvalues, {})
+        if key is None:
+            return
+        with self._lock:
+            child = self._children.pop(key, None)
+        if child is not None:
+            child._drop()
+
+    def clear(self) -> None:
+        """Forget every series (labeled metrics only)."""
+        if not self._desc.labelnames:
+            self._error("no_labels", "clear() called on a metric without label names")
+            return
+        with self._lock:
+            self._children.clear()
+        self._store.clear(self._desc)
+
+    # -- switches and errors --------------------------------------------------------------
+
+    def _switch_changed(self) -> None:
+        on = is_enabled(self._switch_name)
+        self._recording = on
+        for child in list(self._children.values()):
+            child._switch(on)
+
+    def _error(self, reason: str, message: str) -> None:
+        recording_error(self._self_metrics, self._desc.name, reason, message)
+
+    def _labeled_parent(self, method: str) -> None:
+        self._error(
+            "labeled_parent",
+            f"{method}() called on a metric with labels {list(self._desc.labelnames)}; "
+            f"call .labels(...).{method}() instead",
+        )
+
+    # -- collection -----------------------------------------------------------------------
+
+    def collect(self) -> Iterator[MetricFamily]:
+        """Yield this metric's snapshot."""
+        created = get_config().created
+        names = self._desc.labelnames
+        series = [
+            self._series(tuple(zip(names, data.key)), data, created)
+            for data in self._store.read(self._desc)
+        ]
+        d = self._desc
+        yield MetricFamily(d.name, d.documentation, self._family_type(), d.unit,
+                           tuple(series), d.buckets, d.states)
+
+    def _family_type(self) -> MetricType:
+        return self._type
+
+    def _series(self, labels: LabelPairs, data: SeriesData, created: bool) -> Series:
+        raise NotImplementedError

@@ -1,0 +1,86 @@
+"""One helper behind ``time()``, ``count_exceptions()`` and ``track_inprogress()``.
+
+A :class:`Scope` is a context manager (``with`` and ``async with``) and a decorator
+(for sync and async functions alike) built from two callbacks, so the sync and async
+paths share one implementation instead of being copied.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+__all__ = ["Scope"]
+
+S = TypeVar("S")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Scope(Generic[S]):
+    """Calls ``enter()`` on entry and ``exit(state, exc)`` on exit; never swallows exceptions.
+
+    Example::
+
+        >>> import time
+        >>> from meterhub._scope import Scope
+        >>> seen = []
+        >>> with Scope(time.perf_counter, lambda t0, exc: seen.append(exc)):
+        ...     pass
+        >>> seen
+        [None]
+    """
+
+    __slots__ = ("_enter", "_exit", "_state")
+
+    def __init__(
+        self, enter: Callable[[], S], exit: Callable[[S, BaseException | None], None]
+    ) -> None:
+        self._enter = enter
+        self._exit = exit
+
+    def __enter__(self) -> Scope[S]:
+        self._state = self._enter()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._exit(self._state, exc)
+
+    async def __aenter__(self) -> Scope[S]:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def _fresh(self) -> Scope[S]:
+        return Scope(self._enter, self._exit)
+
+    def __call__(self, func: F) -> F:
+        """Decorate *func*: every call runs inside a fresh scope (awaited for coroutines)."""
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                with self._fresh():
+                    return await func(*args, **kwargs)
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self._fresh():
+                return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]

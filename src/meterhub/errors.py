@@ -1,0 +1,56 @@
+"""meterhub's exceptions, in one hierarchy::
+
+    MeterhubError
+     ├── DefinitionError (ValueError)   a metric/rule defined wrongly: bad name, label, buckets,
+     │                                  conflicting re-declaration, PII label name
+     ├── RecordingError (ValueError)    a bad value at run time (negative counter increment,
+     │                                  wrong label count, NaN); raised only in strict mode,
+     │                                  otherwise logged once and counted in meterhub_errors_total
+     ├── QueueFullError                 the operation log's buffer is full (policy "raise")
+     └── ExportError (OSError)          a delivery failed: Pushgateway, textfile, HTTP
+          └── PushgatewayError
+
+Definition errors always raise. Recording errors never reach business code unless
+``METERHUB_STRICT`` is on. Exports that the caller asked for explicitly (a push, a
+``write_to_textfile``) raise; background flushers count and log instead.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DefinitionError",
+    "ExportError",
+    "MeterhubError",
+    "PushgatewayError",
+    "QueueFullError",
+    "RecordingError",
+]
+
+
+class MeterhubError(Exception):
+    """Base class of every exception meterhub raises on purpose."""
+
+
+class DefinitionError(MeterhubError, ValueError):
+    """A metric, label or rule was defined wrongly. The message names the metric and the rule."""
+
+
+class RecordingError(MeterhubError, ValueError):
+    """A value could not be recorded (raised in strict mode only)."""
+
+
+class QueueFullError(MeterhubError):
+    """A bounded buffer was full and its policy is ``"raise"``."""
+
+
+class ExportError(MeterhubError, OSError):
+    """A delivery to the outside (file, gateway, socket) failed."""
+
+
+class PushgatewayError(ExportError):
+    """A Pushgateway request failed; the message names the URL and the HTTP status."""
+
+    def __init__(self, message: str, url: str = "", status: int | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status

@@ -1,0 +1,123 @@
+"""The run-time error policy and meterhub's own health metrics.
+
+Policy, written once (see also :mod:`meterhub.errors`):
+
+* definition-time mistakes raise :class:`~meterhub.errors.DefinitionError` - always;
+* run-time recording mistakes (negative counter increment, wrong label count, NaN, an
+  ``inc()`` on a labeled parent) go through :func:`recording_error`: in strict mode
+  (``METERHUB_STRICT=true``) they raise :class:`~meterhub.errors.RecordingError`; otherwise
+  they are logged once per metric and reason and counted in
+  ``meterhub_errors_total{metric,reason}``;
+* a series beyond the per-metric cap is folded into the overflow series and counted in
+  ``meterhub_series_dropped_total{metric}``.
+
+:func:`shielded` applies the same policy to any block of instrumentation code (used by
+integrations so that a metrics bug never breaks a request).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator
+
+from ._config import get_config
+from .errors import RecordingError
+from .samples import MetricFamily, MetricType, Series
+
+__all__ = ["OVERFLOW_VALUE", "SelfMetrics", "recording_error", "shielded"]
+
+log = logging.getLogger("meterhub")
+
+OVERFLOW_VALUE = "__overflow__"
+"""The label value of every label of a metric's overflow series."""
+
+
+class SelfMetrics:
+    """A collector for ``meterhub_errors_total`` and ``meterhub_series_dropped_total``.
+
+    Plain counters behind a lock: these move only on errors, never on the hot path.
+    Every :class:`~meterhub.Registry` has one as ``registry.self_metrics``.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._errors: dict[tuple[str, str], float] = {}
+        self._dropped: dict[str, float] = {}
+
+    def count_error(self, metric: str, reason: str, message: str) -> None:
+        with self._lock:
+            key = (metric, reason)
+            first = key not in self._errors
+            self._errors[key] = self._errors.get(key, 0.0) + 1.0
+        if first:
+            log.warning("meterhub: %s (metric %s; logged once, counted in "
+                        "meterhub_errors_total)", message, metric)
+
+    def count_dropped(self, metric: str) -> None:
+        with self._lock:
+            first = metric not in self._dropped
+            self._dropped[metric] = self._dropped.get(metric, 0.0) + 1.0
+        if first:
+            log.warning("meterhub: metric %s reached its series cap; new label sets go to "
+                        "the %s series", metric, OVERFLOW_VALUE)
+
+    def errors(self, metric: str, reason: str) -> float:
+        """How many errors of *reason* were counted for *metric*."""
+        with self._lock:
+            return self._errors.get((metric, reason), 0.0)
+
+    def collect(self) -> Iterator[MetricFamily]:
+        with self._lock:
+            errors = sorted(self._errors.items())
+            dropped = sorted(self._dropped.items())
+        yield MetricFamily(
+            "meterhub_errors",
+            "Recording errors meterhub absorbed instead of raising, by metric and reason.",
+            MetricType.COUNTER,
+            series=tuple(
+                Series((("metric", m), ("reason", r)), (v,)) for (m, r), v in errors
+            ),
+        )
+        yield MetricFamily(
+            "meterhub_series_dropped",
+            "Label sets folded into the overflow series because the metric hit its cap.",
+            MetricType.COUNTER,
+            series=tuple(Series((("metric", m),), (v,)) for m, v in dropped),
+        )
+
+
+def recording_error(self_metrics: SelfMetrics | None, metric: str, reason: str,
+                    message: str) -> None:
+    """Apply the run-time error policy: raise in strict mode, else log once and count."""
+    if get_config().strict:
+        raise RecordingError(f"metric {metric!r}: {message}")
+    if self_metrics is not None:
+        self_metrics.count_error(metric, reason, message)
+    else:
+        log.warning("meterhub: metric %s: %s", metric, message)
+
+
+@contextlib.contextmanager
+def shielded(self_metrics: SelfMetrics | None, what: str, reason: str = "internal"
+             ) -> Iterator[None]:
+    """Run instrumentation code under the error policy: its exceptions never escape
+    (strict mode aside); they are logged once and counted against *what*.
+
+    Example::
+
+        >>> from meterhub import REGISTRY
+        >>> from meterhub.guard import shielded
+        >>> with shielded(REGISTRY.self_metrics, "my_integration"):
+        ...     pass
+    """
+    try:
+        yield
+    except Exception as exc:
+        if get_config().strict:
+            raise
+        if self_metrics is not None:
+            self_metrics.count_error(what, reason, f"{what}: {type(exc).__name__}: {exc}")
+        else:
+            log.exception("meterhub: %s failed", what)

@@ -1,0 +1,185 @@
+"""The hub: a central manager for code that only wants to signal what happened.
+
+``hub.inc_counter("jira_errors_total", {"operation": "create_issue"})`` creates the metric
+on first use and records into it afterwards; the metric's type and label *names* are
+fixed by that first use. The hub also owns the background flushers (the node_exporter
+textfile) and hands out :class:`~meterhub.component.Component` trackers.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from ._config import get_config
+from .errors import DefinitionError
+from .metrics import Counter, Gauge, Histogram
+from .registry import REGISTRY, Registry
+
+if TYPE_CHECKING:
+    from .component import Component
+    from .export.textfile import TextfileExporter
+
+__all__ = ["Hub", "hub"]
+
+_EMPTY: Mapping[str, Any] = {}
+
+
+class _Entry(NamedTuple):
+    kind: type[Any]
+    labelnames: tuple[str, ...]
+    metric: Any
+
+
+class Hub:
+    """Creates metrics on first use by name and runs the background flushers.
+
+    Example::
+
+        >>> from meterhub import Hub, Registry
+        >>> h = Hub(registry=Registry(self_metrics=False), namespace="shop")
+        >>> h.inc_counter("orders_total", {"country": "fr"})
+        >>> h.set_gauge("basket_items", {"country": "fr"}, 3)
+        >>> h.observe("checkout_seconds", None, 0.42)
+        >>> h.registry.get_sample_value("shop_orders_total", {"country": "fr"})
+        1.0
+    """
+
+    def __init__(
+        self,
+        registry: Registry | None = None,
+        namespace: str = "",
+        *,
+        textfile_path: str | None = None,
+        textfile_interval: float | None = None,
+        buckets: tuple[float, ...] | None = None,
+    ) -> None:
+        self.registry = registry if registry is not None else REGISTRY
+        self.namespace = namespace
+        self._textfile_path = textfile_path
+        self._textfile_interval = textfile_interval
+        self._buckets = buckets
+        self._lock = threading.Lock()
+        self._entries: dict[str, _Entry] = {}
+        self._components: dict[str, Component] = {}
+        self._exporter: TextfileExporter | None = None
+
+    # -- recording ------------------------------------------------------------------------
+
+    def inc_counter(self, name: str, labels: Mapping[str, Any] | None = None,
+                    value: float = 1.0, *, help: str | None = None) -> None:
+        """Add *value* to counter *name* (created on first use with these label names)."""
+        self._child(Counter, name, labels, help).inc(value)
+
+    def set_gauge(self, name: str, labels: Mapping[str, Any] | None = None,
+                  value: float = 0.0, *, help: str | None = None) -> None:
+        """Set gauge *name* to *value*."""
+        self._child(Gauge, name, labels, help).set(value)
+
+    def observe(self, name: str, labels: Mapping[str, Any] | None = None,
+                value: float = 0.0, *, help: str | None = None) -> None:
+        """Observe *value* in histogram *name*."""
+        self._child(Histogram, name, labels, help).observe(value)
+
+    def _child(self, kind: type[Any], name: str, labels: Mapping[str, Any] | None,
+               help: str | None) -> Any:
+        entry = self._entries.get(name)
+        if entry is None or entry.kind is not kind:
+            entry = self._entry(kind, name, labels or _EMPTY, help)
+        metric = entry.metric
+        if not entry.labelnames:
+            if labels:
+                metric._error("label_names", f"labels {sorted(labels)} given to a metric "
+                              "first used without labels")
+                return metric._null_child()
+            return metric
+        if labels is None:
+            return metric.labels()  # reports the missing labels under the error policy
+        return metric.labels(**labels)
+
+    def _entry(self, kind: type[Any], name: str, labels: Mapping[str, Any],
+               help: str | None) -> _Entry:
+        with self._lock:
+            entry = self._entries.get(name)
+            if entry is not None:
+                if entry.kind is not kind:
+                    raise DefinitionError(
+                        f"metric {name!r} was first used as a {entry.kind.__name__}, "
+                        f"not a {kind.__name__}"
+                    )
+                return entry
+            labelnames = tuple(sorted(labels))
+            extra: dict[str, Any] = {}
+            if kind is Histogram and self._buckets is not None:
+                extra["buckets"] = self._buckets
+            metric = kind(name, help or f"{name} (recorded through the meterhub hub)",
+                          labelnames, namespace=self.namespace, registry=self.registry, **extra)
+            entry = self._entries[name] = _Entry(kind, labelnames, metric)
+            return entry
+
+    # -- components -----------------------------------------------------------------------
+
+    def component(self, name: str) -> Component:
+        """The tracker of external integration *name* (one per name).
+
+        Example::
+
+            >>> from meterhub import Hub, Registry
+            >>> jira = Hub(registry=Registry(self_metrics=False)).component("jira")
+            >>> with jira.call("create_issue"):
+            ...     pass
+        """
+        component = self._components.get(name)
+        if component is None:
+            from .component import Component
+
+            with self._lock:
+                component = self._components.get(name)
+                if component is None:
+                    component = self._components[name] = Component(name, hub=self)
+        return component
+
+    def track(self, component: str, operation: str) -> Any:
+        """Short for ``hub.component(component).call(operation)``."""
+        return self.component(component).call(operation)
+
+    # -- delivery -------------------------------------------------------------------------
+
+    def _textfile_exporter(self, path: str | None = None) -> TextfileExporter:
+        from .export.textfile import TextfileExporter
+
+        cfg = get_config()
+        target = path or self._textfile_path or cfg.textfile_path
+        if not target:
+            raise ValueError(
+                "no textfile path: pass path=, Hub(textfile_path=...) or set "
+                "METERHUB_TEXTFILE_PATH"
+            )
+        interval = self._textfile_interval or cfg.textfile_interval
+        exporter = self._exporter
+        if exporter is None or exporter.path != target:
+            exporter = TextfileExporter(target, interval=interval, registry=self.registry)
+            if path is None:
+                self._exporter = exporter
+        return exporter
+
+    def write_metrics(self, path: str | None = None) -> None:
+        """Render the whole registry (every process, in multi-process mode) to the textfile,
+        atomically. Raises :class:`~meterhub.errors.ExportError` if the write fails."""
+        self._textfile_exporter(path).write()
+
+    def start(self) -> None:
+        """Start the background flushers (the textfile one when a path is configured)."""
+        if self._textfile_path or get_config().textfile_path:
+            self._textfile_exporter().start()
+
+    def stop(self) -> None:
+        """Stop the background flushers, writing one last time."""
+        exporter = self._exporter
+        if exporter is not None:
+            exporter.stop()
+
+
+hub = Hub()
+"""The process-wide default :class:`Hub`, on ``REGISTRY``."""

@@ -1,0 +1,172 @@
+"""Prometheus naming rules and the PII deny-list, checked at definition time.
+
+Every check raises :class:`~meterhub.errors.DefinitionError` (a ``ValueError``) whose
+message names the metric and the rule that was broken.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+from .errors import DefinitionError
+
+__all__ = [
+    "DEFAULT_PII_LABELS",
+    "build_name",
+    "is_pii_name",
+    "validate_label_names",
+    "validate_metric_name",
+]
+
+METRIC_NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
+LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
+
+DEFAULT_PII_LABELS: frozenset[str] = frozenset(
+    {
+        "email",
+        "name",
+        "username",
+        "password",
+        "token",
+        "key",
+        "secret",
+        "apikey",
+        "userid",
+        "clientid",
+        "sessionid",
+    }
+)
+"""Label names (and operation-metadata keys) refused as likely personal data or secrets.
+
+Compared after lower-casing and removing ``-`` and ``_``: ``User_ID``, ``user-id`` and
+``userId`` all match ``userid``. Extend or replace it with :func:`set_pii_labels`.
+"""
+
+_pii_labels = DEFAULT_PII_LABELS
+
+# Suffixes a metric's own samples use; a user name ending in one would collide.
+_RESERVED_SUFFIXES = {
+    "counter": ("_created",),
+    "histogram": ("_bucket", "_count", "_sum", "_created"),
+    "summary": ("_count", "_sum", "_created"),
+}
+
+
+def set_pii_labels(names: Iterable[str]) -> None:
+    """Replace the PII deny-list (names are normalised the same way as label names)."""
+    global _pii_labels
+    _pii_labels = frozenset(_normalise(n) for n in names)
+
+
+def _normalise(name: str) -> str:
+    return name.lower().replace("-", "").replace("_", "")
+
+
+def is_pii_name(name: str) -> bool:
+    """True if *name* is on the PII deny-list (case and ``-``/``_`` variants included).
+
+    Example::
+
+        >>> is_pii_name("User-ID"), is_pii_name("status")
+        (True, False)
+    """
+    return _normalise(name) in _pii_labels
+
+
+def validate_metric_name(name: object, what: str = "metric") -> str:
+    """Return *name* if it is a valid Prometheus metric name, else raise."""
+    if not isinstance(name, str):
+        raise DefinitionError(f"{what} name must be a str, got {type(name).__name__}: {name!r}")
+    if not METRIC_NAME_RE.match(name):
+        raise DefinitionError(
+            f"{what} {name!r}: invalid metric name (must match [a-zA-Z_:][a-zA-Z0-9_:]*)"
+        )
+    return name
+
+
+def build_name(
+    name: object, namespace: str = "", subsystem: str = "", unit: str = "", kind: str = ""
+) -> str:
+    """Join namespace, subsystem, name and unit the way prometheus_client does.
+
+    A counter's ``_total`` suffix is dropped (it is added back when rendering), and
+    the unit is appended unless the name already ends with it.
+
+    Example::
+
+        >>> build_name("request_duration", namespace="shop", unit="seconds", kind="histogram")
+        'shop_request_duration_seconds'
+        >>> build_name("jobs_total", kind="counter")
+        'jobs'
+    """
+    if not isinstance(name, str) or not name:
+        raise DefinitionError(f"metric name must be a non-empty str, got {name!r}")
+    for part, label in ((namespace, "namespace"), (subsystem, "subsystem"), (unit, "unit")):
+        if not isinstance(part, str):
+            raise DefinitionError(f"metric {name!r}: {label} must be a str, got {part!r}")
+    full = "_".join(p for p in (namespace, subsystem, name) if p)
+    if kind == "counter" and full.endswith("_total"):
+        full = full[: -len("_total")]
+    if unit:
+        if not LABEL_NAME_RE.match(unit):
+            raise DefinitionError(f"metric {full!r}: invalid unit {unit!r}")
+        if not full.endswith("_" + unit):
+            full = f"{full}_{unit}"
+    if kind == "info" and full.endswith("_info"):
+        full = full[: -len("_info")]
+    validate_metric_name(full)
+    for suffix in _RESERVED_SUFFIXES.get(kind, ()):
+        if full.endswith(suffix):
+            raise DefinitionError(
+                f"metric {full!r}: a {kind} name must not end with {suffix!r} "
+                "(meterhub adds that suffix to its own samples)"
+            )
+    return full
+
+
+def validate_label_names(
+    metric: str, labelnames: object, reserved: Sequence[str] = (), check_pii: bool = True
+) -> tuple[str, ...]:
+    """Validate and return *labelnames* as a tuple of str.
+
+    Refuses non-strings, names outside the grammar, the reserved ``__`` prefix, names the
+    metric type uses itself (*reserved*, e.g. ``le``), duplicates and PII names.
+    """
+    if isinstance(labelnames, str):
+        raise DefinitionError(
+            f"metric {metric!r}: labelnames must be a sequence of str, not a single str "
+            f"({labelnames!r}); write ({labelnames!r},)"
+        )
+    try:
+        names = tuple(labelnames)  # type: ignore[call-overload]
+    except TypeError:
+        raise DefinitionError(
+            f"metric {metric!r}: labelnames must be a sequence of str, got {labelnames!r}"
+        ) from None
+    seen: set[str] = set()
+    for label in names:
+        if not isinstance(label, str):
+            raise DefinitionError(f"metric {metric!r}: label name {label!r} is not a str")
+        if not LABEL_NAME_RE.match(label):
+            raise DefinitionError(
+                f"metric {metric!r}: invalid label name {label!r} "
+                "(must match [a-zA-Z_][a-zA-Z0-9_]*)"
+            )
+        if label.startswith("__"):
+            raise DefinitionError(
+                f"metric {metric!r}: label name {label!r} uses the reserved '__' prefix"
+            )
+        if label in reserved:
+            raise DefinitionError(
+                f"metric {metric!r}: label name {label!r} is reserved for this metric type"
+            )
+        if label in seen:
+            raise DefinitionError(f"metric {metric!r}: duplicate label name {label!r}")
+        if check_pii and is_pii_name(label):
+            raise DefinitionError(
+                f"metric {metric!r}: label name {label!r} is on the PII deny-list "
+                "(personal data and secrets must not become labels)"
+            )
+        seen.add(label)
+    return names

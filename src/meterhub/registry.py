@@ -1,0 +1,190 @@
+"""The registry: which collectors exist, and collecting them into snapshots.
+
+A :class:`Registry` is given its value store (or resolves the default once, on first
+use); metrics ask ``registry.store`` for their cells. ``collect()`` yields immutable
+:class:`~meterhub.samples.MetricFamily` snapshots, which the renderers in
+:mod:`meterhub.exposition` turn into text.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from .errors import DefinitionError
+from .families import to_family
+from .guard import SelfMetrics
+from .samples import MetricFamily
+from .store import ValueStore, default_store
+
+__all__ = ["REGISTRY", "Collector", "CollectorRegistry", "Registry"]
+
+T = TypeVar("T")
+
+
+@runtime_checkable
+class Collector(Protocol):
+    """Anything with ``collect()`` yielding metric families (``describe()`` is optional)."""
+
+    def collect(self) -> Iterable[Any]: ...
+
+
+class Registry:
+    """Holds collectors and collects them.
+
+    Example::
+
+        >>> from meterhub import Counter, Registry
+        >>> reg = Registry(self_metrics=False)
+        >>> c = Counter("orders", "Orders placed.", ["shop"], registry=reg)
+        >>> c.labels("eu").inc(3)
+        >>> reg.get_sample_value("orders_total", {"shop": "eu"})
+        3.0
+    """
+
+    def __init__(
+        self,
+        store: ValueStore | None = None,
+        *,
+        auto_describe: bool = False,
+        target_info: Mapping[str, str] | None = None,
+        self_metrics: bool = True,
+    ) -> None:
+        self._lock = threading.RLock()
+        self._store = store
+        self._collectors: dict[Any, tuple[str, ...]] = {}
+        self._names: dict[str, Any] = {}
+        self._auto_describe = auto_describe
+        self.self_metrics = SelfMetrics()
+        if self_metrics:
+            self.register(self.self_metrics)
+        if target_info:
+            from .families import InfoMetricFamily
+
+            info = InfoMetricFamily("target", "Target metadata.", value=dict(target_info))
+            self.register(_Static(to_family(info)))
+
+    @property
+    def store(self) -> ValueStore:
+        """The value store of this registry's metrics (resolved once, on first use)."""
+        store = self._store
+        if store is None:
+            with self._lock:
+                if self._store is None:
+                    self._store = default_store()
+                store = self._store
+        return store
+
+    def register(self, collector: Any) -> None:
+        """Add *collector*; raises ``ValueError`` if one of its names is taken."""
+        if not callable(getattr(collector, "collect", None)):
+            raise TypeError(f"{collector!r} has no collect() method")
+        with self._lock:
+            if collector in self._collectors:
+                raise DefinitionError(f"collector {collector!r} is already registered")
+            names = self._names_of(collector)
+            for name in names:
+                other = self._names.get(name)
+                if other is not None:
+                    raise DefinitionError(
+                        f"duplicated timeseries {name!r}: {collector!r} conflicts with "
+                        f"the registered {other!r}"
+                    )
+            for name in names:
+                self._names[name] = collector
+            self._collectors[collector] = names
+
+    def unregister(self, collector: Any) -> None:
+        """Remove *collector* (a ``KeyError`` if it was not registered)."""
+        with self._lock:
+            names = self._collectors.pop(collector)
+            for name in names:
+                self._names.pop(name, None)
+
+    def get_or_register(self, name: str, same: Callable[[Any], bool], create: Callable[[], T]
+                        ) -> T:
+        """Return the collector registered under *name* if ``same(it)``, else create one.
+
+        This is what makes an identical re-declaration of a metric return the existing
+        one; ``same`` raises to report a conflicting definition.
+        """
+        with self._lock:
+            existing = self._names.get(name)
+            if existing is not None and same(existing):
+                return existing  # type: ignore[no-any-return]
+            created = create()
+            self.register(created)
+            return created
+
+    def _names_of(self, collector: Any) -> tuple[str, ...]:
+        names_fn = getattr(collector, "_sample_names", None)
+        if names_fn is not None:
+            return tuple(names_fn())
+        describe = getattr(collector, "describe", None)
+        if describe is not None:
+            families: Iterable[Any] = describe()
+        elif self._auto_describe:
+            families = collector.collect()
+        else:
+            return ()
+        names: list[str] = []
+        for family in families:
+            f = to_family(family)
+            names.extend({s.name for s in f.samples} | {f.name})
+        return tuple(names)
+
+    def collect(self, names: Iterable[str] | None = None) -> Iterator[MetricFamily]:
+        """Snapshot every collector. With *names*, only families with a sample of those names."""
+        with self._lock:
+            collectors = list(self._collectors)
+        wanted = None if names is None else set(names)
+        for collector in collectors:
+            for family in collector.collect():
+                f = to_family(family)
+                if wanted is None or f.name in wanted or any(
+                    s.name in wanted for s in f.samples
+                ):
+                    yield f
+
+    def restricted_registry(self, names: Iterable[str]) -> _Restricted:
+        """A view whose ``collect()`` yields only the families with samples named in *names*."""
+        return _Restricted(self, tuple(names))
+
+    def get(self, name: str) -> Any:
+        """The collector registered under sample or family name *name*, or ``None``."""
+        with self._lock:
+            return self._names.get(name)
+
+    def get_sample_value(self, name: str, labels: Mapping[str, str] | None = None
+                         ) -> float | None:
+        """The value of sample *name* with exactly *labels*, or ``None`` (for tests)."""
+        labels = dict(labels or {})
+        for family in self.collect():
+            for sample in family.samples:
+                if sample.name == name and dict(sample.labels) == labels:
+                    return sample.value
+        return None
+
+
+class _Static:
+    def __init__(self, family: MetricFamily) -> None:
+        self._family = family
+
+    def collect(self) -> Iterator[MetricFamily]:
+        yield self._family
+
+
+class _Restricted:
+    def __init__(self, registry: Registry, names: tuple[str, ...]) -> None:
+        self._registry, self._names = registry, names
+
+    def collect(self) -> Iterator[MetricFamily]:
+        return self._registry.collect(self._names)
+
+
+CollectorRegistry = Registry
+"""prometheus_client's name for :class:`Registry`."""
+
+REGISTRY = Registry()
+"""The default registry: process-wide, with the default collectors added by ``meterhub``."""

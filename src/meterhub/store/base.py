@@ -1,0 +1,104 @@
+"""The seam between metric children and their storage.
+
+Concurrency contract
+--------------------
+A child never takes a lock to record. It writes its cell with one of
+
+* ``cell[i] += x`` (counters, histogram buckets and sums, gauge inc/dec),
+* ``cell[i] = x`` (gauge set, enum state),
+
+where ``cell`` is a ``list`` of floats or a ``memoryview`` of C doubles. In CPython
+(3.10 and later, with the GIL) the interpreter only switches threads at calls and
+backward jumps; the subscript, the float addition and the store above contain neither
+(no Python-level ``__add__`` or ``__setitem__`` runs for floats, lists or memoryviews),
+so each update is atomic with respect to other threads, and so is a run of them with no
+call in between. That is what makes histogram ``observe`` consistent: the bucket index
+is computed first, then sum and bucket are updated with no call between them, and a
+reader copies the whole cell with one C-level call (``list(cell)`` / ``cell.tolist()``).
+
+``tests/test_concurrency.py`` checks exactness with 8 threads and a 1 µs switch
+interval. Free-threaded builds (``python3.13t``) do not give this guarantee; meterhub
+refuses to run there until it has a per-cell locking store.
+
+Layout of a cell, by metric type (``width`` slots):
+
+* counter: ``[total, created]``
+* gauge: ``[value]``, or ``[value, timestamp]`` in the ``mostrecent`` modes
+* histogram: ``[sum, bucket_0 .. bucket_n-1, created]`` (buckets not cumulative)
+* summary: ``[count, sum, created]``
+* info: ``[1.0]`` - the info pairs are encoded in the key (see ``Info``)
+* enum: ``[state index]``
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableSequence, Sequence
+from typing import NamedTuple, Protocol
+
+from ..samples import Exemplar, MetricType
+
+__all__ = ["Cell", "MetricDesc", "SeriesData", "ValueStore", "cell_width"]
+
+Cell = MutableSequence[float]
+"""A series' values: ``list[float]`` or a ``memoryview`` of doubles."""
+
+
+class MetricDesc(NamedTuple):
+    """Immutable metadata of one metric; two definitions are identical iff their descs are equal."""
+
+    name: str
+    documentation: str
+    type: MetricType
+    unit: str = ""
+    labelnames: tuple[str, ...] = ()
+    buckets: tuple[float, ...] = ()
+    states: tuple[str, ...] = ()
+    multiprocess_mode: str = ""
+
+
+def cell_width(desc: MetricDesc) -> int:
+    """How many float slots one series of *desc* needs (layout in the module docstring)."""
+    kind = desc.type
+    if kind is MetricType.COUNTER:
+        return 2
+    if kind is MetricType.HISTOGRAM:
+        return len(desc.buckets) + 2
+    if kind is MetricType.SUMMARY:
+        return 3
+    if kind is MetricType.GAUGE and desc.multiprocess_mode.endswith("mostrecent"):
+        return 2
+    return 1
+
+
+class SeriesData(NamedTuple):
+    """One series as read back from a store: its key, a copy of its cell, its exemplars."""
+
+    key: tuple[str, ...]
+    values: Sequence[float]
+    exemplars: dict[int, Exemplar]
+
+
+class ValueStore(Protocol):
+    """What a registry needs from storage. Implementations: ``LocalStore``, ``MultiProcessStore``."""
+
+    def cell(self, desc: MetricDesc, key: tuple[str, ...]) -> Cell:
+        """The cell of series *key* (label values) of *desc*, created zeroed if new."""
+        ...
+
+    def remove(self, desc: MetricDesc, key: tuple[str, ...]) -> None:
+        """Forget series *key*; its cell is no longer read."""
+        ...
+
+    def clear(self, desc: MetricDesc) -> None:
+        """Forget every series of *desc*."""
+        ...
+
+    def set_exemplar(
+        self, desc: MetricDesc, key: tuple[str, ...], slot: int, exemplar: Exemplar
+    ) -> None:
+        """Keep *exemplar* as the latest one of *slot* (a counter value or a bucket)."""
+        ...
+
+    def read(self, desc: MetricDesc) -> Iterator[SeriesData]:
+        """Every series of *desc*, merged across processes where that applies."""
+        ...
