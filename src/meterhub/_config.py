@@ -92,7 +92,7 @@ class Config:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
-        """Read ``METERHUB_*`` variables from *env* (default ``os.environ``), then apply *overrides*."""
+        """Read ``METERHUB_*`` variables from *env* (default: the environment), then *overrides*."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         for field, var in ENV_VARS.items():

@@ -22,7 +22,7 @@ from ._config import get_config, is_enabled, watch_switch
 from .errors import DefinitionError
 from .guard import OVERFLOW_VALUE, SelfMetrics, recording_error
 from .naming import build_name, validate_label_names
-from .registry import REGISTRY, Registry
+from .registry import Registry
 from .samples import LabelPairs, MetricFamily, MetricType, Series
 from .store import LocalStore, MetricDesc, SeriesData, ValueStore
 from .store.base import Cell, cell_width
@@ -30,7 +30,9 @@ from .store.base import Cell, cell_width
 __all__ = ["Child", "MetricBase"]
 
 C = TypeVar("C", bound="Child")
+M = TypeVar("M", bound="MetricBase[Any]")
 
+_HAS_CREATED = (MetricType.COUNTER, MetricType.HISTOGRAM, MetricType.SUMMARY)
 _UNREGISTERED = Registry(store=LocalStore(), self_metrics=False)
 
 
@@ -69,7 +71,7 @@ class MetricBase(Generic[C]):
 
     @classmethod
     def _define(
-        cls,
+        cls: type[M],
         name: str,
         documentation: str,
         labelnames: Any,
@@ -80,7 +82,7 @@ class MetricBase(Generic[C]):
         switch: str | None,
         max_series: int | None,
         **extra: Any,
-    ) -> Any:
+    ) -> M:
         full = build_name(name, namespace, subsystem, unit, cls._type.value)
         if not isinstance(documentation, str):
             raise DefinitionError(f"metric {full!r}: documentation must be a str")
@@ -91,7 +93,7 @@ class MetricBase(Generic[C]):
             raise DefinitionError(f"metric {full!r}: max_series must be a positive int")
         desc = MetricDesc(full, documentation, cls._type, unit, names, **extra)
 
-        def create() -> MetricBase[Any]:
+        def create() -> M:
             metric = object.__new__(cls)
             metric._setup(desc, registry or _UNREGISTERED, switch, max_series)
             return metric
@@ -208,9 +210,8 @@ class MetricBase(Generic[C]):
     def _new_child(self, key: tuple[str, ...]) -> C:
         cell = self._cell_for(key)
         child: C = self._child_cls(self, key, cell)  # type: ignore[assignment]
-        if self._type in (MetricType.COUNTER, MetricType.HISTOGRAM, MetricType.SUMMARY):
-            if cell[-1] == 0.0:
-                cell[-1] = time.time()
+        if self._type in _HAS_CREATED and cell[-1] == 0.0:
+            cell[-1] = time.time()
         self._children[key] = child
         return child
 
@@ -279,8 +280,9 @@ class MetricBase(Generic[C]):
             for data in self._store.read(self._desc)
         ]
         d = self._desc
-        yield MetricFamily(d.name, d.documentation, self._family_type(), d.unit,
-                           tuple(series), d.buckets, d.states)
+        yield MetricFamily(
+            d.name, d.documentation, self._family_type(), d.unit, tuple(series), d.buckets, d.states
+        )
 
     def _family_type(self) -> MetricType:
         return self._type

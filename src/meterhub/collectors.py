@@ -32,8 +32,12 @@ class ProcessCollector:
         True
     """
 
-    def __init__(self, namespace: str = "", pid: Callable[[], int | str] = lambda: "self",
-                 proc: str = "/proc") -> None:
+    def __init__(
+        self,
+        namespace: str = "",
+        pid: Callable[[], int | str] = lambda: "self",
+        proc: str = "/proc",
+    ) -> None:
         self._prefix = f"{namespace}_process_" if namespace else "process_"
         self._pid, self._proc = pid, proc
         self._ticks = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
@@ -64,24 +68,37 @@ class ProcessCollector:
         except OSError:
             return
         utime, stime = float(fields[11]), float(fields[12])
-        yield _gauge(p + "virtual_memory_bytes", "Virtual memory size in bytes.",
-                     float(fields[20]))
-        yield _gauge(p + "resident_memory_bytes", "Resident memory size in bytes.",
-                     float(fields[21]) * self._pagesize)
-        yield _gauge(p + "start_time_seconds",
-                     "Start time of the process since unix epoch in seconds.",
-                     float(fields[19]) / self._ticks + self._boot_time())
-        yield MetricFamily(p + "cpu_seconds", "Total user and system CPU time spent in seconds.",
-                           MetricType.COUNTER,
-                           series=(Series((), ((utime + stime) / self._ticks,)),))
+        yield _gauge(p + "virtual_memory_bytes", "Virtual memory size in bytes.", float(fields[20]))
+        yield _gauge(
+            p + "resident_memory_bytes",
+            "Resident memory size in bytes.",
+            float(fields[21]) * self._pagesize,
+        )
+        yield _gauge(
+            p + "start_time_seconds",
+            "Start time of the process since unix epoch in seconds.",
+            float(fields[19]) / self._ticks + self._boot_time(),
+        )
+        yield MetricFamily(
+            p + "cpu_seconds",
+            "Total user and system CPU time spent in seconds.",
+            MetricType.COUNTER,
+            series=(Series((), ((utime + stime) / self._ticks,)),),
+        )
         try:
-            yield _gauge(p + "open_fds", "Number of open file descriptors.",
-                         float(len(os.listdir(os.path.join(base, "fd")))))
+            yield _gauge(
+                p + "open_fds",
+                "Number of open file descriptors.",
+                float(len(os.listdir(os.path.join(base, "fd")))),
+            )
             with open(os.path.join(base, "limits"), "rb") as f:
                 for line in f:
                     if line.startswith(b"Max open files"):
-                        yield _gauge(p + "max_fds", "Maximum number of open file descriptors.",
-                                     float(line.split()[3]))
+                        yield _gauge(
+                            p + "max_fds",
+                            "Maximum number of open file descriptors.",
+                            float(line.split()[3]),
+                        )
         except OSError:
             pass
 
@@ -99,34 +116,49 @@ class PlatformCollector:
         return ("python_info",)
 
     def collect(self) -> Iterator[MetricFamily]:
-        yield MetricFamily("python_info", "Python platform information", MetricType.GAUGE,
-                           series=(Series(self._labels, (1.0,)),))
+        yield MetricFamily(
+            "python_info",
+            "Python platform information",
+            MetricType.GAUGE,
+            series=(Series(self._labels, (1.0,)),),
+        )
 
 
 class GCCollector:
     """Objects collected, uncollectable objects and collections, per GC generation."""
 
     def _sample_names(self) -> tuple[str, ...]:
-        return tuple(f"python_gc_{n}_total" for n in
-                     ("objects_collected", "objects_uncollectable", "collections"))
+        return tuple(
+            f"python_gc_{n}_total"
+            for n in ("objects_collected", "objects_uncollectable", "collections")
+        )
 
     def collect(self) -> Iterator[MetricFamily]:
         stats = gc.get_stats()
         for key, name, doc in (
             ("collected", "python_gc_objects_collected", "Objects collected during gc"),
-            ("uncollectable", "python_gc_objects_uncollectable",
-             "Uncollectable objects found during GC"),
-            ("collections", "python_gc_collections",
-             "Number of times this generation was collected"),
+            (
+                "uncollectable",
+                "python_gc_objects_uncollectable",
+                "Uncollectable objects found during GC",
+            ),
+            (
+                "collections",
+                "python_gc_collections",
+                "Number of times this generation was collected",
+            ),
         ):
-            yield MetricFamily(name, doc, MetricType.COUNTER, series=tuple(
-                Series((("generation", str(g)),), (float(s[key]),)) for g, s in enumerate(stats)
-            ))
+            yield MetricFamily(
+                name,
+                doc,
+                MetricType.COUNTER,
+                series=tuple(
+                    Series((("generation", str(g)),), (float(s[key]),)) for g, s in enumerate(stats)
+                ),
+            )
 
 
 def register_defaults(registry: object) -> None:
     """Add the process, platform and GC collectors to *registry*."""
     for collector in (ProcessCollector(), PlatformCollector(), GCCollector()):
         registry.register(collector)  # type: ignore[attr-defined]
-
-

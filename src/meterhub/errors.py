@@ -6,6 +6,7 @@
      ├── RecordingError (ValueError)    a bad value at run time (negative counter increment,
      │                                  wrong label count, NaN); raised only in strict mode,
      │                                  otherwise logged once and counted in meterhub_errors_total
+     ├── ParseError (ValueError)        exposition text that is not the Prometheus text format
      ├── QueueFullError                 the operation log's buffer is full (policy "raise")
      └── ExportError (OSError)          a delivery failed: Pushgateway, textfile, HTTP
           └── PushgatewayError
@@ -21,6 +22,7 @@ __all__ = [
     "DefinitionError",
     "ExportError",
     "MeterhubError",
+    "ParseError",
     "PushgatewayError",
     "QueueFullError",
     "RecordingError",
@@ -37,6 +39,10 @@ class DefinitionError(MeterhubError, ValueError):
 
 class RecordingError(MeterhubError, ValueError):
     """A value could not be recorded (raised in strict mode only)."""
+
+
+class ParseError(MeterhubError, ValueError):
+    """Exposition text could not be parsed; the message names the line."""
 
 
 class QueueFullError(MeterhubError):

@@ -222,7 +222,9 @@ class HistogramMetricFamily(_Family):
         for bucket in buckets:
             le, value = bucket[0], bucket[1]
             exemplar = bucket[2] if len(bucket) > 2 else None
-            self.add_sample(self.name + "_bucket", {**pairs, "le": str(le)}, value, timestamp, exemplar)
+            self.add_sample(
+                self.name + "_bucket", {**pairs, "le": str(le)}, value, timestamp, exemplar
+            )
         if sum_value is not None:
             self.add_sample(self.name + "_count", pairs, buckets[-1][1], timestamp)
             self.add_sample(self.name + "_sum", pairs, sum_value, timestamp)

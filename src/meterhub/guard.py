@@ -52,16 +52,22 @@ class SelfMetrics:
             first = key not in self._errors
             self._errors[key] = self._errors.get(key, 0.0) + 1.0
         if first:
-            log.warning("meterhub: %s (metric %s; logged once, counted in "
-                        "meterhub_errors_total)", message, metric)
+            log.warning(
+                "meterhub: %s (metric %s; logged once, counted in meterhub_errors_total)",
+                message,
+                metric,
+            )
 
     def count_dropped(self, metric: str) -> None:
         with self._lock:
             first = metric not in self._dropped
             self._dropped[metric] = self._dropped.get(metric, 0.0) + 1.0
         if first:
-            log.warning("meterhub: metric %s reached its series cap; new label sets go to "
-                        "the %s series", metric, OVERFLOW_VALUE)
+            log.warning(
+                "meterhub: metric %s reached its series cap; new label sets go to the %s series",
+                metric,
+                OVERFLOW_VALUE,
+            )
 
     def errors(self, metric: str, reason: str) -> float:
         """How many errors of *reason* were counted for *metric*."""
@@ -76,9 +82,7 @@ class SelfMetrics:
             "meterhub_errors",
             "Recording errors meterhub absorbed instead of raising, by metric and reason.",
             MetricType.COUNTER,
-            series=tuple(
-                Series((("metric", m), ("reason", r)), (v,)) for (m, r), v in errors
-            ),
+            series=tuple(Series((("metric", m), ("reason", r)), (v,)) for (m, r), v in errors),
         )
         yield MetricFamily(
             "meterhub_series_dropped",
@@ -88,8 +92,9 @@ class SelfMetrics:
         )
 
 
-def recording_error(self_metrics: SelfMetrics | None, metric: str, reason: str,
-                    message: str) -> None:
+def recording_error(
+    self_metrics: SelfMetrics | None, metric: str, reason: str, message: str
+) -> None:
     """Apply the run-time error policy: raise in strict mode, else log once and count."""
     if get_config().strict:
         raise RecordingError(f"metric {metric!r}: {message}")
@@ -100,8 +105,9 @@ def recording_error(self_metrics: SelfMetrics | None, metric: str, reason: str,
 
 
 @contextlib.contextmanager
-def shielded(self_metrics: SelfMetrics | None, what: str, reason: str = "internal"
-             ) -> Iterator[None]:
+def shielded(
+    self_metrics: SelfMetrics | None, what: str, reason: str = "internal"
+) -> Iterator[None]:
     """Run instrumentation code under the error policy: its exceptions never escape
     (strict mode aside); they are logged once and counted against *what*.
 

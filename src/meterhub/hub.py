@@ -67,39 +67,61 @@ class Hub:
 
     # -- recording ------------------------------------------------------------------------
 
-    def inc_counter(self, name: str, labels: Mapping[str, Any] | None = None,
-                    value: float = 1.0, *, help: str | None = None) -> None:
+    def inc_counter(
+        self,
+        name: str,
+        labels: Mapping[str, Any] | None = None,
+        value: float = 1.0,
+        *,
+        help: str | None = None,
+    ) -> None:
         """Add *value* to counter *name* (created on first use with these label names)."""
         self._child(Counter, name, labels, help).inc(value)
 
-    def set_gauge(self, name: str, labels: Mapping[str, Any] | None = None,
-                  value: float = 0.0, *, help: str | None = None) -> None:
+    def set_gauge(
+        self,
+        name: str,
+        labels: Mapping[str, Any] | None = None,
+        value: float = 0.0,
+        *,
+        help: str | None = None,
+    ) -> None:
         """Set gauge *name* to *value*."""
         self._child(Gauge, name, labels, help).set(value)
 
-    def observe(self, name: str, labels: Mapping[str, Any] | None = None,
-                value: float = 0.0, *, help: str | None = None) -> None:
+    def observe(
+        self,
+        name: str,
+        labels: Mapping[str, Any] | None = None,
+        value: float = 0.0,
+        *,
+        help: str | None = None,
+    ) -> None:
         """Observe *value* in histogram *name*."""
         self._child(Histogram, name, labels, help).observe(value)
 
-    def _child(self, kind: type[Any], name: str, labels: Mapping[str, Any] | None,
-               help: str | None) -> Any:
+    def _child(
+        self, kind: type[Any], name: str, labels: Mapping[str, Any] | None, help: str | None
+    ) -> Any:
         entry = self._entries.get(name)
         if entry is None or entry.kind is not kind:
             entry = self._entry(kind, name, labels or _EMPTY, help)
         metric = entry.metric
         if not entry.labelnames:
             if labels:
-                metric._error("label_names", f"labels {sorted(labels)} given to a metric "
-                              "first used without labels")
+                metric._error(
+                    "label_names",
+                    f"labels {sorted(labels)} given to a metric first used without labels",
+                )
                 return metric._null_child()
             return metric
         if labels is None:
             return metric.labels()  # reports the missing labels under the error policy
         return metric.labels(**labels)
 
-    def _entry(self, kind: type[Any], name: str, labels: Mapping[str, Any],
-               help: str | None) -> _Entry:
+    def _entry(
+        self, kind: type[Any], name: str, labels: Mapping[str, Any], help: str | None
+    ) -> _Entry:
         with self._lock:
             entry = self._entries.get(name)
             if entry is not None:
@@ -113,8 +135,14 @@ class Hub:
             extra: dict[str, Any] = {}
             if kind is Histogram and self._buckets is not None:
                 extra["buckets"] = self._buckets
-            metric = kind(name, help or f"{name} (recorded through the meterhub hub)",
-                          labelnames, namespace=self.namespace, registry=self.registry, **extra)
+            metric = kind(
+                name,
+                help or f"{name} (recorded through the meterhub hub)",
+                labelnames,
+                namespace=self.namespace,
+                registry=self.registry,
+                **extra,
+            )
             entry = self._entries[name] = _Entry(kind, labelnames, metric)
             return entry
 
@@ -153,8 +181,7 @@ class Hub:
         target = path or self._textfile_path or cfg.textfile_path
         if not target:
             raise ValueError(
-                "no textfile path: pass path=, Hub(textfile_path=...) or set "
-                "METERHUB_TEXTFILE_PATH"
+                "no textfile path: pass path=, Hub(textfile_path=...) or set METERHUB_TEXTFILE_PATH"
             )
         interval = self._textfile_interval or cfg.textfile_interval
         exporter = self._exporter

@@ -11,6 +11,7 @@ Recording never raises into business code unless strict mode is on (see
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -72,7 +73,10 @@ def _exemplar(metric: MetricBase[Any], labels: Any, value: float) -> Exemplar | 
 
 def _number(metric: MetricBase[Any], value: Any, what: str) -> float | None:
     """*value* as a float, or ``None`` after reporting why it is not one."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, (str, bytes)):
+        metric._error("not_a_number", f"{what} must be a number, got {value!r}")
+        return None
+    if not isinstance(value, (int, float)):
         try:
             value = float(value)  # numpy scalars, Decimal, Fraction
         except (TypeError, ValueError):
@@ -109,8 +113,9 @@ class CounterChild(Child):
         if value is None:
             return
         if not value >= 0:
-            metric._error("negative_increment",
-                          f"counters only go up; inc({amount!r}) refused (use a Gauge)")
+            metric._error(
+                "negative_increment", f"counters only go up; inc({amount!r}) refused (use a Gauge)"
+            )
             return
         self._v[0] += value
         if exemplar is not None:
@@ -161,8 +166,17 @@ class Counter(MetricBase[CounterChild]):
         switch: str | None = None,
         max_series: int | None = None,
     ) -> Counter:
-        return cls._define(name, documentation, labelnames, namespace, subsystem, unit,  # type: ignore[no-any-return]
-                           registry, switch, max_series)
+        return cls._define(
+            name,
+            documentation,
+            labelnames,
+            namespace,
+            subsystem,
+            unit,
+            registry,
+            switch,
+            max_series,
+        )
 
     def inc(self, amount: float = 1.0, exemplar: Mapping[str, str] | None = None) -> None:
         """Add *amount* (unlabeled counters; labeled ones use ``labels(...).inc()``)."""
@@ -177,8 +191,9 @@ class Counter(MetricBase[CounterChild]):
 
     def _series(self, labels: LabelPairs, data: SeriesData, created: bool) -> Series:
         ex = data.exemplars.get(0)
-        return Series(labels, (data.values[0],), (ex,) if ex else (),
-                      data.values[1] if created else None)
+        return Series(
+            labels, (data.values[0],), (ex,) if ex else (), data.values[1] if created else None
+        )
 
 
 # ------------------------------------------------------------------------------------ Gauge
@@ -299,8 +314,18 @@ class Gauge(MetricBase[GaugeChild]):
             )
         if multiprocess_mode.endswith("mostrecent"):
             cls = MostRecentGauge
-        return cls._define(name, documentation, labelnames, namespace, subsystem, unit,  # type: ignore[no-any-return]
-                           registry, switch, max_series, multiprocess_mode=multiprocess_mode)
+        return cls._define(
+            name,
+            documentation,
+            labelnames,
+            namespace,
+            subsystem,
+            unit,
+            registry,
+            switch,
+            max_series,
+            multiprocess_mode=multiprocess_mode,
+        )
 
     def inc(self, amount: float = 1.0) -> None:
         self._labeled_parent("inc")
@@ -394,12 +419,14 @@ def _check_buckets(name: str, buckets: Sequence[float]) -> tuple[float, ...]:
     try:
         bounds = [float(b) for b in buckets]
     except (TypeError, ValueError):
-        raise DefinitionError(f"metric {name!r}: buckets must be numbers, got {buckets!r}") from None
+        raise DefinitionError(
+            f"metric {name!r}: buckets must be numbers, got {buckets!r}"
+        ) from None
     if not bounds:
         raise DefinitionError(f"metric {name!r}: at least one bucket is required")
     if any(math.isnan(b) for b in bounds):
         raise DefinitionError(f"metric {name!r}: a bucket bound is NaN")
-    if any(a >= b for a, b in zip(bounds, bounds[1:])):
+    if any(a >= b for a, b in itertools.pairwise(bounds)):
         raise DefinitionError(
             f"metric {name!r}: buckets must be strictly increasing and unique, got {bounds}"
         )
@@ -442,8 +469,18 @@ class Histogram(MetricBase[HistogramChild]):
         max_series: int | None = None,
     ) -> Histogram:
         bounds = _check_buckets(name, buckets)
-        return cls._define(name, documentation, labelnames, namespace, subsystem, unit,  # type: ignore[no-any-return]
-                           registry, switch, max_series, buckets=bounds)
+        return cls._define(
+            name,
+            documentation,
+            labelnames,
+            namespace,
+            subsystem,
+            unit,
+            registry,
+            switch,
+            max_series,
+            buckets=bounds,
+        )
 
     def observe(self, amount: float, exemplar: Mapping[str, str] | None = None) -> None:
         self._labeled_parent("observe")
@@ -529,8 +566,17 @@ class Summary(MetricBase[SummaryChild]):
         switch: str | None = None,
         max_series: int | None = None,
     ) -> Summary:
-        return cls._define(name, documentation, labelnames, namespace, subsystem, unit,  # type: ignore[no-any-return]
-                           registry, switch, max_series)
+        return cls._define(
+            name,
+            documentation,
+            labelnames,
+            namespace,
+            subsystem,
+            unit,
+            registry,
+            switch,
+            max_series,
+        )
 
     def observe(self, amount: float) -> None:
         self._labeled_parent("observe")
@@ -618,8 +664,17 @@ class Info(MetricBase[InfoChild]):
     ) -> Info:
         if unit:
             raise DefinitionError(f"metric {name!r}: an info metric has no unit")
-        return cls._define(name, documentation, labelnames, namespace, subsystem, "",  # type: ignore[no-any-return]
-                           registry, switch, None)
+        return cls._define(
+            name,
+            documentation,
+            labelnames,
+            namespace,
+            subsystem,
+            "",
+            registry,
+            switch,
+            None,
+        )
 
     def info(self, val: Mapping[str, str]) -> None:
         self._labeled_parent("info")
@@ -640,12 +695,16 @@ class Info(MetricBase[InfoChild]):
 class EnumChild(Child):
     """One series of an :class:`Enum`."""
 
-    __slots__ = ()
+    __slots__ = ("_index",)
+
+    def __init__(self, metric: MetricBase[Any], key: tuple[str, ...], cell: Cell) -> None:
+        super().__init__(metric, key, cell)
+        self._index = {s: float(i) for i, s in enumerate(metric._desc.states)}
 
     def state(self, state: str) -> None:
         """Set the current state (one of the metric's ``states``)."""
         try:
-            self._v[0] = self._metric._state_index[state]
+            self._v[0] = self._index[state]
         except (KeyError, TypeError):
             self._metric._error(
                 "unknown_state",
@@ -669,7 +728,6 @@ class Enum(MetricBase[EnumChild]):
     _type = MetricType.STATESET
     _child_cls = EnumChild
     _child_methods = ("state",)
-    _state_index: dict[str, float]
 
     def __new__(
         cls,
@@ -692,15 +750,24 @@ class Enum(MetricBase[EnumChild]):
             raise DefinitionError(f"metric {name!r}: duplicate states in {list(states)}")
         if name in labelnames:
             raise DefinitionError(f"metric {name!r}: a label cannot have the metric's name")
-        metric: Enum = cls._define(name, documentation, labelnames, namespace, subsystem, "",
-                                   registry, switch, None, states=tuple(states))
-        metric._state_index = {s: float(i) for i, s in enumerate(metric._desc.states)}
-        return metric
+        return cls._define(
+            name,
+            documentation,
+            labelnames,
+            namespace,
+            subsystem,
+            "",
+            registry,
+            switch,
+            None,
+            states=tuple(states),
+        )
 
     def state(self, state: str) -> None:
         self._labeled_parent("state")
 
     def _series(self, labels: LabelPairs, data: SeriesData, created: bool) -> Series:
         current = int(data.values[0])
-        return Series(labels, tuple(1.0 if i == current else 0.0
-                                    for i in range(len(self._desc.states))))
+        return Series(
+            labels, tuple(1.0 if i == current else 0.0 for i in range(len(self._desc.states)))
+        )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from .errors import DefinitionError
 
@@ -126,7 +127,7 @@ def build_name(
 
 
 def validate_label_names(
-    metric: str, labelnames: object, reserved: Sequence[str] = (), check_pii: bool = True
+    metric: str, labelnames: Any, reserved: Sequence[str] = (), check_pii: bool = True
 ) -> tuple[str, ...]:
     """Validate and return *labelnames* as a tuple of str.
 
@@ -139,7 +140,7 @@ def validate_label_names(
             f"({labelnames!r}); write ({labelnames!r},)"
         )
     try:
-        names = tuple(labelnames)  # type: ignore[call-overload]
+        names: tuple[Any, ...] = tuple(labelnames)
     except TypeError:
         raise DefinitionError(
             f"metric {metric!r}: labelnames must be a sequence of str, got {labelnames!r}"

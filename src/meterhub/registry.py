@@ -102,8 +102,7 @@ class Registry:
             for name in names:
                 self._names.pop(name, None)
 
-    def get_or_register(self, name: str, same: Callable[[Any], bool], create: Callable[[], T]
-                        ) -> T:
+    def get_or_register(self, name: str, same: Callable[[Any], bool], create: Callable[[], T]) -> T:
         """Return the collector registered under *name* if ``same(it)``, else create one.
 
         This is what makes an identical re-declaration of a metric return the existing
@@ -142,9 +141,7 @@ class Registry:
         for collector in collectors:
             for family in collector.collect():
                 f = to_family(family)
-                if wanted is None or f.name in wanted or any(
-                    s.name in wanted for s in f.samples
-                ):
+                if wanted is None or f.name in wanted or any(s.name in wanted for s in f.samples):
                     yield f
 
     def restricted_registry(self, names: Iterable[str]) -> _Restricted:
@@ -156,8 +153,7 @@ class Registry:
         with self._lock:
             return self._names.get(name)
 
-    def get_sample_value(self, name: str, labels: Mapping[str, str] | None = None
-                         ) -> float | None:
+    def get_sample_value(self, name: str, labels: Mapping[str, str] | None = None) -> float | None:
         """The value of sample *name* with exactly *labels*, or ``None`` (for tests)."""
         labels = dict(labels or {})
         for family in self.collect():

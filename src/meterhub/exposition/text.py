@@ -90,8 +90,9 @@ def render_family(family: MetricFamily, out: list[str]) -> None:
         head = name + "_total"
     elif kind is MetricType.INFO:
         head = name + "_info"
-    out.append(f"# HELP {head} {escape_help(family.documentation)}\n"
-               f"# TYPE {head} {_TEXT_TYPES[kind]}\n")
+    out.append(
+        f"# HELP {head} {escape_help(family.documentation)}\n# TYPE {head} {_TEXT_TYPES[kind]}\n"
+    )
     fmt = format_value
     created: list[str] = []
     if kind is MetricType.HISTOGRAM:
@@ -103,7 +104,9 @@ def render_family(family: MetricFamily, out: list[str]) -> None:
             v = s.values
             for le, count in zip(les, v[1:]):
                 out.append(f"{name}_bucket{prefix}{le}{fmt(count)}{ts}\n")
-            out.append(f"{name}_count{labels} {fmt(v[-1])}{ts}\n{name}_sum{labels} {fmt(v[0])}{ts}\n")
+            out.append(
+                f"{name}_count{labels} {fmt(v[-1])}{ts}\n{name}_sum{labels} {fmt(v[0])}{ts}\n"
+            )
             if s.created is not None:
                 created.append(f"{name}_created{labels} {fmt(s.created)}{ts}\n")
     elif kind is MetricType.SUMMARY:
@@ -113,24 +116,30 @@ def render_family(family: MetricFamily, out: list[str]) -> None:
             ts = _timestamp(s)
             for q, qv in s.quantiles:
                 out.append(f'{name}{prefix}quantile="{format_le(q)}"}} {fmt(qv)}{ts}\n')
-            out.append(f"{name}_count{labels} {fmt(s.values[0])}{ts}\n"
-                       f"{name}_sum{labels} {fmt(s.values[1])}{ts}\n")
+            out.append(
+                f"{name}_count{labels} {fmt(s.values[0])}{ts}\n"
+                f"{name}_sum{labels} {fmt(s.values[1])}{ts}\n"
+            )
             if s.created is not None:
                 created.append(f"{name}_created{labels} {fmt(s.created)}{ts}\n")
     elif kind is MetricType.STATESET:
         for s in family.series:
             prefix = label_prefix(s.labels)
             ts = _timestamp(s)
-            for state, v in zip(family.states, s.values):
-                out.append(f'{name}{prefix}{name}="{escape_label_value(state)}"}} {fmt(v)}{ts}\n')
+            for state, on in zip(family.states, s.values):
+                out.append(f'{name}{prefix}{name}="{escape_label_value(state)}"}} {fmt(on)}{ts}\n')
     else:
         for s in family.series:
-            out.append(f"{head}{_close(label_prefix(s.labels))} {fmt(s.values[0])}{_timestamp(s)}\n")
+            out.append(
+                f"{head}{_close(label_prefix(s.labels))} {fmt(s.values[0])}{_timestamp(s)}\n"
+            )
             if s.created is not None:
                 created.append(f"{name}_created{_close(label_prefix(s.labels))} {fmt(s.created)}\n")
     if created:
-        out.append(f"# HELP {name}_created {escape_help(family.documentation)}\n"
-                   f"# TYPE {name}_created gauge\n")
+        out.append(
+            f"# HELP {name}_created {escape_help(family.documentation)}\n"
+            f"# TYPE {name}_created gauge\n"
+        )
         out.extend(created)
 
 

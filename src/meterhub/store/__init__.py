@@ -24,5 +24,6 @@ def default_store() -> ValueStore:
     if directory:
         from .mmap import MultiProcessStore
 
-        return MultiProcessStore(directory)
+        store: ValueStore = MultiProcessStore(directory)
+        return store
     return LocalStore()

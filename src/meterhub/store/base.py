@@ -79,7 +79,7 @@ class SeriesData(NamedTuple):
 
 
 class ValueStore(Protocol):
-    """What a registry needs from storage. Implementations: ``LocalStore``, ``MultiProcessStore``."""
+    """What a registry needs from storage (``LocalStore``, ``MultiProcessStore``)."""
 
     def cell(self, desc: MetricDesc, key: tuple[str, ...]) -> Cell:
         """The cell of series *key* (label values) of *desc*, created zeroed if new."""

@@ -1,0 +1,221 @@
+"""What ``meterhub top`` computes: snapshots from a source, rates and quantiles between two.
+
+Pure apart from :func:`read_source` (which does the I/O); the terminal rendering lives in
+the CLI. A *source* is a ``/metrics`` URL, a multi-process directory or a textfile.
+
+Example::
+
+    >>> histogram_quantile(0.5, [(0.1, 2.0), (0.5, 6.0), (float("inf"), 6.0)])
+    0.2
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from .errors import ParseError
+from .exposition.parser import parse_text
+from .samples import MetricFamily, MetricType
+
+__all__ = [
+    "MetricRow",
+    "SeriesRate",
+    "TopView",
+    "compare",
+    "histogram_quantile",
+    "read_source",
+]
+
+QUANTILES = (0.5, 0.95, 0.99)
+
+
+def read_source(source: str, *, timeout: float = 5.0) -> list[MetricFamily]:
+    """Snapshot *source*: an ``http(s)://`` URL, a multi-process directory or a textfile.
+
+    Raises ``ValueError`` (a :class:`~meterhub.errors.ParseError` for garbage) or
+    ``OSError`` with a one-line message naming the source.
+    """
+    if source.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(source, timeout=timeout) as resp:  # noqa: S310
+                body = resp.read().decode("utf-8", "replace")
+        except urllib.error.HTTPError as exc:
+            raise OSError(f"{source} answered HTTP {exc.code}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise OSError(f"{source} does not answer: {reason}") from None
+        return _parse(body, source)
+    if os.path.isdir(source):
+        return collect_directory(source)
+    if not os.path.exists(source):
+        raise OSError(f"{source}: no such file, directory or URL")
+    try:
+        with open(source, encoding="utf-8") as fh:
+            text = fh.read()
+    except UnicodeDecodeError:
+        raise ParseError(f"{source}: not a text exposition file (not UTF-8)") from None
+    return _parse(text, source)
+
+
+def collect_directory(path: str) -> list[MetricFamily]:
+    """Merge a multi-process directory without the metric definitions."""
+    try:
+        from . import multiprocess
+    except ImportError:
+        raise OSError("multi-process support (meterhub.multiprocess) is not installed") from None
+    fn = getattr(multiprocess, "collect_directory", None)
+    if fn is not None:
+        return list(fn(path))
+    collector = multiprocess.MultiProcessCollector(None, path=path)  # type: ignore[attr-defined]
+    return list(collector.collect())
+
+
+def _parse(text: str, source: str) -> list[MetricFamily]:
+    try:
+        return parse_text(text)
+    except ParseError as exc:
+        raise ParseError(f"{source}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class SeriesRate:
+    """The per-second increase of one counter series (or histogram count)."""
+
+    metric: str
+    labels: tuple[tuple[str, str], ...]
+    rate: float
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    """One metric in the top view."""
+
+    name: str
+    type: MetricType
+    series: int
+    rate: float | None  # per second, summed over series (counters, histograms, summaries)
+    value: float | None  # sum of gauge values
+    quantiles: tuple[float, ...] = ()  # p50/p95/p99 of histograms (NaN when empty)
+
+
+@dataclass(frozen=True)
+class TopView:
+    """Rows sorted by activity, and the busiest series."""
+
+    rows: tuple[MetricRow, ...]
+    busiest: tuple[SeriesRate, ...]
+    interval: float
+
+
+def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float:
+    """Prometheus' ``histogram_quantile``: linear interpolation inside the bucket holding
+    rank ``q * count``. *buckets* are ``(upper bound, cumulative count)`` sorted by bound,
+    the last one ``+Inf``. NaN when empty."""
+    if not buckets or q != q:
+        return math.nan
+    if q < 0:
+        return -math.inf
+    if q > 1:
+        return math.inf
+    total = buckets[-1][1]
+    if total <= 0 or total != total:
+        return math.nan
+    rank = q * total
+    prev_bound, prev_count = 0.0, 0.0
+    for i, (bound, count) in enumerate(buckets):
+        if count >= rank:
+            if bound == math.inf:
+                return buckets[-2][0] if len(buckets) > 1 else math.nan
+            if i == 0 and bound <= 0:
+                return bound
+            in_bucket = count - prev_count
+            if in_bucket <= 0:
+                return bound
+            return prev_bound + (bound - prev_bound) * (rank - prev_count) / in_bucket
+        prev_bound, prev_count = bound, count
+    return buckets[-1][0]
+
+
+def _rate_value(fam: MetricFamily, values: tuple[float, ...]) -> float:
+    if fam.type is MetricType.COUNTER:
+        return values[0]
+    if fam.type is MetricType.HISTOGRAM:
+        return values[-1]
+    return values[0]  # summary: count
+
+
+def compare(
+    previous: Iterable[MetricFamily] | None,
+    current: Iterable[MetricFamily],
+    interval: float,
+    *,
+    busiest: int = 10,
+) -> TopView:
+    """Rates between two snapshots taken *interval* seconds apart (totals if no previous).
+
+    Counter resets (a value going down) count from zero, as ``rate()`` does.
+    """
+    prev: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[float, ...]] = {}
+    for fam in previous or ():
+        for s in fam.series:
+            prev[(fam.name, s.labels)] = s.values
+    dt = interval if interval > 0 else 1.0
+    rows: list[MetricRow] = []
+    rates: list[SeriesRate] = []
+    for fam in current:
+        counting = fam.type in (MetricType.COUNTER, MetricType.HISTOGRAM, MetricType.SUMMARY)
+        total_rate = 0.0
+        gauge_sum = 0.0
+        deltas: list[float] = [0.0] * len(fam.buckets)
+        for s in fam.series:
+            before = prev.get((fam.name, s.labels)) if previous is not None else None
+            if counting:
+                now = _rate_value(fam, s.values)
+                old = _rate_value(fam, before) if before else 0.0
+                inc = now - old if now >= old else now
+                rate = inc / dt if previous is not None else inc
+                total_rate += rate
+                if rate > 0:
+                    rates.append(SeriesRate(_sample_name(fam), s.labels, rate))
+            else:
+                gauge_sum += s.values[0] if s.values else 0.0
+            if fam.type is MetricType.HISTOGRAM:
+                cum = s.values[1:]
+                base = before[1:] if before and before[-1] <= s.values[-1] else None
+                for i, c in enumerate(cum):
+                    deltas[i] += c - (base[i] if base and i < len(base) else 0.0)
+        quantiles: tuple[float, ...] = ()
+        if fam.type is MetricType.HISTOGRAM and fam.buckets:
+            pairs = list(zip(fam.buckets, deltas))
+            if pairs and pairs[-1][1] <= 0:  # nothing new: show the all-time distribution
+                pairs = [
+                    (b, sum(s.values[i + 1] for s in fam.series))
+                    for i, b in enumerate(fam.buckets)
+                ]
+            quantiles = tuple(histogram_quantile(q, pairs) for q in QUANTILES)
+        rows.append(
+            MetricRow(
+                fam.name,
+                fam.type,
+                len(fam.series),
+                total_rate if counting else None,
+                None if counting else gauge_sum,
+                quantiles,
+            )
+        )
+    rows.sort(key=lambda r: (-(r.rate or 0.0), r.name))
+    rates.sort(key=lambda r: -r.rate)
+    return TopView(tuple(rows), tuple(rates[:busiest]), interval)
+
+
+def _sample_name(fam: MetricFamily) -> str:
+    if fam.type is MetricType.COUNTER:
+        return fam.name + "_total"
+    if fam.type is MetricType.HISTOGRAM or fam.type is MetricType.SUMMARY:
+        return fam.name + "_count"
+    return fam.name
