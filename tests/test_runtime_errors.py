@@ -28,7 +28,7 @@ def _cases(r: Registry) -> list[tuple[str, str, Callable[[], Any]]]:
         ("u", "negative_increment", lambda: u.inc(-1)),
         ("u", "not_a_number", lambda: u.inc("3")),
         ("u", "not_a_number", lambda: u.inc(10**400)),
-        ("u", "not_a_number", lambda: u.inc(math.nan)),
+        ("u", "nan", lambda: u.inc(math.nan)),
         ("u", "no_labels", lambda: u.labels("x")),
         ("g", "not_a_number", lambda: g.set("high")),
         ("g", "not_a_number", lambda: g.inc(None)),

@@ -112,7 +112,10 @@ class CounterChild(Child):
         value = _number(metric, amount, "counter increment")
         if value is None:
             return
-        if not value >= 0:
+        if math.isnan(value):
+            metric._error("nan", "inc(nan) refused")
+            return
+        if value < 0:
             metric._error(
                 "negative_increment", f"counters only go up; inc({amount!r}) refused (use a Gauge)"
             )
