@@ -41,14 +41,18 @@ def format_value(value: float) -> str:
         >>> format_value(3.0), format_value(0.25), format_value(float("inf"))
         ('3', '0.25', '+Inf')
     """
+    try:
+        integral = value.is_integer()  # False for NaN and the infinities
+    except AttributeError:  # an int (int.is_integer needs Python 3.12)
+        integral = True
+    if integral and -1e15 < value < 1e15:
+        return "%d" % value
     if value != value:
         return "NaN"
     if value == _INF:
         return "+Inf"
     if value == -_INF:
         return "-Inf"
-    if value.is_integer() and -1e15 < value < 1e15:
-        return str(int(value))
     return repr(float(value))
 
 
@@ -71,7 +75,7 @@ def label_prefix(pairs: Iterable[tuple[str, str]]) -> str:
 
     Callers close it with ``'}'`` (after trimming the comma) or append one more pair.
     """
-    return "{" + "".join(f'{k}="{escape_label_value(v)}",' for k, v in pairs)
+    return "{" + "".join([f'{k}="{escape_label_value(v)}",' for k, v in pairs])
 
 
 def _close(prefix: str) -> str:

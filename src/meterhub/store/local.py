@@ -10,6 +10,8 @@ from .base import Cell, MetricDesc, SeriesData, cell_width
 
 __all__ = ["LocalStore"]
 
+_NO_EXEMPLARS: dict[int, Exemplar] = {}  # shared, never mutated
+
 
 class LocalStore:
     """Cells in this process's memory (the default store).
@@ -60,4 +62,4 @@ class LocalStore:
             exemplars = {k: dict(v) for k, v in self._exemplars.get(desc.name, {}).items()}
         for key, cell in items:
             # list(cell) is one C call: a consistent copy even while other threads record.
-            yield SeriesData(key, list(cell), exemplars.get(key, {}))
+            yield SeriesData(key, list(cell), exemplars.get(key, _NO_EXEMPLARS))

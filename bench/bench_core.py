@@ -1,0 +1,118 @@
+"""Hot-path and rendering cost of meterhub vs prometheus_client, in one process run.
+
+Ratios are meterhub / prometheus_client (lower is better). prometheus_client renders with
+``_created`` disabled so both sides render the same samples.
+"""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+
+import prometheus_client as pc
+from _timing import HEADER, ns_per_op, row, seconds
+
+import meterhub as mh
+
+
+def _hot_path() -> list[str]:
+    rows = []
+    ours_reg, theirs_reg = mh.Registry(self_metrics=False), pc.CollectorRegistry()
+    oc = mh.Counter("c", "C.", registry=ours_reg)
+    tc = pc.Counter("c", "C.", registry=theirs_reg)
+    rows.append(row("Counter.inc() pre-bound", ns_per_op(oc.inc), ns_per_op(tc.inc), "ns", 0.35))
+    ol = mh.Counter("l", "L.", ["a", "b"], registry=ours_reg)
+    tl = pc.Counter("l", "L.", ["a", "b"], registry=theirs_reg)
+    ol.labels("a", "b").inc()
+    tl.labels("a", "b").inc()
+    rows.append(
+        row(
+            "labels('a','b').inc() existing series",
+            ns_per_op(lambda: ol.labels("a", "b").inc()),
+            ns_per_op(lambda: tl.labels("a", "b").inc()),
+            "ns",
+            0.25,
+        )
+    )
+    oh = mh.Histogram("h", "H.", registry=ours_reg)
+    th = pc.Histogram("h", "H.", registry=theirs_reg)
+    rows.append(
+        row(
+            "Histogram.observe()",
+            ns_per_op(lambda: oh.observe(0.3)),
+            ns_per_op(lambda: th.observe(0.3)),
+            "ns",
+            0.30,
+        )
+    )
+    og = mh.Gauge("g", "G.", registry=ours_reg)
+    tg = pc.Gauge("g", "G.", registry=theirs_reg)
+    rows.append(
+        row(
+            "Gauge.set()",
+            ns_per_op(lambda: og.set(2.5)),
+            ns_per_op(lambda: tg.set(2.5)),
+            "ns",
+            0.35,
+        )
+    )
+    return rows
+
+
+def _populate(mod: object, reg: object) -> None:
+    c = mod.Counter("requests", "Requests.", ["route", "code"], registry=reg)  # type: ignore[attr-defined]
+    for i in range(10_000):
+        c.labels(f"/route/{i}", str(200 + i % 5)).inc(i)
+    h = mod.Histogram("latency_seconds", "Latency.", ["route"], registry=reg)  # type: ignore[attr-defined]
+    for i in range(1_000):
+        child = h.labels(f"/route/{i}")
+        for v in (0.003, 0.04, 0.2, 1.5):
+            child.observe(v)
+
+
+def _render() -> list[str]:
+    ours, theirs = mh.Registry(self_metrics=False), pc.CollectorRegistry()
+    pc.disable_created_metrics()
+    try:
+        _populate(mh, ours)
+        _populate(pc, theirs)
+        t_ours = seconds(lambda: mh.generate_latest(ours))
+        t_theirs = seconds(lambda: pc.generate_latest(theirs))
+    finally:
+        pc.enable_created_metrics()
+    return [
+        row("collect+render 10k counters + 1k histograms", t_ours * 1e3, t_theirs * 1e3, "ms", 0.20)
+    ]
+
+
+def _bytes_per_series(make: object, n: int = 100_000) -> float:
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    metric = make()  # type: ignore[operator]
+    for i in range(n):
+        metric.labels(str(i)).inc()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return (after - before) / n
+
+
+def _memory() -> list[str]:
+    ours = _bytes_per_series(
+        lambda: mh.Counter("m", "M.", ["id"], registry=mh.Registry(), max_series=200_000)
+    )
+    theirs = _bytes_per_series(
+        lambda: pc.Counter("m", "M.", ["id"], registry=pc.CollectorRegistry())
+    )
+    return [row("memory per labeled counter series (100k)", ours, theirs, "B", 0.5)]
+
+
+def main() -> None:
+    print(f"prometheus_client {pc.__version__ if hasattr(pc, '__version__') else ''}")
+    print(HEADER)
+    for r in _hot_path() + _render() + _memory():
+        print(r, flush=True)
+
+
+if __name__ == "__main__":
+    main()
