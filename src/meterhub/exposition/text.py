@@ -46,7 +46,7 @@ def format_value(value: float) -> str:
     except AttributeError:  # an int (int.is_integer needs Python 3.12)
         integral = True
     if integral and -1e15 < value < 1e15:
-        return "%d" % value
+        return str(int(value))
     if value != value:
         return "NaN"
     if value == _INF:
