@@ -18,8 +18,10 @@ def test_metrics_created_on_first_use(h: Hub, registry: Registry) -> None:
     h.inc_counter("jira_calls_total", {"status": "ok", "operation": "create_issue"}, 2)
     h.set_gauge("queue_depth", None, 5)
     h.observe("sync_duration_seconds", {"source": "jira"}, 0.3)
-    assert registry.get_sample_value(
-        "jira_calls_total", {"operation": "create_issue", "status": "ok"}) == 3
+    assert (
+        registry.get_sample_value("jira_calls_total", {"operation": "create_issue", "status": "ok"})
+        == 3
+    )
     assert registry.get_sample_value("queue_depth") == 5
     assert registry.get_sample_value("sync_duration_seconds_count", {"source": "jira"}) == 1
 
@@ -41,8 +43,12 @@ def test_hub_lenient_errors_counted(h: Hub, registry: Registry, lenient: None) -
     hub2.inc_counter("calls_total", {"b": "1"})
     hub2.inc_counter("calls_total", {"a": "1"}, -5)
     assert reg.get_sample_value("app_calls_total", {"a": "1"}) == 1
-    assert reg.get_sample_value(
-        "meterhub_errors_total", {"metric": "app_calls", "reason": "label_names"}) == 1
+    assert (
+        reg.get_sample_value(
+            "meterhub_errors_total", {"metric": "app_calls", "reason": "label_names"}
+        )
+        == 1
+    )
 
 
 def test_hub_pii_label_refused(h: Hub) -> None:
@@ -124,7 +130,11 @@ def test_config_errors() -> None:
         meterhub.configure(bogus=1)
     with pytest.raises(ValueError, match="switch name"):
         meterhub.disable("")
-    cfg = meterhub.configure(env={"METERHUB_TEXTFILE_PATH": "/tmp/x.prom",
-                                  "METERHUB_TEXTFILE_INTERVAL": "2.5",
-                                  "METERHUB_CREATED": "yes"})
+    cfg = meterhub.configure(
+        env={
+            "METERHUB_TEXTFILE_PATH": "/tmp/x.prom",
+            "METERHUB_TEXTFILE_INTERVAL": "2.5",
+            "METERHUB_CREATED": "yes",
+        }
+    )
     assert (cfg.textfile_path, cfg.textfile_interval, cfg.created) == ("/tmp/x.prom", 2.5, True)

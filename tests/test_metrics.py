@@ -29,8 +29,9 @@ def test_counter_unlabeled_and_labeled(registry: Registry) -> None:
 
 
 def test_namespace_subsystem_unit(registry: Registry) -> None:
-    h = Histogram("latency", "L.", namespace="shop", subsystem="api", unit="seconds",
-                  registry=registry)
+    h = Histogram(
+        "latency", "L.", namespace="shop", subsystem="api", unit="seconds", registry=registry
+    )
     h.observe(1)
     assert value(registry, "shop_api_latency_seconds_count") == 1
     g = Gauge("size_bytes", "S.", unit="bytes", registry=registry)

@@ -52,7 +52,7 @@ def test_custom_collector_families() -> None:
     assert g("mode", {"mode": "off"}) == 0
     assert g("mystery") == 7
     text = generate_latest(reg).decode()
-    assert "tasks_total{queue=\"mail\"} 3\n" in text
+    assert 'tasks_total{queue="mail"} 3\n' in text
     assert "# TYPE mystery untyped" in text
 
 

@@ -126,6 +126,10 @@ class MetricBase(Generic[C]):
         self._null: C | None = None
         self._recording = is_enabled(switch)
         watch_switch(switch, self)
+        # Stores whose cells must be re-fetched after a fork (the mmap store) track metrics.
+        track = getattr(self._store, "track", None)
+        if track is not None:
+            track(self)
         if not desc.labelnames:
             child = self._new_child(())
             for method in self._child_methods:
@@ -218,6 +222,18 @@ class MetricBase(Generic[C]):
     def _cell_for(self, key: tuple[str, ...]) -> Cell:
         return self._store.cell(self._desc, key)
 
+    def _reattach(self) -> None:
+        """Give every child a fresh cell from the store (called by the mmap store in a
+        forked child, so that it never writes into its parent's cells). The child process
+        is single-threaded at that point; locks held by other parent threads are replaced."""
+        self._lock = threading.Lock()
+        for key, child in list(self._children.items()):
+            cell = self._cell_for(key)
+            if self._type in (MetricType.COUNTER, MetricType.HISTOGRAM, MetricType.SUMMARY):
+                cell[-1] = time.time()
+            child._cell = cell
+            child._switch(self._recording)
+
     def _overflow(self) -> C:
         if self._self_metrics is not None:
             self._self_metrics.count_dropped(self._desc.name)
@@ -276,7 +292,7 @@ class MetricBase(Generic[C]):
         created = get_config().created
         names = self._desc.labelnames
         series = [
-            self._series(tuple(zip(names, data.key)), data, created)
+            self._series(tuple(zip(names, data.key)) + data.extra_labels, data, created)
             for data in self._store.read(self._desc)
         ]
         d = self._desc

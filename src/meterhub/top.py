@@ -26,7 +26,9 @@ __all__ = [
     "MetricRow",
     "SeriesRate",
     "TopView",
+    "collect_directory",
     "compare",
+    "fetch_text",
     "histogram_quantile",
     "read_source",
 ]
@@ -40,26 +42,32 @@ def read_source(source: str, *, timeout: float = 5.0) -> list[MetricFamily]:
     Raises ``ValueError`` (a :class:`~meterhub.errors.ParseError` for garbage) or
     ``OSError`` with a one-line message naming the source.
     """
+    if not source.startswith(("http://", "https://")) and os.path.isdir(source):
+        return collect_directory(source)
+    return _parse(fetch_text(source, timeout=timeout), source)
+
+
+def fetch_text(source: str, *, timeout: float = 5.0) -> str:
+    """The exposition text of a URL or a file (``OSError``/``ParseError`` naming *source*)."""
     if source.startswith(("http://", "https://")):
         try:
-            with urllib.request.urlopen(source, timeout=timeout) as resp:  # noqa: S310
-                body = resp.read().decode("utf-8", "replace")
+            with urllib.request.urlopen(source, timeout=timeout) as resp:
+                raw: bytes = resp.read()
         except urllib.error.HTTPError as exc:
             raise OSError(f"{source} answered HTTP {exc.code}") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise OSError(f"{source} does not answer: {reason}") from None
-        return _parse(body, source)
+        return raw.decode("utf-8", "replace")
     if os.path.isdir(source):
-        return collect_directory(source)
+        raise OSError(f"{source} is a directory, not an exposition file")
     if not os.path.exists(source):
         raise OSError(f"{source}: no such file, directory or URL")
     try:
         with open(source, encoding="utf-8") as fh:
-            text = fh.read()
+            return fh.read()
     except UnicodeDecodeError:
         raise ParseError(f"{source}: not a text exposition file (not UTF-8)") from None
-    return _parse(text, source)
 
 
 def collect_directory(path: str) -> list[MetricFamily]:
@@ -71,7 +79,7 @@ def collect_directory(path: str) -> list[MetricFamily]:
     fn = getattr(multiprocess, "collect_directory", None)
     if fn is not None:
         return list(fn(path))
-    collector = multiprocess.MultiProcessCollector(None, path=path)  # type: ignore[attr-defined]
+    collector = multiprocess.MultiProcessCollector(None, path=path)
     return list(collector.collect())
 
 
@@ -194,8 +202,7 @@ def compare(
             pairs = list(zip(fam.buckets, deltas))
             if pairs and pairs[-1][1] <= 0:  # nothing new: show the all-time distribution
                 pairs = [
-                    (b, sum(s.values[i + 1] for s in fam.series))
-                    for i, b in enumerate(fam.buckets)
+                    (b, sum(s.values[i + 1] for s in fam.series)) for i, b in enumerate(fam.buckets)
                 ]
             quantiles = tuple(histogram_quantile(q, pairs) for q in QUANTILES)
         rows.append(

@@ -76,6 +76,8 @@ class SeriesData(NamedTuple):
     key: tuple[str, ...]
     values: Sequence[float]
     exemplars: dict[int, Exemplar]
+    extra_labels: tuple[tuple[str, str], ...] = ()
+    """Labels a store adds after the metric's own (the multi-process store's ``pid``)."""
 
 
 class ValueStore(Protocol):

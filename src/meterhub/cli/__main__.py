@@ -1,0 +1,5 @@
+"""``python -m meterhub.cli``."""
+
+from . import main
+
+main()

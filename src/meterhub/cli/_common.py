@@ -1,0 +1,113 @@
+"""Helpers shared by the subcommands: the one-line error, output files, app registries."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+import tempfile
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from ..errors import MeterhubError
+from ..registry import Registry
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+BAD_INPUT = 2
+"""Exit status for wrong input (a URL that does not answer, a missing directory, ...)."""
+
+
+class CliError(click.ClickException):
+    """Wrong input: one line on stderr, exit status 2, never a traceback."""
+
+    exit_code = BAD_INPUT
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"meterhub: {self.message}", err=True)
+
+
+def friendly(fn: F) -> F:
+    """Turn the expected failures of a command (bad input, I/O) into :class:`CliError`."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except (MeterhubError, ValueError, OSError, TypeError, LookupError) as exc:
+            raise CliError(_one_line(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    first = text.splitlines()[0]
+    if isinstance(exc, FileNotFoundError) and exc.filename:
+        return f"{exc.filename}: no such file or directory"
+    return first
+
+
+def optional_module(name: str, what: str) -> Any:
+    """Import meterhub module *name*, or fail with a clear line if it is not available."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise CliError(f"{what} is not available ({name}: {exc})") from None
+
+
+def load_registry(spec: str) -> Registry:
+    """The registry designated by ``module:attribute`` (``--app``)."""
+    ops = optional_module("meterhub.ops", "the ops generators")
+    try:
+        registry: Registry = ops.load_app_registry(spec)
+    except (ImportError, AttributeError, ValueError, TypeError) as exc:
+        raise CliError(f"--app {spec}: {_one_line(exc)}") from None
+    return registry
+
+
+def emit(text: str, output: str | None) -> None:
+    """Write *text* to stdout, or atomically to *output* (created with its parent dirs)."""
+    if output is None or output == "-":
+        click.echo(text, nl=False)
+        return
+    write_atomic(output, text)
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write *text* to *path* via a temporary file in the same directory and ``os.replace``."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".meterhub-", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def app_option(fn: F) -> F:
+    """``--app module:attribute`` (default: meterhub's default registry)."""
+    return click.option(
+        "--app",
+        "app",
+        default="meterhub:REGISTRY",
+        show_default=True,
+        metavar="MODULE:ATTR",
+        help="Import the application's registry, hub or metric from here.",
+    )(fn)
+
+
+def output_option(fn: F) -> F:
+    """``-o/--output FILE`` (default: stdout)."""
+    return click.option(
+        "-o", "--output", default=None, metavar="FILE", help="Write here instead of stdout."
+    )(fn)

@@ -1,0 +1,134 @@
+"""Terminal rendering with rich: the ``top`` view and small key/value tables.
+
+On a terminal the view refreshes in place (``rich.live.Live``); without one (CI, a pipe)
+each refresh is printed once as plain text, so logs stay readable.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from ..samples import MetricFamily
+from ..top import TopView, compare
+
+
+def console() -> Console:
+    """The shared stdout console (rich degrades to plain text without a terminal)."""
+    return Console(highlight=False, soft_wrap=False)
+
+
+def _num(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return ""
+    if value != value:
+        return "-"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}{unit}"
+    return f"{value:.3g}{unit}"
+
+
+def _labels(pairs: tuple[tuple[str, str], ...]) -> str:
+    return "{" + ",".join(f'{k}="{v}"' for k, v in pairs) + "}" if pairs else ""
+
+
+def render_view(view: TopView, source: str, limit: int = 25) -> Group:
+    """The rich renderable of one refresh."""
+    metrics = Table(title=f"meterhub top - {source} (every {view.interval:g}s)", expand=False)
+    metrics.add_column("metric", overflow="fold")
+    metrics.add_column("type")
+    metrics.add_column("series", justify="right")
+    metrics.add_column("rate/s", justify="right")
+    metrics.add_column("value", justify="right")
+    metrics.add_column("p50", justify="right")
+    metrics.add_column("p95", justify="right")
+    metrics.add_column("p99", justify="right")
+    for row in view.rows[:limit]:
+        qs = [_num(q) for q in row.quantiles] or ["", "", ""]
+        metrics.add_row(
+            row.name,
+            row.type.value,
+            str(row.series),
+            _num(row.rate),
+            _num(row.value),
+            *qs,
+        )
+    busiest = Table(title="busiest series", expand=False)
+    busiest.add_column("series", overflow="fold")
+    busiest.add_column("rate/s", justify="right")
+    for s in view.busiest:
+        busiest.add_row(s.metric + _labels(s.labels), _num(s.rate))
+    return Group(metrics, busiest)
+
+
+def watch(
+    fetch: Callable[[], list[MetricFamily]],
+    first: list[MetricFamily],
+    source: str,
+    interval: float,
+    *,
+    iterations: int = 0,
+    busiest: int = 10,
+    out: Console | None = None,
+    footer: Callable[[], str] | None = None,
+) -> None:
+    """Refresh the top view every *interval* seconds (*iterations* times; 0: until Ctrl-C)."""
+    con = out or console()
+    previous, taken = first, time.monotonic()
+
+    def frame() -> Group:
+        nonlocal previous, taken
+        time.sleep(interval)
+        current, now = fetch(), time.monotonic()
+        view = compare(previous, current, now - taken, busiest=busiest)
+        previous, taken = current, now
+        parts: list[Any] = [render_view(view, source)]
+        if footer is not None:
+            parts.append(Text(footer()))
+        return Group(*parts)
+
+    done = 0
+    try:
+        if con.is_terminal:
+            from rich.live import Live
+
+            with Live(console=con, auto_refresh=False, transient=False) as live:
+                while not iterations or done < iterations:
+                    live.update(frame(), refresh=True)
+                    done += 1
+        else:
+            while not iterations or done < iterations:
+                con.print(frame())
+                done += 1
+    except KeyboardInterrupt:
+        pass
+
+
+def print_mapping(title: str, data: Mapping[str, Any], out: Console | None = None) -> None:
+    """A two-column table of *data* (nested mappings flattened with dots)."""
+    table = Table(title=title)
+    table.add_column("key")
+    table.add_column("value", justify="right")
+    for key, value in _flatten(data):
+        table.add_row(key, str(value))
+    (out or console()).print(table)
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = []
+    for key in sorted(data, key=str):
+        value = data[key]
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            rows.extend(_flatten(value, name + "."))
+        else:
+            rows.append((name, value))
+    return rows

@@ -1,0 +1,448 @@
+"""EventRouter: domain events → metric updates (rules + handlers), optionally stored.
+
+Error policy (design.md §5 applied to events):
+
+* a bad rule raises :class:`~meterhub.errors.DefinitionError` when it is added/loaded;
+* at run time nothing raises into the caller outside strict mode: a handler that raises, a
+  payload value that is not a number, a payload that is not a mapping are counted in
+  ``meterhub_events_errors_total{event_type,reason}`` (and logged once);
+* unknown event types are ignored and counted in ``meterhub_events_unmapped_total{event_type}``
+  (the first ``max_unmapped_types`` distinct types keep their name, the rest are ``__other__``);
+* events over a rate limit are neither routed nor stored:
+  ``meterhub_events_dropped_total{event_type,reason="rate_limited"}``;
+* the store and the metrics are independent: a store failure is counted
+  (``reason="store_error"``) and the metrics are still updated.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .._config import get_config
+from ..errors import DefinitionError, RecordingError
+from ..hub import Hub
+from ..metrics import Counter
+from .compile import METRIC_TYPES, Action, SwitchState, compile_rule
+from .limits import TokenBucket
+from .rules import Rule, RuleKind, load_rules_file
+from .stats import register_store
+from .stores.base import EventStore
+
+__all__ = ["EventRouter"]
+
+log = logging.getLogger("meterhub.events")
+
+F = TypeVar("F", bound=Callable[[Mapping[str, Any]], Any])
+_EMPTY: dict[str, Any] = {}
+_OTHER = "__other__"
+_INVALID = "__invalid__"
+
+
+class _Route:
+    """Everything one event type triggers."""
+
+    __slots__ = ("actions", "dropped", "event_type", "handlers", "limit", "limiter")
+
+    def __init__(self, event_type: str) -> None:
+        self.event_type = event_type
+        self.actions: tuple[Action, ...] = ()
+        self.handlers: tuple[Callable[[Mapping[str, Any]], Any], ...] = ()
+        self.limit: int | None = None
+        self.limiter: TokenBucket | None = None
+        self.dropped: Any = None  # the rate_limited child, created on first drop
+
+
+class EventRouter:
+    """Route events to metric updates by rules and handlers; optionally store them.
+
+    Example::
+
+        >>> from meterhub import Hub, Registry
+        >>> hub = Hub(registry=Registry(self_metrics=False))
+        >>> router = EventRouter(hub=hub)
+        >>> router.counter("user_logged_in", "user_logins_total",
+        ...                labels={"auth_method": "unknown", "account_type": "normal"})
+        >>> router.emit("user_logged_in", {"auth_method": "email"})
+        >>> hub.registry.get_sample_value(
+        ...     "user_logins_total", {"auth_method": "email", "account_type": "normal"})
+        1.0
+    """
+
+    def __init__(
+        self,
+        hub: Hub | None = None,
+        store: EventStore | None = None,
+        max_per_minute: int | None = None,
+        *,
+        switch: str | None = None,
+        max_unmapped_types: int = 100,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if hub is None:
+            from ..hub import hub as default_hub
+
+            hub = default_hub
+        if not isinstance(hub, Hub):
+            raise TypeError(f"hub must be a meterhub.Hub, got {hub!r}")
+        if store is not None and not isinstance(store, EventStore):
+            raise TypeError(f"store must implement meterhub.events.EventStore, got {store!r}")
+        if max_per_minute is not None and (
+            isinstance(max_per_minute, bool) or not isinstance(max_per_minute, int)
+        ):
+            raise DefinitionError(f"max_per_minute must be a positive int, got {max_per_minute!r}")
+        if max_per_minute is not None and max_per_minute < 1:
+            raise DefinitionError(f"max_per_minute must be a positive int, got {max_per_minute!r}")
+        self.hub = hub
+        self.registry = hub.registry
+        self.store = store
+        self.max_per_minute = max_per_minute
+        self.max_unmapped_types = max_unmapped_types
+        self._clock = clock
+        self._on = SwitchState(switch)
+        self._lock = threading.Lock()
+        self._routes: dict[str, _Route] = {}
+        self._unmapped_seen: set[str] = set()
+        self._errors_logged: set[tuple[str, str]] = set()
+        self._rules: list[Rule] = []
+        reg = self.registry
+        self._dropped = Counter(
+            "meterhub_events_dropped",
+            "Events neither routed nor stored, by event type and reason.",
+            ["event_type", "reason"],
+            registry=reg,
+        )
+        self._unmapped = Counter(
+            "meterhub_events_unmapped",
+            "Events of a type without rules or handlers (bounded label; __other__ beyond it).",
+            ["event_type"],
+            registry=reg,
+        )
+        self._errors = Counter(
+            "meterhub_events_errors",
+            "Event routing/storing failures absorbed instead of raised, by type and reason.",
+            ["event_type", "reason"],
+            registry=reg,
+        )
+        if store is not None:
+            register_store(reg, store)
+
+    # -- definition -----------------------------------------------------------------------
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | Path,
+        hub: Hub | None = None,
+        store: EventStore | None = None,
+        **kwargs: Any,
+    ) -> EventRouter:
+        """A router with the rules of a YAML file (see :mod:`meterhub.events.rules`).
+
+        A mistake raises :class:`~meterhub.errors.DefinitionError` naming the file, the rule
+        and the field. Needs PyYAML (``pip install 'meterhub[yaml]'``).
+
+        Example::
+
+            router = EventRouter.from_file("events.yaml", hub=hub, store=SQLiteEventStore(db))
+        """
+        rules, limit = load_rules_file(path)
+        kwargs.setdefault("max_per_minute", limit)
+        router = cls(hub=hub, store=store, **kwargs)
+        router.add_rules(rules)
+        return router
+
+    def add_rules(self, rules: Iterable[Rule]) -> None:
+        for rule in rules:
+            self.add_rule(rule)
+
+    def add_rule(self, rule: Rule) -> None:
+        """Add one :class:`~meterhub.events.rules.Rule` (creating its metric if needed)."""
+        if not isinstance(rule, Rule):
+            raise TypeError(f"expected a Rule, got {rule!r}")
+        where = rule.where or f"rule for event {rule.event_type!r}"
+        extra: dict[str, Any] = {}
+        if rule.kind is RuleKind.HISTOGRAM and rule.buckets is not None:
+            extra["buckets"] = rule.buckets
+        try:
+            metric = METRIC_TYPES[rule.kind](
+                rule.metric,
+                rule.help or f"{rule.metric} (from event {rule.event_type}).",
+                rule.labelnames,
+                namespace=self.hub.namespace,
+                registry=self.registry,
+                **extra,
+            )
+        except DefinitionError as exc:
+            raise DefinitionError(f"{where}: {exc}") from exc
+        event_type = rule.event_type
+
+        def invalid(reason: str, message: str) -> None:
+            self._count_error(event_type, reason, message, RecordingError)
+
+        action = compile_rule(rule, metric, invalid)
+        with self._lock:
+            route = self._route_for(event_type)
+            route.actions = (*route.actions, action)
+            if rule.max_per_minute is not None:
+                limit = route.limit
+                route.limit = (
+                    rule.max_per_minute if limit is None else min(limit, rule.max_per_minute)
+                )
+                route.limiter = TokenBucket(route.limit, self._clock)
+            self._rules.append(rule)
+
+    def _route_for(self, event_type: str) -> _Route:
+        route = self._routes.get(event_type)
+        if route is None:
+            route = _Route(event_type)
+            if self.max_per_minute is not None:
+                route.limit = self.max_per_minute
+                route.limiter = TokenBucket(self.max_per_minute, self._clock)
+            # copy-on-write: emit() reads the dict without a lock
+            routes = dict(self._routes)
+            routes[event_type] = route
+            self._routes = routes
+        return route
+
+    def counter(
+        self,
+        event_type: str,
+        metric: str,
+        labels: Mapping[str, str] | None = None,
+        *,
+        value: str | None = None,
+        default: float | None = None,
+        help: str | None = None,
+        switch: str | None = None,
+        max_per_minute: int | None = None,
+    ) -> None:
+        """Increment counter *metric* per event (by 1, or by payload field *value*)."""
+        self.add_rule(
+            Rule(event_type, RuleKind.COUNTER, metric, dict(labels or {}), value, default, help,
+                 None, switch, max_per_minute)
+        )  # fmt: skip
+
+    def histogram(
+        self,
+        event_type: str,
+        metric: str,
+        value: str,
+        labels: Mapping[str, str] | None = None,
+        *,
+        default: float | None = None,
+        buckets: Iterable[float] | None = None,
+        help: str | None = None,
+        switch: str | None = None,
+        max_per_minute: int | None = None,
+    ) -> None:
+        """Observe payload field *value* in histogram *metric* per event."""
+        b = tuple(buckets) if buckets is not None else None
+        self.add_rule(
+            Rule(event_type, RuleKind.HISTOGRAM, metric, dict(labels or {}), value, default, help,
+                 b, switch, max_per_minute)
+        )  # fmt: skip
+
+    def gauge(
+        self,
+        event_type: str,
+        metric: str,
+        value: str,
+        labels: Mapping[str, str] | None = None,
+        *,
+        default: float | None = None,
+        help: str | None = None,
+        switch: str | None = None,
+        max_per_minute: int | None = None,
+    ) -> None:
+        """Set gauge *metric* to payload field *value* per event."""
+        self.add_rule(
+            Rule(event_type, RuleKind.GAUGE, metric, dict(labels or {}), value, default, help,
+                 None, switch, max_per_minute)
+        )  # fmt: skip
+
+    def handler(self, event_type: str) -> Callable[[F], F]:
+        """Register a function called with the payload of every *event_type* event.
+
+        Example::
+
+            >>> from meterhub import Hub, Registry
+            >>> router = EventRouter(hub=Hub(registry=Registry(self_metrics=False)))
+            >>> @router.handler("level_up")
+            ... def on_level_up(data):
+            ...     router.hub.set_gauge("max_level", None, data["level"])
+        """
+        if not isinstance(event_type, str) or not event_type:
+            raise DefinitionError(f"handler event type must be a non-empty str, got {event_type!r}")
+
+        def register(fn: F) -> F:
+            if not callable(fn):
+                raise DefinitionError(f"handler for {event_type!r} must be callable, got {fn!r}")
+            with self._lock:
+                route = self._route_for(event_type)
+                route.handlers = (*route.handlers, fn)
+            return fn
+
+        return register
+
+    def rate_limit(self, event_type: str, max_per_minute: int) -> None:
+        """Limit *event_type* to *max_per_minute* events (token bucket, burst = the limit)."""
+        if isinstance(max_per_minute, bool) or not isinstance(max_per_minute, int):
+            raise DefinitionError(f"max_per_minute must be a positive int, got {max_per_minute!r}")
+        if max_per_minute < 1:
+            raise DefinitionError(f"max_per_minute must be a positive int, got {max_per_minute!r}")
+        with self._lock:
+            route = self._route_for(event_type)
+            route.limit = max_per_minute
+            route.limiter = TokenBucket(max_per_minute, self._clock)
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        return tuple(self._rules)
+
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        """The event types this router maps (rules or handlers)."""
+        return tuple(sorted(self._routes))
+
+    # -- run time -------------------------------------------------------------------------
+
+    def emit(self, event_type: str, data: Mapping[str, Any] | None, enabled: bool = True) -> None:
+        """Apply the rules and handlers of *event_type* to payload *data*.
+
+        ``enabled=False`` (the seed's per-module ``METRICS_SWITCH``) makes it a no-op.
+        """
+        if not enabled or not self._on.on:
+            return
+        try:
+            route = self._routes.get(event_type)
+        except TypeError:
+            route = None
+        if route is None:
+            self._count_unmapped(event_type)
+            return
+        limiter = route.limiter
+        if limiter is not None and not limiter.take():
+            self._count_dropped(route, "rate_limited")
+            return
+        self._dispatch(route, data)
+
+    def track_event(
+        self,
+        user_id: Any,
+        event_type: str,
+        event_data: Mapping[str, Any] | None,
+        enabled: bool = True,
+    ) -> bool:
+        """Store the event (UTC timestamp) and route it to metrics; True if it was stored.
+
+        ``user_id`` is stored with the event, never used as a label. ``enabled=False`` stores
+        without updating metrics. A store failure never prevents the metric updates.
+
+        Example::
+
+            router = EventRouter(hub=hub, store=SQLiteEventStore("events.db"))
+            router.track_event(42, "user_logged_in", {"auth_method": "email"})
+        """
+        store = self.store
+        if store is None:
+            raise DefinitionError(
+                "track_event() needs a router with a store: EventRouter(hub=..., store=...)"
+            )
+        if type(event_type) is not str or not event_type:
+            self._count_unmapped(event_type)
+            return False
+        route = self._routes.get(event_type)
+        if route is not None:
+            limiter = route.limiter
+            if limiter is not None and not limiter.take():
+                self._count_dropped(route, "rate_limited")
+                return False
+        try:
+            stored = store.add(time.time(), user_id, event_type, event_data)
+        except Exception as exc:
+            stored = False
+            self._count_error(event_type if route else _OTHER, "store_error", repr(exc), None)
+        if enabled and self._on.on:
+            if route is None:
+                self._count_unmapped(event_type)
+            else:
+                self._dispatch(route, event_data)
+        return stored
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until the store has written every buffered event."""
+        return True if self.store is None else self.store.flush(timeout)
+
+    def close(self, timeout: float | None = 10.0) -> None:
+        """Flush and close the store."""
+        if self.store is not None:
+            self.store.close(timeout)
+
+    def _dispatch(self, route: _Route, data: Any) -> None:
+        try:
+            get = data.get
+        except AttributeError:
+            if data is not None:
+                self._count_error(
+                    route.event_type,
+                    "invalid_payload",
+                    f"payload must be a mapping, got {type(data).__name__}",
+                    RecordingError,
+                )
+                return
+            data = _EMPTY
+            get = _EMPTY.get
+        for act in route.actions:
+            try:
+                act(get)
+            except Exception as exc:
+                self._failed(route, exc)
+        for handler in route.handlers:
+            try:
+                handler(data)
+            except Exception as exc:
+                self._failed(route, exc)
+
+    # -- counting what went wrong ---------------------------------------------------------
+
+    def _failed(self, route: _Route, exc: Exception) -> None:
+        if get_config().strict:
+            raise exc
+        self._count_error(route.event_type, "handler_error", f"{type(exc).__name__}: {exc}", None)
+
+    def _count_error(
+        self, event_type: str, reason: str, message: str, raise_as: type[Exception] | None
+    ) -> None:
+        if raise_as is not None and get_config().strict:
+            raise raise_as(f"event {event_type!r}: {message}")
+        key = (event_type, reason)
+        if key not in self._errors_logged:  # log once, like the core's error policy
+            self._errors_logged.add(key)
+            log.warning("meterhub: event %r: %s (counted in meterhub_events_errors_total)",
+                        event_type, message)  # fmt: skip
+        self._errors.labels(*key).inc()
+
+    def _count_dropped(self, route: _Route, reason: str) -> None:
+        child = route.dropped
+        if child is None:
+            child = route.dropped = self._dropped.labels(route.event_type, reason)
+        child.inc()
+
+    def _count_unmapped(self, event_type: Any) -> None:
+        if type(event_type) is not str or not event_type:
+            label = _INVALID
+        else:
+            label = event_type[:100]
+            seen = self._unmapped_seen
+            if label not in seen:
+                with self._lock:
+                    if len(seen) < self.max_unmapped_types:
+                        seen.add(label)
+                    else:
+                        label = _OTHER
+        self._unmapped.labels(label).inc()

@@ -1,0 +1,337 @@
+"""Serving ``/metrics`` over HTTP: a built-in threaded server, a WSGI app, an ASGI app.
+
+All three answer through one :class:`~meterhub.export._endpoint.Endpoint`: content
+negotiation (OpenMetrics when the scraper asks for it, text 0.0.4 otherwise), ``name[]``
+filtering, gzip when accepted, optional bearer-token or basic auth (constant-time
+comparison, a bare 401 on mismatch), GET and HEAD only (405 otherwise).
+
+Example::
+
+    >>> from meterhub import Counter, Registry
+    >>> from meterhub.export.http import start_http_server
+    >>> reg = Registry(self_metrics=False)
+    >>> Counter("jobs", "Jobs run.", registry=reg).inc()
+    >>> server = start_http_server(0, registry=reg)       # port 0: any free port
+    >>> import urllib.request
+    >>> b"jobs_total 1" in urllib.request.urlopen(server.url + "/metrics").read()
+    True
+    >>> server.shutdown()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+
+from ..registry import REGISTRY
+from ._endpoint import Endpoint, Response
+
+__all__ = ["MetricsHandler", "MetricsServer", "make_asgi_app", "make_wsgi_app", "start_http_server"]
+
+log = logging.getLogger("meterhub.export.http")
+
+DEFAULT_TIMEOUT = 10.0
+"""Seconds a connection may stay silent (TLS handshake, request, keep-alive) before it is closed."""
+
+
+class MetricsHandler(BaseHTTPRequestHandler):
+    """A ``BaseHTTPRequestHandler`` serving metrics (prometheus_client compatible).
+
+    ``MetricsHandler.factory(registry)`` makes a subclass bound to another registry.
+    """
+
+    registry: ClassVar[Any] = REGISTRY
+    endpoint: ClassVar[Endpoint | None] = None
+    timeout: ClassVar[float | None] = DEFAULT_TIMEOUT
+    protocol_version = "HTTP/1.1"
+    server_version = "meterhub"
+    sys_version = ""
+
+    @classmethod
+    def factory(cls, registry: Any, **options: Any) -> type[MetricsHandler]:
+        """A handler class serving *registry* with :class:`Endpoint` *options*."""
+        endpoint = Endpoint(registry, **options)
+        return type(cls.__name__, (cls,), {"registry": registry, "endpoint": endpoint})
+
+    def setup(self) -> None:
+        super().setup()  # applies self.timeout to the socket
+        if isinstance(self.request, ssl.SSLSocket):
+            # Handshake here, in the connection's thread: a slow TLS client then never
+            # blocks the accept loop.
+            self.request.do_handshake()
+
+    def _endpoint(self) -> Endpoint:
+        ep = type(self).endpoint
+        if ep is None:
+            ep = type(self).endpoint = Endpoint(self.registry, path=None)
+        return ep
+
+    def _serve(self) -> None:
+        path, _, query = self.path.partition("?")
+        headers = self.headers
+        resp = self._endpoint().handle(self.command, path, query, lambda name: headers.get(name))
+        self.send_response(resp.status, resp.reason)
+        for k, v in resp.headers:
+            self.send_header(k, v)
+        self.end_headers()
+        if resp.body:
+            self.wfile.write(resp.body)
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _serve
+
+    def __getattr__(self, name: str) -> Any:
+        # Any other well-formed method reaches the endpoint too, which answers 405
+        # (http.server would say 501).
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s - %s", self.address_string(), format % args)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Timeouts, resets and failed TLS handshakes are the client's business.
+        log.debug("meterhub: error serving %s", client_address, exc_info=True)
+
+
+class MetricsServer:
+    """A running :func:`start_http_server`: ``.url``, ``.port``, ``.shutdown()``.
+
+    It also unpacks like prometheus_client's return value: ``httpd, thread = ...``.
+    """
+
+    def __init__(self, httpd: ThreadingHTTPServer, thread: threading.Thread, tls: bool) -> None:
+        self.httpd = httpd
+        self.thread = thread
+        host, port = httpd.server_address[:2]
+        self.host = str(host)
+        self.port = int(port)
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        self.url = f"{'https' if tls else 'http'}://{shown}:{self.port}"
+
+    def shutdown(self) -> None:
+        """Stop serving, close the socket and join the thread (idempotent)."""
+        if self.thread.is_alive():
+            self.httpd.shutdown()
+            self.thread.join()
+        self.httpd.server_close()
+
+    close = shutdown
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.httpd, self.thread))
+
+    def __enter__(self) -> MetricsServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+
+def _tls_context(
+    certfile: str | None,
+    keyfile: str | None,
+    client_cafile: str | None,
+    client_auth_required: bool,
+) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(certfile or "", keyfile)
+    if client_cafile:
+        ctx.load_verify_locations(cafile=client_cafile)
+        ctx.verify_mode = ssl.CERT_REQUIRED if client_auth_required else ssl.CERT_OPTIONAL
+    return ctx
+
+
+def start_http_server(
+    port: int,
+    addr: str = "127.0.0.1",
+    registry: Any = REGISTRY,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+    *,
+    client_cafile: str | None = None,
+    client_auth_required: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
+    bearer_token: str | None = None,
+    basic_auth: tuple[str, str] | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    path: str = "/metrics",
+    disable_compression: bool = False,
+) -> MetricsServer:
+    """Serve *registry* on ``http(s)://addr:port/metrics`` from a daemon thread.
+
+    Binds to 127.0.0.1 unless told otherwise (``addr="0.0.0.0"`` or ``"::"`` to expose
+    it). TLS with *certfile*/*keyfile* (and *client_cafile* for client certificates) or a
+    ready *ssl_context*. *timeout* bounds every socket wait of a connection, so a slow or
+    idle client only ever holds its own thread. Port 0 picks a free port (see ``.port``).
+
+    Example::
+
+        server = start_http_server(9100, bearer_token=os.environ["METRICS_TOKEN"])
+        ...
+        server.shutdown()
+    """
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+        raise ValueError(f"port must be an int in 0..65535, got {port!r}")
+    if not isinstance(addr, str) or not addr:
+        raise ValueError(f"addr must be a host address string, got {addr!r}")
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"timeout must be positive seconds or None, got {timeout!r}")
+    if ssl_context is None and (certfile or keyfile or client_cafile):
+        if not certfile:
+            raise ValueError("TLS needs certfile (and keyfile unless the key is inside it)")
+        ssl_context = _tls_context(certfile, keyfile, client_cafile, client_auth_required)
+    handler = type(
+        "MetricsHandler",
+        (MetricsHandler,),
+        {
+            "registry": registry,
+            "timeout": timeout,
+            "endpoint": Endpoint(
+                registry,
+                path=path,
+                disable_compression=disable_compression,
+                bearer_token=bearer_token,
+                basic_auth=basic_auth,
+            ),
+        },
+    )
+    infos = socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM)
+    server_cls = type("_Server", (_Server,), {"address_family": infos[0][0]})
+    httpd = server_cls(infos[0][4][:2], handler)
+    if ssl_context is not None:
+        httpd.socket = ssl_context.wrap_socket(
+            httpd.socket, server_side=True, do_handshake_on_connect=False
+        )
+    thread = threading.Thread(
+        target=httpd.serve_forever, name="meterhub-http", kwargs={"poll_interval": 0.5}
+    )
+    thread.daemon = True
+    thread.start()
+    return MetricsServer(httpd, thread, ssl_context is not None)
+
+
+# ------------------------------------------------------------------------------- WSGI
+
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def make_wsgi_app(
+    registry: Any = REGISTRY,
+    disable_compression: bool = False,
+    *,
+    path: str | None = None,
+    bearer_token: str | None = None,
+    basic_auth: tuple[str, str] | None = None,
+) -> WSGIApp:
+    """A WSGI app serving *registry* (on every path unless *path* is given).
+
+    Example::
+
+        # gunicorn 'myapp.metrics:app'
+        app = make_wsgi_app(bearer_token=os.environ["METRICS_TOKEN"])
+    """
+    endpoint = Endpoint(
+        registry,
+        path=path,
+        disable_compression=disable_compression,
+        bearer_token=bearer_token,
+        basic_auth=basic_auth,
+    )
+
+    def metrics_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        def header(name: str) -> str | None:
+            value = environ.get("HTTP_" + name.upper().replace("-", "_"))
+            return None if value is None else str(value)
+
+        resp = endpoint.handle(
+            str(environ.get("REQUEST_METHOD", "GET")),
+            str(environ.get("PATH_INFO") or "/"),
+            str(environ.get("QUERY_STRING", "")),
+            header,
+        )
+        start_response(f"{resp.status} {resp.reason}", resp.headers)
+        return [resp.body]
+
+    return metrics_app
+
+
+# ------------------------------------------------------------------------------- ASGI
+
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def make_asgi_app(
+    registry: Any = REGISTRY,
+    disable_compression: bool = False,
+    *,
+    path: str | None = None,
+    bearer_token: str | None = None,
+    basic_auth: tuple[str, str] | None = None,
+) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """An ASGI app serving *registry*; collection runs in a worker thread, off the loop.
+
+    Example::
+
+        app.mount("/metrics", make_asgi_app())      # Starlette / FastAPI
+    """
+    endpoint = Endpoint(
+        registry,
+        path=path,
+        disable_compression=disable_compression,
+        bearer_token=bearer_token,
+        basic_auth=basic_auth,
+    )
+
+    async def metrics_app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            raise ValueError(f"meterhub's metrics app serves HTTP only, not {scope['type']!r}")
+        headers: dict[str, str] = {}
+        for k, v in scope.get("headers") or ():
+            headers[k.decode("latin-1").lower()] = v.decode("latin-1")
+        args = (
+            str(scope.get("method", "GET")),
+            str(scope.get("path") or "/"),
+            bytes(scope.get("query_string") or b"").decode("latin-1"),
+            headers.get,
+        )
+        resp: Response = await asyncio.to_thread(endpoint.handle, *args)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": resp.status,
+                "headers": [(k.lower().encode(), v.encode()) for k, v in resp.headers],
+            }
+        )
+        await send({"type": "http.response.body", "body": resp.body})
+
+    return metrics_app

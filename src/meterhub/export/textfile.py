@@ -1,0 +1,273 @@
+"""The node_exporter textfile: atomic writes and a background flusher.
+
+:func:`write_to_textfile` renders a registry in the text format 0.0.4 and replaces the
+target atomically: a temporary file in the target's own directory (so ``os.replace``
+never crosses a filesystem), written, flushed and fsynced, chmod 0644, renamed over the
+target, then the directory fsynced so the rename survives a power cut. node_exporter
+reads only ``*.prom`` files, and the temporary name (``.NAME.XXXX.tmp``) never matches,
+so it sees either the previous file or the new one, never a part. On any error the
+temporary file is removed, the previous file stays, and :class:`~meterhub.errors.ExportError`
+says which path failed and why.
+
+:class:`TextfileExporter` repeats that every *interval* seconds from a daemon thread that
+never raises: failures are logged (once, then again on recovery) and counted in its
+self-metrics on the registry it writes, so they reach the file itself on the next
+success:
+
+* ``meterhub_textfile_writes_total{path}``, ``meterhub_textfile_write_failures_total{path}``
+* ``meterhub_textfile_write_duration_seconds{path}`` (the last write)
+* ``meterhub_textfile_last_success_timestamp_seconds{path}``
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+from typing import Any
+
+from ..errors import ExportError
+from ..exposition.text import render_text
+from ..registry import REGISTRY
+from ..samples import MetricFamily, MetricType, Series
+
+__all__ = ["TextfileExporter", "write_to_textfile"]
+
+log = logging.getLogger("meterhub.export.textfile")
+
+FILE_MODE = 0o644
+
+
+def _fsync_dir(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return  # e.g. Windows: directories cannot be opened; the rename is still atomic
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on directories; nothing more can be done
+    finally:
+        os.close(fd)
+
+
+def write_bytes_atomically(path: str | os.PathLike[str], data: bytes) -> None:
+    """Replace *path* with *data* atomically and durably (see the module docstring)."""
+    target = os.fspath(path)
+    directory, base = os.path.split(os.path.abspath(target))
+    tmp = ""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=directory)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if hasattr(os, "fchmod"):  # mkstemp makes 0600; node_exporter may run as another user
+                os.fchmod(fd, FILE_MODE)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+        tmp = ""
+        _fsync_dir(directory)
+    except OSError as exc:
+        raise ExportError(
+            f"writing the metrics textfile {target!r} failed: {exc.strerror or exc}"
+        ) from exc
+    finally:
+        if tmp:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def write_to_textfile(path: str | os.PathLike[str], registry: Any = REGISTRY) -> None:
+    """Write *registry* in the text format 0.0.4 to *path*, atomically (node_exporter).
+
+    Raises :class:`~meterhub.errors.ExportError` (an ``OSError``) when the write fails;
+    the previous file is then left untouched.
+
+    Example::
+
+        >>> import os, tempfile
+        >>> from meterhub import Counter, Registry
+        >>> reg = Registry(self_metrics=False)
+        >>> Counter("backups", "Backups made.", registry=reg).inc()
+        >>> path = os.path.join(tempfile.mkdtemp(), "app.prom")
+        >>> write_to_textfile(path, reg)
+        >>> open(path).read().splitlines()[-1]
+        'backups_total 1'
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    if not os.fspath(path) or os.fspath(path).endswith(os.sep):
+        raise ValueError(f"path must name a file, got {path!r}")
+    if not callable(getattr(registry, "collect", None)):
+        raise TypeError(f"registry must have a collect() method, got {registry!r}")
+    write_bytes_atomically(path, render_text(registry.collect()).encode("utf-8"))
+
+
+class _Stats:
+    """Per-path write statistics of a registry's textfile exporters (a collector)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # path -> [writes, failures, last duration, last success timestamp]
+        self._paths: dict[str, list[float]] = {}
+
+    def record(self, path: str, ok: bool, duration: float) -> None:
+        with self._lock:
+            row = self._paths.setdefault(path, [0.0, 0.0, 0.0, 0.0])
+            row[2] = duration
+            if ok:
+                row[0] += 1.0
+                row[3] = time.time()
+            else:
+                row[1] += 1.0
+
+    def get(self, path: str) -> tuple[float, float, float, float]:
+        with self._lock:
+            w, f, d, ts = self._paths.get(path, [0.0, 0.0, 0.0, 0.0])
+        return w, f, d, ts
+
+    def collect(self) -> Iterator[MetricFamily]:
+        with self._lock:
+            rows = sorted((p, tuple(r)) for p, r in self._paths.items())
+        specs = (
+            ("meterhub_textfile_writes", "Successful textfile writes.", MetricType.COUNTER),
+            ("meterhub_textfile_write_failures", "Failed textfile writes.", MetricType.COUNTER),
+            ("meterhub_textfile_write_duration_seconds", "Duration of the last textfile write.",
+             MetricType.GAUGE),
+            ("meterhub_textfile_last_success_timestamp_seconds",
+             "Unix time of the last successful textfile write.", MetricType.GAUGE),
+        )  # fmt: skip
+        for i, (name, doc, kind) in enumerate(specs):
+            yield MetricFamily(
+                name, doc, kind, series=tuple(Series((("path", p),), (r[i],)) for p, r in rows)
+            )
+
+
+_STATS: weakref.WeakKeyDictionary[Any, _Stats] = weakref.WeakKeyDictionary()
+_STATS_LOCK = threading.Lock()
+
+
+def _stats_for(registry: Any) -> _Stats:
+    with _STATS_LOCK:
+        try:
+            stats = _STATS.get(registry)
+        except TypeError:  # not weak-referenceable: keep private stats
+            return _Stats()
+        if stats is None:
+            stats = _STATS[registry] = _Stats()
+            register = getattr(registry, "register", None)
+            if callable(register):
+                register(stats)
+        return stats
+
+
+class TextfileExporter:
+    """Writes *registry* to *path* every *interval* seconds from a daemon thread.
+
+    ``write()`` writes now and raises :class:`~meterhub.errors.ExportError` on failure;
+    the background loop never raises. ``stop()`` writes one last time and joins.
+
+    Example::
+
+        exporter = TextfileExporter("/var/lib/node_exporter/textfile/app.prom", interval=15)
+        exporter.start()
+        ...
+        exporter.stop()
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], interval: float = 15.0, registry: Any = REGISTRY
+    ) -> None:
+        if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+            raise TypeError(f"path must be a non-empty str or os.PathLike, got {path!r}")
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)):
+            raise TypeError(f"interval must be a number of seconds, got {interval!r}")
+        if not interval > 0 or interval == float("inf"):
+            raise ValueError(f"interval must be positive and finite, got {interval!r}")
+        if not callable(getattr(registry, "collect", None)):
+            raise TypeError(f"registry must have a collect() method, got {registry!r}")
+        self.path = os.fspath(path)
+        self.interval = float(interval)
+        self.registry = registry
+        self._stats = _stats_for(registry)
+        self._lock = threading.Lock()  # one write at a time (loop, write(), stop())
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failing = False
+
+    @property
+    def writes(self) -> float:
+        """Successful writes to this path so far."""
+        return self._stats.get(self.path)[0]
+
+    @property
+    def failures(self) -> float:
+        """Failed writes to this path so far."""
+        return self._stats.get(self.path)[1]
+
+    def write(self) -> None:
+        """Write the file now; raises :class:`~meterhub.errors.ExportError` on failure."""
+        with self._lock:
+            t0 = time.perf_counter()
+            try:
+                write_to_textfile(self.path, self.registry)
+            except Exception as exc:
+                self._stats.record(self.path, False, time.perf_counter() - t0)
+                if not self._failing:
+                    self._failing = True
+                    log.warning("meterhub: %s (counted in meterhub_textfile_write_failures)", exc)
+                if isinstance(exc, ExportError):
+                    raise
+                raise ExportError(
+                    f"writing the metrics textfile {self.path!r} failed: {exc!r}"
+                ) from exc
+            self._stats.record(self.path, True, time.perf_counter() - t0)
+            if self._failing:
+                self._failing = False
+                log.warning("meterhub: textfile %s written again", self.path)
+
+    def _safe_write(self) -> None:
+        try:
+            self.write()
+        except Exception:
+            pass  # counted and logged by write(); the loop must survive anything
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._safe_write()
+
+    def start(self) -> None:
+        """Write once now, then every *interval* seconds (idempotent)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop = threading.Event()
+        self._safe_write()
+        self._thread = threading.Thread(target=self._run, name="meterhub-textfile", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the loop, join it and write one last time (never raises)."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)
+        self._safe_write()
+
+    def __enter__(self) -> TextfileExporter:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"TextfileExporter({self.path!r}, interval={self.interval})"

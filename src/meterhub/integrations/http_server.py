@@ -1,0 +1,309 @@
+"""One HTTP-server metric vocabulary for every web framework.
+
+Every adapter (Django, Flask, ASGI) records into the same families, so one dashboard
+serves all of them:
+
+==========================================  =========  ===========================
+name                                        type       labels
+==========================================  =========  ===========================
+``http_server_requests_total``              counter    method, route, status
+``http_server_request_duration_seconds``    histogram  method, route
+``http_server_requests_in_progress``        gauge      method
+``http_server_request_size_bytes``          histogram  method, route
+``http_server_response_size_bytes``         histogram  method, route
+``http_server_exceptions_total``            counter    method, route, exception
+==========================================  =========  ===========================
+
+Cardinality is bounded by construction: ``route`` is the route *template* given by the
+framework (``/users/{id}``), never the raw path, and every unmatched request shares
+:data:`UNMATCHED_ROUTE`; ``method`` outside :data:`STANDARD_METHODS` becomes ``OTHER``;
+``status`` is a three-digit code or ``unknown``. Re-creating an app re-declares identical
+metrics, which returns the existing ones (no "Duplicated timeseries").
+
+Example::
+
+    >>> from meterhub import Registry
+    >>> from meterhub.integrations.http_server import HttpServerMetrics
+    >>> reg = Registry(self_metrics=False)
+    >>> m = HttpServerMetrics(registry=reg)
+    >>> method = m.begin("get")
+    >>> m.end(method, "/users/{id}", 200, 0.012)
+    >>> reg.get_sample_value(
+    ...     "http_server_requests_total", {"method": "GET", "route": "/users/{id}", "status": "200"}
+    ... )
+    1.0
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, cast
+
+from meterhub import REGISTRY, Counter, Gauge, Histogram, Registry
+from meterhub.guard import shielded
+
+__all__ = [
+    "DEFAULT_DURATION_BUCKETS",
+    "DEFAULT_EXCLUDE_PATHS",
+    "DEFAULT_SIZE_BUCKETS",
+    "OTHER_METHOD",
+    "STANDARD_METHODS",
+    "UNMATCHED_ROUTE",
+    "HttpServerMetrics",
+    "normalize_method",
+    "normalize_status",
+    "template_from_converters",
+]
+
+DEFAULT_DURATION_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)  # fmt: skip
+"""Request duration buckets (seconds) unless ``buckets=`` says otherwise."""
+
+DEFAULT_SIZE_BUCKETS: tuple[float, ...] = (100.0, 1e3, 1e4, 1e5, 1e6, 1e7)
+"""Body size buckets (bytes)."""
+
+STANDARD_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+"""The methods kept as label values; anything else is recorded as :data:`OTHER_METHOD`."""
+
+OTHER_METHOD = "OTHER"
+UNMATCHED_ROUTE = "__unmatched__"
+"""The ``route`` of every request no route template matched (404s of random paths)."""
+
+DEFAULT_EXCLUDE_PATHS: tuple[str, ...] = ("/metrics",)
+
+_CACHE_LIMIT = 10_000
+_ANGLE_RE = re.compile(r"<(?:[^<>:]+:)?([A-Za-z_]\w*)>")
+_BRACE_RE = re.compile(r"\{([A-Za-z_]\w*):[^{}]*\}")
+
+
+def normalize_method(method: object) -> str:
+    """The ``method`` label value of *method*: upper-cased if standard, else ``OTHER``.
+
+    Example::
+
+        >>> normalize_method("get"), normalize_method("BREW"), normalize_method(None)
+        ('GET', 'OTHER', 'OTHER')
+    """
+    if type(method) is str:
+        if method in STANDARD_METHODS:
+            return method
+        upper = method.upper()
+        if upper in STANDARD_METHODS:
+            return upper
+    return OTHER_METHOD
+
+
+def normalize_status(status: object) -> str:
+    """The ``status`` label value: a code in 100..599 as text, else ``unknown``.
+
+    Example::
+
+        >>> normalize_status(200), normalize_status("404"), normalize_status(1234)
+        ('200', '404', 'unknown')
+    """
+    try:
+        code = int(status)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        return "unknown"
+    return str(code) if 100 <= code <= 599 else "unknown"
+
+
+def template_from_converters(pattern: str) -> str:
+    """Rewrite framework placeholders to the shared ``{name}`` form.
+
+    Django's ``<int:pk>``, Flask's ``<int:pk>`` and Starlette's ``{pk:int}`` all become
+    ``{pk}``, so one dashboard query matches every framework.
+
+    Example::
+
+        >>> template_from_converters("/users/<int:user>/posts/{slug:str}")
+        '/users/{user}/posts/{slug}'
+    """
+    if "<" not in pattern and ":" not in pattern:
+        return pattern
+    return _BRACE_RE.sub(r"{\1}", _ANGLE_RE.sub(r"{\1}", pattern))
+
+
+def _exemplar_source() -> Callable[[], Mapping[str, str] | None] | None:
+    # Imported by name: the tracing module is optional (its own extra) and may be absent.
+    try:
+        module = importlib.import_module("meterhub.integrations.tracing")
+    except ImportError:
+        return None
+    source = getattr(module, "current_exemplar", None)
+    return cast("Callable[[], Mapping[str, str] | None]", source) if callable(source) else None
+
+
+class HttpServerMetrics:
+    """The shared HTTP-server metrics; every framework adapter records through one of these.
+
+    *buckets* sets the duration buckets; *exclude_paths* lists paths not recorded at all
+    (exact, or a prefix when the entry ends with ``*``); ``sizes=False`` skips the body size
+    histograms; ``exemplars=True`` attaches the active trace id to duration observations
+    when :mod:`meterhub.integrations.tracing` can provide one.
+
+    Example::
+
+        >>> from meterhub import Registry
+        >>> m = HttpServerMetrics(registry=Registry(), exclude_paths=["/metrics", "/static/*"])
+        >>> m.excluded("/static/app.css"), m.excluded("/users/1")
+        (True, False)
+    """
+
+    def __init__(
+        self,
+        registry: Registry | None = None,
+        *,
+        buckets: Sequence[float] | None = None,
+        size_buckets: Sequence[float] | None = None,
+        exclude_paths: Iterable[str] | None = None,
+        namespace: str = "",
+        sizes: bool = True,
+        exemplars: bool = True,
+    ) -> None:
+        reg = REGISTRY if registry is None else registry
+        if not isinstance(reg, Registry):
+            raise TypeError(f"registry must be a meterhub Registry, got {reg!r}")
+        paths = DEFAULT_EXCLUDE_PATHS if exclude_paths is None else exclude_paths
+        if isinstance(paths, str):
+            raise TypeError("exclude_paths must be an iterable of paths, not one str")
+        exact: set[str] = set()
+        prefixes: list[str] = []
+        for p in paths:
+            if not isinstance(p, str) or not p:
+                raise TypeError(f"exclude_paths entries must be non-empty str, got {p!r}")
+            if p.endswith("*"):
+                prefixes.append(p[:-1])
+            else:
+                exact.add(p)
+        self._exact = frozenset(exact)
+        self._prefixes = tuple(prefixes)
+        self.registry = reg
+        self._self_metrics = reg.self_metrics
+        ns = namespace
+        self.requests = Counter(
+            "http_server_requests_total",
+            "HTTP requests served, by method, route template and status code.",
+            ("method", "route", "status"),
+            namespace=ns,
+            registry=reg,
+        )
+        self.duration = Histogram(
+            "http_server_request_duration_seconds",
+            "Time from receiving an HTTP request to sending the last byte of its response.",
+            ("method", "route"),
+            namespace=ns,
+            registry=reg,
+            buckets=DEFAULT_DURATION_BUCKETS if buckets is None else buckets,
+        )
+        self.in_progress = Gauge(
+            "http_server_requests_in_progress",
+            "HTTP requests being served right now, by method.",
+            ("method",),
+            namespace=ns,
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
+        self.exceptions = Counter(
+            "http_server_exceptions_total",
+            "Exceptions raised by HTTP request handlers, by exception type.",
+            ("method", "route", "exception"),
+            namespace=ns,
+            registry=reg,
+        )
+        self.sizes = sizes
+        if sizes:
+            sb = DEFAULT_SIZE_BUCKETS if size_buckets is None else size_buckets
+            self.request_size = Histogram(
+                "http_server_request_size_bytes",
+                "Size of HTTP request bodies.",
+                ("method", "route"),
+                namespace=ns,
+                registry=reg,
+                buckets=sb,
+            )
+            self.response_size = Histogram(
+                "http_server_response_size_bytes",
+                "Size of HTTP response bodies.",
+                ("method", "route"),
+                namespace=ns,
+                registry=reg,
+                buckets=sb,
+            )
+        self._exemplar = _exemplar_source() if exemplars else None
+        # (method, route, status) -> the children a request records into; label values
+        # are bounded (see the module docstring), the size cap is a second line of defence.
+        self._cache: dict[tuple[str, str, str], tuple[Any, ...]] = {}
+
+    def excluded(self, path: str) -> bool:
+        """Whether requests to *path* are left out of the metrics."""
+        if path in self._exact:
+            return True
+        return any(path.startswith(p) for p in self._prefixes)
+
+    def begin(self, method: object) -> str:
+        """Count a request as in progress; returns the ``method`` label value to pass to
+        :meth:`end`."""
+        m = normalize_method(method)
+        with shielded(self._self_metrics, "http_server_requests_in_progress"):
+            self.in_progress.labels(m).inc()
+        return m
+
+    def end(
+        self,
+        method: str,
+        route: str | None,
+        status: object,
+        duration: float,
+        *,
+        request_size: int | None = None,
+        response_size: int | None = None,
+        exception: BaseException | type[BaseException] | None = None,
+    ) -> None:
+        """Record one finished request (*method* as returned by :meth:`begin`).
+
+        *route* is the route template, or ``None`` when no route matched; *exception* is
+        what the handler raised, if anything (the status should then be 500, or 499 when
+        the client went away).
+        """
+        with shielded(self._self_metrics, "http_server_requests"):
+            self.in_progress.labels(method).dec()
+            key = (method, UNMATCHED_ROUTE if route is None else route, normalize_status(status))
+            children = self._cache.get(key)
+            if children is None:
+                children = self._children(key)
+            children[0].inc()
+            source = self._exemplar
+            exemplar = source() if source is not None else None
+            if exemplar:
+                children[1].observe(duration, exemplar)
+            else:
+                children[1].observe(duration)
+            if self.sizes:
+                if request_size is not None:
+                    children[2].observe(request_size)
+                if response_size is not None:
+                    children[3].observe(response_size)
+            if exception is not None:
+                exc_type = exception if isinstance(exception, type) else type(exception)
+                self.exceptions.labels(method, key[1], exc_type.__name__).inc()
+
+    def _children(self, key: tuple[str, str, str]) -> tuple[Any, ...]:
+        method, route, status = key
+        children: tuple[Any, ...] = (
+            self.requests.labels(method, route, status),
+            self.duration.labels(method, route),
+        )
+        if self.sizes:
+            children += (
+                self.request_size.labels(method, route),
+                self.response_size.labels(method, route),
+            )
+        if len(self._cache) < _CACHE_LIMIT:
+            self._cache[key] = children
+        return children

@@ -1,0 +1,179 @@
+"""Multi-process mode: dead-worker compaction and collecting a whole directory.
+
+Set ``METERHUB_MULTIPROC_DIR`` before the first metric is created (or pass
+``Registry(store=MultiProcessStore(path))``); every process then records into its own
+memory-mapped file in that directory (layout and merge rules: :mod:`meterhub.store.mmap`).
+
+* :func:`mark_process_dead` - call it from gunicorn's ``child_exit`` hook (or any
+  supervisor) when a worker exits: the worker's files are merged into the archive.
+  Collection also compacts dead processes by itself (liveness = pid *and* process start
+  time), so the hook only makes it prompt.
+* :class:`MultiProcessCollector` / :func:`collect_directory` - every metric of the
+  directory, rendered from the metadata the files carry: a process that defines no
+  metric (the ``meterhub serve`` sidecar, a textfile flusher) can serve them all.
+
+What is per-process: only the metrics (Counter, Gauge, ...) live in the files. Custom
+collectors and the default process/platform/GC collectors report on the process that
+collects, so register them only where they mean something (the sidecar reports itself).
+
+Example::
+
+    >>> import tempfile
+    >>> from meterhub import Counter, Registry, generate_latest
+    >>> from meterhub.store.mmap import MultiProcessStore
+    >>> path = tempfile.mkdtemp()
+    >>> Counter("jobs", "Jobs.", registry=Registry(store=MultiProcessStore(path))).inc()
+    >>> sidecar = Registry(self_metrics=False)
+    >>> sidecar.register(MultiProcessCollector(path))
+    >>> sidecar.get_sample_value("jobs_total")
+    1.0
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+from ._config import get_config
+from .samples import LabelPairs, MetricFamily, MetricType, Series
+from .store._mmdir import compact
+from .store._mmmerge import merge
+from .store.base import MetricDesc, SeriesData
+from .store.mmap import MultiProcessStore, directory_self_metrics
+
+__all__ = [
+    "MultiProcessCollector",
+    "MultiProcessStore",
+    "collect_directory",
+    "compact_directory",
+    "mark_process_dead",
+]
+
+
+def _directory(directory: str | os.PathLike[str] | None) -> str:
+    path = os.fspath(directory) if directory is not None else get_config().multiproc_dir
+    if not path:
+        raise ValueError("no multi-process directory: pass one or set METERHUB_MULTIPROC_DIR")
+    if not os.path.isdir(path):
+        raise ValueError(f"multi-process directory {path!r} does not exist")
+    return path
+
+
+def mark_process_dead(pid: int, directory: str | os.PathLike[str] | None = None) -> int:
+    """Merge the files of exited process *pid* into the archive; return files merged.
+
+    Other dead processes' files found on the way are merged too. A pid that ``/proc``
+    shows running with the very start time of its file is left alone.
+
+    Example (``gunicorn.conf.py``)::
+
+        from meterhub.multiprocess import mark_process_dead
+
+        def child_exit(server, worker):
+            mark_process_dead(worker.pid)
+    """
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        raise ValueError(f"pid must be a positive int, got {pid!r}")
+    return compact(_directory(directory), frozenset({pid}))
+
+
+def compact_directory(directory: str | os.PathLike[str] | None = None) -> int:
+    """Merge every dead process's files into the archive now; return files merged."""
+    return compact(_directory(directory))
+
+
+def _to_series(desc: MetricDesc, data: SeriesData, created: bool) -> Series:
+    """One merged series in the snapshot layout of :mod:`meterhub.samples` (per type)."""
+    labels: LabelPairs = tuple(zip(desc.labelnames, data.key)) + data.extra_labels
+    v, ex = data.values, data.exemplars
+    kind = desc.type
+    if kind is MetricType.COUNTER:
+        e = ex.get(0)
+        return Series(labels, (v[0],), (e,) if e else (), v[1] if created else None)
+    if kind is MetricType.HISTOGRAM:
+        cumulative, total = [v[0]], 0.0
+        for count in v[1:-1]:
+            total += count
+            cumulative.append(total)
+        exemplars = tuple(ex.get(i) for i in range(len(v) - 2)) if ex else ()
+        return Series(labels, tuple(cumulative), exemplars, v[-1] if created else None)
+    if kind is MetricType.SUMMARY:
+        return Series(labels, (v[0], v[1]), (), v[2] if created else None)
+    if kind is MetricType.INFO:
+        import json
+
+        pairs = tuple((str(k), str(val)) for k, val in json.loads(data.key[-1]))
+        return Series(labels + pairs, (1.0,))
+    if kind is MetricType.STATESET:
+        current = int(v[0])
+        return Series(labels, tuple(1.0 if i == current else 0.0 for i in range(len(desc.states))))
+    return Series(labels, (v[0],))
+
+
+def _families(store: MultiProcessStore) -> Iterator[MetricFamily]:
+    files = store.snapshot()
+    descs: dict[str, MetricDesc] = {}
+    # The newest process's definition wins when a deploy changed one (others are skipped).
+    for view, _ in sorted(files, key=lambda f: (f[0].kind == 1, f[0].start), reverse=True):
+        for name, desc in view.descs.items():
+            descs.setdefault(name, desc)
+    created = get_config().created
+    for name in sorted(descs):
+        d = descs[name]
+        try:
+            series = tuple(_to_series(d, s, created) for s in merge(d, files))
+        except (ValueError, IndexError, TypeError):
+            continue  # a garbled info key: skip the family, keep the scrape
+        kind = d.type
+        yield MetricFamily(d.name, d.documentation, kind, d.unit, series, d.buckets, d.states)
+
+
+class MultiProcessCollector:
+    """Collects every metric of a multi-process directory, with no definitions needed.
+
+    Register it on a registry that holds no metrics of its own (otherwise they would be
+    rendered twice). Also yields the ``meterhub_multiprocess_*`` self-metrics, among
+    them ``meterhub_multiprocess_collection_duration_seconds``.
+
+    Example::
+
+        >>> import tempfile
+        >>> from meterhub import Registry
+        >>> reg = Registry(self_metrics=False)
+        >>> reg.register(MultiProcessCollector(tempfile.mkdtemp()))
+    """
+
+    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+        self._store = MultiProcessStore(_directory(directory))
+        self._last = 0.0
+
+    def collect(self) -> Iterator[MetricFamily]:
+        t0 = time.perf_counter()
+        families = list(_families(self._store))
+        s = self._store
+        s.files_merged = len(s._reader._views)
+        elapsed = time.perf_counter() - t0
+        s.merge_seconds += elapsed
+        yield from families
+        archive = s._reader.archive
+        gen, archived = (archive.generation, archive.merged) if archive else (0, 0)
+        yield from directory_self_metrics(s.directory, s.files_merged, s.merge_seconds, gen, archived)
+        yield MetricFamily(
+            "meterhub_multiprocess_collection_duration_seconds",
+            "How long the last collection of the whole directory took.",
+            MetricType.GAUGE,
+            series=(Series((), (elapsed,)),),
+        )
+
+
+def collect_directory(directory: str | os.PathLike[str] | None = None) -> Iterator[MetricFamily]:
+    """Every metric of *directory* merged across processes (one-shot :class:`MultiProcessCollector`).
+
+    Example::
+
+        >>> import tempfile
+        >>> [f.name for f in collect_directory(tempfile.mkdtemp())][:1]
+        ['meterhub_multiprocess_files_merged']
+    """
+    return MultiProcessCollector(directory).collect()

@@ -1,0 +1,221 @@
+"""The writer thread: drains the buffer into batch files, retries disk errors with backoff.
+
+Why a thread and not an asyncio task: serialising and writing a batch is CPU and blocking
+I/O; in a task it would stall the event loop for the whole batch. A dedicated thread takes
+the queue in O(1) (a deque swap), encodes outside any lock and releases the GIL in
+``write``/``fsync``, so recorders keep running while the disk works.
+
+Flush triggers: ``max_batch_size`` records waiting, ``flush_interval`` elapsed, or stop.
+A file never holds more than ``max_batch_size`` records; a flush caused by a full batch
+writes only full batches and carries the tail over, so files stay large under load.
+
+A disk error (full disk, read-only directory, vanished directory) is never raised to a
+recorder: the batch stays in memory, still counted against the buffer bound, and is
+retried after a backoff that doubles from 50 ms up to ``max_backoff``. Order is kept:
+nothing newer is written before it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .buffer import Record, RecordBuffer
+from .files import BatchIds, encode_batch, fsync_directory, write_atomic
+
+__all__ = ["BatchWriter", "WriterState"]
+
+log = logging.getLogger("meterhub.oplog")
+
+MIN_BACKOFF = 0.05
+
+
+@dataclass
+class WriterState:
+    """Counters the writer updates (read by ``OperationLog.stats()``); one writer at a time."""
+
+    persisted: int = 0
+    batches: int = 0
+    write_errors: int = 0
+    abandoned: int = 0
+    last_flush: float | None = None
+    last_error: str | None = None
+    ids: BatchIds = field(default_factory=BatchIds)
+
+
+class BatchWriter:
+    """Runs the flush loop in a daemon thread until :meth:`stop`."""
+
+    def __init__(
+        self,
+        directory: Path,
+        buffer: RecordBuffer,
+        state: WriterState,
+        *,
+        flush_interval: float,
+        fsync: bool,
+        max_backoff: float,
+        on_persisted: Callable[[int], None],
+        on_error: Callable[[], None],
+        housekeeping: Callable[[], None] | None = None,
+        housekeeping_interval: float = 3600.0,
+        fast_json: bool = True,
+    ) -> None:
+        self._dir = directory
+        self._buffer = buffer
+        self._state = state
+        self._interval = flush_interval
+        self._fsync = fsync
+        self._max_backoff = max_backoff
+        self._on_persisted = on_persisted
+        self._on_error = on_error
+        self._housekeeping = housekeeping
+        self._housekeeping_interval = housekeeping_interval
+        self._fast_json = fast_json
+        self._wake = threading.Event()
+        self._stopping = False
+        self._abandon = False
+        self._carry: list[Record] = []
+        self._backlog: deque[list[Record]] = deque()
+        self._backoff = 0.0
+        self._retry_at = 0.0
+        self._thread = threading.Thread(target=self._run, name="meterhub-oplog-writer", daemon=True)
+
+    # -- control ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Called by recorders when a full batch is waiting."""
+        self._wake.set()
+
+    def stop(self, timeout: float | None) -> bool:
+        """Flush everything and end the thread; False if *timeout* passed first.
+
+        After a timeout the records still in memory are abandoned (counted) and the
+        thread ends promptly.
+        """
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            return True
+        self._abandon = True
+        self._wake.set()
+        self._thread.join(max(1.0, self._max_backoff))
+        return False
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    # -- loop ------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        buffer = self._buffer
+        next_flush = time.monotonic() + self._interval
+        next_housekeeping = time.monotonic()
+        while not self._abandon:
+            now = time.monotonic()
+            if self._housekeeping is not None and now >= next_housekeeping:
+                next_housekeeping = now + self._housekeeping_interval
+                self._housekeeping()
+            if self._backlog and now < self._retry_at:
+                self._sleep(self._retry_at - now)
+                continue
+            due = self._stopping or now >= next_flush
+            if not due and not self._backlog and buffer.queued() + len(self._carry) < buffer.batch_size:
+                self._sleep(min(next_flush, next_housekeeping) - now)
+                continue
+            self._flush(whole_batches_only=not due)
+            if due:
+                next_flush = time.monotonic() + self._interval
+                if self._stopping and not self._backlog and not self._carry:
+                    if buffer.queued() == 0:
+                        break
+        self._give_up()
+
+    def _sleep(self, seconds: float) -> None:
+        self._wake.wait(max(seconds, 0.0))
+        self._wake.clear()
+
+    def _flush(self, whole_batches_only: bool) -> None:
+        """Write the backlog, then what is queued, as files of at most ``batch_size``."""
+        if not self._backlog:
+            size = self._buffer.batch_size
+            taken = self._buffer.take()
+            records = self._carry
+            records.extend(taken)
+            end = len(records)
+            if whole_batches_only:
+                end -= end % size
+            self._backlog.extend(records[i : min(i + size, end)] for i in range(0, end, size))
+            self._carry = records[end:]
+        wrote = False
+        while self._backlog:
+            batch = self._backlog[0]
+            if not self._write(batch):
+                return
+            self._backlog.popleft()
+            self._buffer.release(len(batch))
+            self._on_persisted(len(batch))
+            wrote = True
+        if wrote and self._fsync:
+            fsync_directory(self._dir)
+
+    def _write(self, batch: list[Record]) -> bool:
+        state = self._state
+        batch_id, stamp = state.ids.next()
+        try:
+            data = encode_batch(batch, batch_id, stamp, fast=self._fast_json)
+            write_atomic(self._dir, f"metrics_{batch_id}.json", data, fsync=self._fsync)
+        except OSError as exc:
+            self._failed(exc)
+            return False
+        state.persisted += len(batch)
+        state.batches += 1
+        state.last_flush = time.time()
+        if self._backoff:
+            log.warning("meterhub oplog: writing to %s works again", self._dir)
+            self._backoff = 0.0
+        return True
+
+    def _failed(self, exc: OSError) -> None:
+        state = self._state
+        state.write_errors += 1
+        state.last_error = f"{type(exc).__name__}: {exc}"
+        self._on_error()
+        if not self._backoff:
+            log.warning(
+                "meterhub oplog: cannot write a batch to %s (%s); records stay buffered and "
+                "the write is retried with backoff",
+                self._dir,
+                state.last_error,
+            )
+        self._backoff = min(max(self._backoff * 2, MIN_BACKOFF), self._max_backoff)
+        self._retry_at = time.monotonic() + self._backoff
+
+    def _give_up(self) -> None:
+        """After an abandoned stop: count and release what could not be written."""
+        lost = sum(len(b) for b in self._backlog) + len(self._carry)
+        self._backlog.clear()
+        self._carry = []
+        lost += len(self._buffer.take())
+        if lost:
+            self._state.abandoned += lost
+            self._buffer.release(lost)
+            log.error(
+                "meterhub oplog: stop timed out; %d records could not be written to %s",
+                lost,
+                self._dir,
+            )
+
+    def snapshot(self) -> dict[str, Any]:  # pragma: no cover - debugging aid
+        return {"backlog": len(self._backlog), "carry": len(self._carry)}

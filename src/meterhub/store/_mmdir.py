@@ -1,0 +1,338 @@
+"""The directory of the multi-process store: naming, liveness, locking, compaction.
+
+File names (everything else in the directory is ignored):
+
+* ``p_<pid>_<start>.db`` - the file of a live or dead process; ``start`` is the process
+  start time (``/proc/<pid>/stat`` field 22, clock ticks since boot), so a recycled pid
+  never passes for the process that wrote the file;
+* ``archive_<generation>.db`` - dead processes' values merged; only the highest
+  generation counts, and the files named in its SOURCES record are already inside it;
+* ``*.tmp`` / ``*.part`` - files being born (never read);
+* ``.lock`` - ``flock``: readers list and open files under a shared lock, compaction
+  runs under the exclusive one;
+* ``corrupt/`` - damaged files moved aside (their count is a self-metric).
+
+Compaction steps, each crash-safe: (1) recover - delete archives older than the newest
+and the files its SOURCES record names; (2) merge the newest archive and the dead files
+into ``archive_<g+1>.part``, fsync; (3) rename it to ``archive_<g+1>.db`` and fsync the
+directory - the commit point; (4) delete the merged files and the old archive. A crash
+before (3) leaves the old state intact; after it, readers already ignore the sources and
+the next compaction's step (1) deletes them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import struct
+from collections.abc import Callable, Iterator
+
+from ..samples import MetricType
+from ._mmformat import (
+    EXEMPLAR_DOUBLES,
+    KIND_ARCHIVE,
+    R_EXEMPLAR,
+    R_META,
+    R_SERIES,
+    R_SOURCES,
+    CorruptFile,
+    FileView,
+    FileWriter,
+    _dumps,
+    desc_to_json,
+    exemplar_key,
+    series_key,
+    write_exemplar,
+)
+from ._mmmerge import SUMMED, FileState, _reduced, _summed
+from .base import MetricDesc, SeriesData, cell_width
+
+__all__ = ["Directory", "compact", "corrupt_count", "process_start", "quarantine"]
+
+PROC_RE = re.compile(r"^p_(\d+)_(\d+)\.db(\.tmp)?$")
+ARCHIVE_RE = re.compile(r"^archive_(\d+)\.db$")
+LOCK_NAME = ".lock"
+CORRUPT_DIR = "corrupt"
+
+_failpoint: Callable[[str], None] | None = None
+"""Tests set this to crash compaction at a named step (see tests/test_multiprocess_compaction)."""
+
+
+def _hit(step: str) -> None:
+    if _failpoint is not None:
+        _failpoint(step)
+
+
+def process_start(pid: int) -> int | None:
+    """The start time of process *pid* (``/proc/<pid>/stat`` field 22), ``None`` if none runs.
+
+    Without ``/proc`` (not Linux) it is 0 for any existing process.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except FileNotFoundError:
+        if os.path.isdir("/proc/self"):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return 0
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    if len(fields) > 19 and fields[0] not in (b"Z", b"X"):  # zombies are dead
+        return int(fields[19])
+    return None
+
+
+def proc_file_name(pid: int, start: int) -> str:
+    return f"p_{pid}_{start}.db"
+
+
+def _alive(name: str) -> bool:
+    m = PROC_RE.match(name)
+    assert m is not None
+    return process_start(int(m.group(1))) == int(m.group(2))
+
+
+@contextlib.contextmanager
+def locked(path: str, exclusive: bool) -> Iterator[None]:
+    # A fresh descriptor each time: an inherited one would share its lock with the parent.
+    fd = os.open(os.path.join(path, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def quarantine(path: str, name: str) -> None:
+    """Move the damaged file *name* into ``corrupt/`` (caller holds the exclusive lock)."""
+    target_dir = os.path.join(path, CORRUPT_DIR)
+    os.makedirs(target_dir, exist_ok=True)
+    target, n = os.path.join(target_dir, name), 0
+    while os.path.exists(target):
+        n += 1
+        target = os.path.join(target_dir, f"{name}.{n}")
+    with contextlib.suppress(FileNotFoundError):
+        os.rename(os.path.join(path, name), target)
+
+
+def corrupt_count(path: str) -> int:
+    """How many damaged files were ever moved aside in *path* (what ``corrupt/`` holds)."""
+    try:
+        return len(os.listdir(os.path.join(path, CORRUPT_DIR)))
+    except FileNotFoundError:
+        return 0
+
+
+def _archives(names: list[str]) -> list[tuple[int, str]]:
+    found = [(int(m.group(1)), n) for n in names if (m := ARCHIVE_RE.match(n))]
+    return sorted(found)
+
+
+class Directory:
+    """A reader's cached view of the directory: open files and their indexes.
+
+    Not thread-safe; the store serializes calls. :meth:`snapshot` returns the files to
+    merge with their liveness, compacting dead processes first when there are any.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._views: dict[str, FileView] = {}
+        self._dead: set[str] = set()
+        self.archive: FileView | None = None
+
+    def snapshot(self, compact_dead: bool = True) -> list[FileState]:
+        for attempt in range(3):
+            states, corrupt = self._scan()
+            if corrupt:
+                with locked(self.path, exclusive=True):
+                    for name in corrupt:
+                        quarantine(self.path, name)
+                continue
+            if compact_dead and attempt < 2 and any(not alive for _, alive in states[1:]):
+                compact(self.path)
+                continue
+            return [s for s in states if s[0] is not None]  # type: ignore[misc]
+        return [s for s in states if s[0] is not None]  # type: ignore[misc]
+
+    def _open(self, name: str, corrupt: list[str]) -> FileView | None:
+        view = self._views.get(name)
+        try:
+            if view is None:
+                view = self._views[name] = FileView(os.path.join(self.path, name))
+            view.refresh()
+            return view
+        except FileNotFoundError:
+            return None
+        except CorruptFile:
+            if view is not None:
+                view.close()
+                del self._views[name]
+            corrupt.append(name)
+            return None
+
+    def _scan(self) -> tuple[list[tuple[FileView | None, bool]], list[str]]:
+        corrupt: list[str] = []
+        with locked(self.path, exclusive=False):
+            names = os.listdir(self.path)
+            archive: FileView | None = None
+            for _, name in reversed(_archives(names)):
+                archive = self._open(name, corrupt)
+                if archive is not None:
+                    break
+            skip = set(archive.sources) if archive else set()
+            wanted = {archive.name} if archive else set()
+            states: list[tuple[FileView | None, bool]] = [(archive, False)]
+            for name in sorted(names):
+                if name in skip or not name.endswith(".db") or not PROC_RE.match(name):
+                    continue
+                view = self._open(name, corrupt)
+                if view is not None:
+                    wanted.add(name)
+                    if name not in self._dead and not _alive(name):
+                        self._dead.add(name)
+                    states.append((view, name not in self._dead))
+        for name in list(self._views):
+            if name not in wanted:
+                self._views.pop(name).close()
+        self.archive = archive
+        return states, corrupt
+
+
+def _archive_series(desc: MetricDesc, files: list[FileState]) -> list[SeriesData]:
+    """What a dead process leaves behind: sums, and gauges in the non-live modes."""
+    if desc.type in SUMMED:
+        return list(_summed(desc, files))
+    mode = desc.multiprocess_mode
+    if desc.type is MetricType.GAUGE and mode in ("sum", "max", "min", "mostrecent"):
+        return list(_reduced(desc, files, mode))
+    return []
+
+
+def compact(path: str, pids: frozenset[int] = frozenset()) -> int:
+    """Merge dead processes' files into a new archive; return how many files were merged.
+
+    Files of *pids* count as dead unless ``/proc`` shows that very process still running.
+    """
+    with locked(path, exclusive=True):
+        names = os.listdir(path)
+        base: FileView | None = None
+        for _, name in reversed(_archives(names)):
+            try:
+                base = FileView(os.path.join(path, name))
+                base.refresh()
+                break
+            except CorruptFile:
+                if base is not None:
+                    base.close()
+                base = None
+                quarantine(path, name)
+        try:
+            return _compact_locked(path, names, base, pids)
+        finally:
+            if base is not None:
+                base.close()
+
+
+def _compact_locked(path: str, names: list[str], base: FileView | None, pids: frozenset[int]) -> int:
+    merged_before = set(base.sources) if base else set()
+    for name in names:  # step 1: finish an interrupted compaction
+        old_archive = ARCHIVE_RE.match(name) and (base is None or name != base.name)
+        stale = name.endswith((".part", ".part.tmp")) or (
+            PROC_RE.match(name) and name.endswith(".tmp")
+        )
+        if name in merged_before or old_archive or (stale and not _alive_tmp(name)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(path, name))
+    dead: list[FileView] = []
+    try:
+        for name in sorted(names):
+            m = PROC_RE.match(name)
+            if m is None or m.group(3) or name in merged_before:
+                continue
+            if _alive(name) and int(m.group(1)) not in pids:
+                continue
+            try:
+                view = FileView(os.path.join(path, name))
+            except FileNotFoundError:
+                continue
+            except CorruptFile:
+                quarantine(path, name)
+                continue
+            try:
+                view.refresh()
+            except CorruptFile:
+                view.close()
+                quarantine(path, name)
+                continue
+            dead.append(view)
+        if not dead:
+            return 0
+        _write_archive(path, base, dead)
+        _hit("after_commit")
+        for view in dead:
+            os.unlink(view.path)
+            _hit("after_unlink")
+        if base is not None:
+            os.unlink(base.path)
+        return len(dead)
+    finally:
+        for view in dead:
+            view.close()
+
+
+def _alive_tmp(name: str) -> bool:
+    return bool(PROC_RE.match(name)) and _alive(name[: -len(".tmp")])
+
+
+def _write_archive(path: str, base: FileView | None, dead: list[FileView]) -> None:
+    generation = (base.generation if base else 0) + 1
+    merged = (base.merged if base else 0) + len(dead)
+    final = os.path.join(path, f"archive_{generation}.db")
+    part = final + ".part"
+    writer = FileWriter(part, KIND_ARCHIVE, 0, 0, generation, merged)
+    try:
+        files: list[FileState] = [(base, False)] if base else []
+        files += [(v, False) for v in dead]
+        descs: dict[str, MetricDesc] = {}
+        for view, _ in files:
+            for name, desc in view.descs.items():
+                descs.setdefault(name, desc)
+        for desc in descs.values():
+            writer.append(R_META, desc_to_json(desc), 0)
+            width = cell_width(desc)
+            for data in _archive_series(desc, files):
+                mm, at = writer.append(R_SERIES, series_key(desc, data.key), width)
+                struct.pack_into(f"<{width}d", mm, at, *data.values)
+                for slot, ex in data.exemplars.items():
+                    mm, at = writer.append(
+                        R_EXEMPLAR, exemplar_key(desc, data.key, slot), EXEMPLAR_DOUBLES
+                    )
+                    write_exemplar(mm, at, ex)
+        sources = [base.name] if base else []
+        writer.append(R_SOURCES, _dumps(sources + [v.name for v in dead]), 0)
+        _hit("before_fsync")
+        writer.flush()
+    finally:
+        writer.close()
+    _hit("before_commit")
+    os.rename(part, final)
+    _fsync_dir(path)

@@ -1,0 +1,103 @@
+"""How the multi-process store merges one metric across files (rules in :mod:`.mmap`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from ..samples import Exemplar, MetricType
+from ._mmformat import KIND_ARCHIVE, FileView
+from .base import MetricDesc, SeriesData, cell_width
+
+__all__ = ["SUMMED", "FileState", "merge"]
+
+SUMMED = (MetricType.COUNTER, MetricType.HISTOGRAM, MetricType.SUMMARY)
+"""Types whose values add up across processes (their last slot is ``created``: min)."""
+
+FileState = tuple[FileView, bool]
+"""A file and whether its process is alive (an archive counts as not alive)."""
+
+
+def _latest(into: dict[int, Exemplar], other: dict[int, Exemplar]) -> None:
+    for slot, ex in other.items():
+        cur = into.get(slot)
+        if cur is None or (ex.timestamp or 0.0) >= (cur.timestamp or 0.0):
+            into[slot] = ex
+
+
+def _summed(desc: MetricDesc, files: Iterable[FileState]) -> Iterator[SeriesData]:
+    width = cell_width(desc)
+    acc: dict[tuple[str, ...], list[float]] = {}
+    exemplars: dict[tuple[str, ...], dict[int, Exemplar]] = {}
+    for view, _ in files:
+        with_ex = view.exemplars.get(desc.name)
+        for key, values in view.read_series(desc.name, width):
+            cur = acc.get(key)
+            if cur is None:
+                acc[key] = list(values)
+            else:
+                for i in range(width - 1):
+                    cur[i] += values[i]
+                created = values[-1]
+                if created and (not cur[-1] or created < cur[-1]):
+                    cur[-1] = created
+            if with_ex and key in with_ex:
+                _latest(exemplars.setdefault(key, {}), view.exemplars_of(desc.name, key))
+    for key, values in acc.items():
+        yield SeriesData(key, values, exemplars.get(key, {}))
+
+
+def _reduced(desc: MetricDesc, files: Iterable[FileState], how: str) -> Iterator[SeriesData]:
+    width = cell_width(desc)
+    acc: dict[tuple[str, ...], list[float]] = {}
+    for view, _ in files:
+        for key, values in view.read_series(desc.name, width):
+            cur = acc.get(key)
+            if cur is None:
+                acc[key] = list(values)
+            elif how == "sum":
+                cur[0] += values[0]
+            elif how == "max":
+                cur[0] = max(cur[0], values[0])
+            elif how == "min":
+                cur[0] = min(cur[0], values[0])
+            elif values[1] > cur[1]:  # mostrecent: the write with the latest timestamp wins
+                cur[:] = values
+    for key, values in acc.items():
+        yield SeriesData(key, values, {})
+
+
+def _per_process(desc: MetricDesc, files: Iterable[FileState]) -> Iterator[SeriesData]:
+    width = cell_width(desc)
+    for view, _ in sorted(files, key=lambda f: f[0].pid):
+        if view.kind == KIND_ARCHIVE:
+            continue
+        pid = (("pid", str(view.pid)),)
+        for key, values in view.read_series(desc.name, width):
+            yield SeriesData(key, values, {}, pid)
+
+
+def _union(desc: MetricDesc, files: Iterable[FileState]) -> Iterator[SeriesData]:
+    seen: set[tuple[str, ...]] = set()
+    for view, _ in files:
+        if view.kind == KIND_ARCHIVE:
+            continue
+        for key, values in view.read_series(desc.name, 1):
+            if key not in seen and values[0]:
+                seen.add(key)
+                yield SeriesData(key, [1.0], {})
+
+
+def merge(desc: MetricDesc, files: list[FileState]) -> Iterator[SeriesData]:
+    """Every series of *desc* merged across *files* by the rules of its type and mode."""
+    kind = desc.type
+    if kind in SUMMED:
+        return _summed(desc, files)
+    if kind is MetricType.INFO:
+        return _union(desc, files)
+    mode = desc.multiprocess_mode or "all"
+    if mode.startswith("live"):
+        files = [f for f in files if f[1]]
+        mode = mode[4:]
+    if kind is MetricType.STATESET or mode == "all":
+        return _per_process(desc, files)
+    return _reduced(desc, files, mode)
