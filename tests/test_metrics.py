@@ -190,3 +190,13 @@ def test_created_samples_opt_in(registry: Registry) -> None:
     meterhub.configure(created=True, strict=True)
     created = value(registry, "made_created")
     assert created is not None and abs(created - time.time()) < 60
+
+
+def test_label_values_of_any_type_become_strings(registry: Registry) -> None:
+    c = Counter("odd", "O.", ["v"], registry=registry)
+    c.labels(["a", 1]).inc()
+    c.labels(v=None).inc()
+    c.labels(3.5).inc()
+    assert value(registry, "odd_total", v="['a', 1]") == 1
+    assert value(registry, "odd_total", v="None") == 1
+    assert value(registry, "odd_total", v="3.5") == 1

@@ -168,7 +168,10 @@ class MetricBase(Generic[C]):
             >>> c.labels("jira", "ok").inc()
             >>> c.labels(service="jira", status="ok").inc()
         """
-        child = self._children.get(labelvalues)
+        try:
+            child = self._children.get(labelvalues)
+        except TypeError:  # an unhashable label value: the slow path converts it to str
+            child = None
         if child is not None and not labelkwargs:
             return child
         return self._labels_slow(labelvalues, labelkwargs)
