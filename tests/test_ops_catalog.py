@@ -34,6 +34,7 @@ def test_markdown_groups_components_and_prefixes(app_registry: Registry) -> None
     assert row == "| `orders_total` | counter | - | `country` | Orders placed. |"
     calls = next(line for line in md.splitlines() if "shop_component_calls_total" in line)
     assert "`component`, `operation`, `status`" in calls
+    assert "Components seen: `jira`." in md
 
 
 def test_json_lists_every_metric(app_registry: Registry) -> None:
@@ -43,6 +44,7 @@ def test_json_lists_every_metric(app_registry: Registry) -> None:
     assert by_name["checkout_seconds"]["labels"] == ["step"]
     assert by_name["basket_items"]["labels"] == []
     assert by_name["shop_component_calls_total"]["group"] == "component"
+    assert by_name["shop_component_calls_total"]["components"] == ["jira"]
     assert "meterhub_errors_total" in by_name
 
 
@@ -115,3 +117,11 @@ def test_load_app_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         load_app_registry("ops_catalog_app:missing")
     with pytest.raises(TypeError, match="not a meterhub Registry"):
         load_app_registry("ops_catalog_app:not_a_registry")
+
+
+def test_units_declared_or_from_name(registry: Registry) -> None:
+    Histogram("latency_seconds", "L.", registry=registry)
+    Gauge("size", "S.", unit="bytes", registry=registry)
+    Gauge("temperature", "T.", registry=registry)
+    units = {e.name: e.unit for e in catalog_entries(registry)}
+    assert units == {"latency_seconds": "seconds", "size_bytes": "bytes", "temperature": ""}

@@ -12,9 +12,10 @@ sets ``meterhub_health_check_up{check}`` (1/0) and ``meterhub_health_check_durat
 {check}`` in the registry. Failures are described by exception type and message only; the
 traceback goes to the log, never into the HTTP answer.
 
-Sync checks run on their own daemon thread, so one that hangs is abandoned at its timeout
-(Python cannot kill a thread): until it returns, later runs report it as still running
-instead of piling up threads.
+Sync checks run on a daemon thread, so one that hangs is abandoned at its timeout (Python
+cannot kill a thread); runs that start while a call of the same check is still in flight
+wait for that call instead of starting another, so a hung check holds one thread, not one
+per probe.
 
 Example::
 
@@ -30,6 +31,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import datetime as _dt
 import inspect
 import json
@@ -107,7 +109,8 @@ class _Check:
     timeout: float
     critical: bool
     is_async: bool
-    running: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    inflight: concurrent.futures.Future[Any] | None = None
 
 
 def _describe(exc: BaseException) -> str:
@@ -219,13 +222,13 @@ class HealthChecks:
             if entry.is_async:
                 value = await asyncio.wait_for(entry.fn(), entry.timeout)
             else:
-                value = await asyncio.wait_for(_in_thread(entry), entry.timeout)
+                value = await asyncio.wait_for(asyncio.wrap_future(_submit(entry)), entry.timeout)
+            if inspect.isawaitable(value):  # a sync callable returning a coroutine
+                value = await asyncio.wait_for(value, entry.timeout)
             if value is False:
                 error = "check returned False"
         except asyncio.TimeoutError:
             error = f"timed out after {entry.timeout:g}s"
-        except _StillRunning as exc:
-            error = f"still running: {exc}"
         except Exception as exc:
             log.warning("health check %r failed", entry.name, exc_info=True)
             error = _describe(exc)
@@ -236,40 +239,31 @@ class HealthChecks:
         return CheckResult(error is None, round(elapsed * 1000.0, 3), error)
 
 
-class _StillRunning(RuntimeError):
-    pass
+def _submit(entry: _Check) -> concurrent.futures.Future[Any]:
+    """The in-flight call of *entry*'s sync check, started on a daemon thread if there is
+    none. Concurrent runs share it, so a slow or hung check never holds more than one thread.
+    """
+    with entry.lock:
+        call = entry.inflight
+        if call is None or call.done():
+            call = entry.inflight = concurrent.futures.Future()
+            # Running futures cannot be cancelled: a waiter that times out leaves it alone.
+            call.set_running_or_notify_cancel()
+            name = f"meterhub-health-{entry.name}"
+            threading.Thread(target=_call, args=(entry.fn, call), name=name, daemon=True).start()
+    return call
 
 
-def _in_thread(entry: _Check) -> Awaitable[Any]:
-    loop = asyncio.get_running_loop()
-    fut: asyncio.Future[Any] = loop.create_future()
-    if entry.running.is_set():
-        fut.set_exception(_StillRunning("the previous run has not returned yet"))
-        return fut
-    entry.running.set()
-
-    def settle(ok: bool, value: Any) -> None:
-        if fut.done():
-            return
-        if ok:
-            fut.set_result(value)
-        else:
-            fut.set_exception(value)
-
-    def target() -> None:
-        try:
-            ok, value = True, entry.fn()
-        except Exception as exc:
-            ok, value = False, exc
-        finally:
-            entry.running.clear()
-        try:
-            loop.call_soon_threadsafe(settle, ok, value)
-        except RuntimeError:  # the run timed out and its loop is closed: nobody waits
-            pass
-
-    threading.Thread(target=target, name=f"meterhub-health-{entry.name}", daemon=True).start()
-    return fut
+def _call(fn: CheckFn, call: concurrent.futures.Future[Any]) -> None:
+    try:
+        value = fn()
+    except Exception as exc:
+        call.set_exception(exc)
+    except BaseException as exc:  # SystemExit & co. must still settle the call
+        call.set_exception(RuntimeError(f"check raised {type(exc).__name__}"))
+        raise
+    else:
+        call.set_result(value)
 
 
 # -- ready-made checks ----------------------------------------------------------------------

@@ -20,6 +20,7 @@ from .registry import REGISTRY, Registry
 if TYPE_CHECKING:
     from .component import Component
     from .export.textfile import TextfileExporter
+    from .oplog import OperationLog
 
 __all__ = ["Hub", "hub"]
 
@@ -148,8 +149,9 @@ class Hub:
 
     # -- components -----------------------------------------------------------------------
 
-    def component(self, name: str) -> Component:
-        """The tracker of external integration *name* (one per name).
+    def component(self, name: str, *, oplog: OperationLog | None = None) -> Component:
+        """The tracker of external integration *name* (one per name); with *oplog*, each
+        call is also recorded in that operation log.
 
         Example::
 
@@ -166,6 +168,8 @@ class Hub:
                 component = self._components.get(name)
                 if component is None:
                     component = self._components[name] = Component(name, hub=self)
+        if oplog is not None:
+            component.oplog = oplog
         return component
 
     def track(self, component: str, operation: str) -> Any:

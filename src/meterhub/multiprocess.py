@@ -158,7 +158,9 @@ class MultiProcessCollector:
         yield from families
         archive = s._reader.archive
         gen, archived = (archive.generation, archive.merged) if archive else (0, 0)
-        yield from directory_self_metrics(s.directory, s.files_merged, s.merge_seconds, gen, archived)
+        yield from directory_self_metrics(
+            s.directory, s.files_merged, s.merge_seconds, gen, archived
+        )
         yield MetricFamily(
             "meterhub_multiprocess_collection_duration_seconds",
             "How long the last collection of the whole directory took.",
@@ -168,7 +170,7 @@ class MultiProcessCollector:
 
 
 def collect_directory(directory: str | os.PathLike[str] | None = None) -> Iterator[MetricFamily]:
-    """Every metric of *directory* merged across processes (one-shot :class:`MultiProcessCollector`).
+    """Every metric of *directory*, merged across processes (a one-shot collector).
 
     Example::
 

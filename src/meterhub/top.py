@@ -73,14 +73,10 @@ def fetch_text(source: str, *, timeout: float = 5.0) -> str:
 def collect_directory(path: str) -> list[MetricFamily]:
     """Merge a multi-process directory without the metric definitions."""
     try:
-        from . import multiprocess
+        from .multiprocess import collect_directory as collect
     except ImportError:
         raise OSError("multi-process support (meterhub.multiprocess) is not installed") from None
-    fn = getattr(multiprocess, "collect_directory", None)
-    if fn is not None:
-        return list(fn(path))
-    collector = multiprocess.MultiProcessCollector(None, path=path)
-    return list(collector.collect())
+    return list(collect(path))
 
 
 def _parse(text: str, source: str) -> list[MetricFamily]:

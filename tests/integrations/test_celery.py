@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from meterhub import Registry
 from meterhub.integrations.celery import (
+    DEFAULT_TASK_BUCKETS,
     PUBLISHED_AT_HEADER,
     add_flush_schedule,
     flush_metrics_to_file,
@@ -116,23 +117,9 @@ def test_threads_worker_counts_exact(
     app = worker.app(registry)
     try:
         run_workload(app)
-        # --max-tasks-per-child 2 recycles the pool children: more pids than slots ran tasks
-        pids = {app.send_task("mh_tasks.whoami").get(timeout=60) for _ in range(6)}
-        assert len(pids) > 2
-        # the merged view, as collected inside a pool child
         check_worker_counts(worker_view(worker, app, settled))
     finally:
         app.close()
-    worker.stop()
-    # the merged view of the directory from another process, after every child exited
-    from meterhub import generate_latest
-    from meterhub.multiprocess import MultiProcessCollector
-
-    sidecar = Registry(self_metrics=False)
-    sidecar.register(MultiProcessCollector(mp))
-    merged = parse(generate_latest(sidecar).decode())
-    check_worker_counts(merged)
-    assert tasks_total(merged, "mh_tasks.whoami", "succeeded") == 6
     # producer side: what this process published
     assert (
         registry.get_sample_value("celery_tasks_total", {"task": "mh_tasks.ok", "state": "sent"})
@@ -226,6 +213,10 @@ def test_instrument_bad_input(registry: Registry) -> None:
         instrument(Celery("x"), registry="REGISTRY")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="bucket"):
         instrument(Celery("y"), registry=Registry(self_metrics=False), buckets=[2.0, 1.0])
+    instrument(Celery("z"), registry=registry)
+    with pytest.raises(ValueError, match="celery_task_duration_seconds"):
+        instrument(Celery("z2"), registry=registry, buckets=[1.0, 2.0])
+    assert instrument(Celery("z3"), registry=registry).buckets == DEFAULT_TASK_BUCKETS
 
 
 def test_publish_header_and_eta(redis_url: str, registry: Registry) -> None:
@@ -265,7 +256,10 @@ def test_flush_task_is_registered_on_apps() -> None:
 def test_prefork_worker_counts_exact_in_multiprocess_mode(
     tmp_path: Path, redis_url: str, celery_worker: Callable[..., CeleryWorker], registry: Registry
 ) -> None:
-    pytest.importorskip("meterhub.store.mmap", reason="the multi-process store is not built yet")
+    pytest.importorskip("meterhub.multiprocess", reason="the multi-process store is not built")
+    from meterhub import generate_latest
+    from meterhub.multiprocess import MultiProcessCollector
+
     mp = tmp_path / "mp"
     mp.mkdir()
     worker = celery_worker(
@@ -288,11 +282,46 @@ def test_prefork_worker_counts_exact_in_multiprocess_mode(
         app.close()
     worker.stop()
     # the merged view of the directory from another process, after every child exited
-    from meterhub import generate_latest
-    from meterhub.multiprocess import MultiProcessCollector
-
     sidecar = Registry(self_metrics=False)
     sidecar.register(MultiProcessCollector(mp))
     merged = parse(generate_latest(sidecar).decode())
     check_worker_counts(merged)
     assert tasks_total(merged, "mh_tasks.whoami", "succeeded") == 6
+
+
+def test_prefork_child_killed_mid_task(
+    tmp_path: Path, redis_url: str, celery_worker: Callable[..., CeleryWorker]
+) -> None:
+    """SIGKILL of a pool child: its counts survive, the failure is counted, nothing stuck."""
+    pytest.importorskip("meterhub.multiprocess", reason="the multi-process store is not built")
+    from meterhub import generate_latest
+    from meterhub.multiprocess import MultiProcessCollector
+
+    mp = tmp_path / "mp"
+    mp.mkdir()
+    worker = celery_worker(
+        tmp_path, redis_url, pool="prefork", env={"METERHUB_MULTIPROC_DIR": str(mp)}
+    )
+    app = worker.app()
+    try:
+        result = app.send_task("mh_tasks.suicide")
+        result.get(timeout=60, propagate=False)
+        assert result.state == "FAILURE"
+        assert app.send_task("mh_tasks.ok", (1,)).get(timeout=60) == 2  # the pool recovered
+    finally:
+        app.close()
+    sidecar = Registry(self_metrics=False)
+    sidecar.register(MultiProcessCollector(mp))
+    # a result is stored before the success signal fires: poll for the ok task's success
+    deadline = time.monotonic() + 30
+    while True:
+        m = parse(generate_latest(sidecar).decode())
+        if tasks_total(m, "mh_tasks.ok", "succeeded") == 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert tasks_total(m, "mh_tasks.suicide", "started") == 1  # recorded by the dead child
+    assert tasks_total(m, "mh_tasks.suicide", "failed") == 1  # by the main process
+    failures = "celery_task_failures_total"
+    assert value(m, failures, task="mh_tasks.suicide", exception="WorkerLostError") == 1
+    assert value(m, "celery_tasks_in_progress", task="mh_tasks.suicide") == 0
+    assert tasks_total(m, "mh_tasks.ok", "succeeded") == 1

@@ -148,6 +148,7 @@ def test_unmatched_and_exceptions(registry: Registry) -> None:
 def test_excluded_paths(registry: Registry) -> None:
     m = HttpServerMetrics(registry=registry, exclude_paths=["/metrics", "/health", "/static/*"])
     assert m.excluded("/metrics") and m.excluded("/health") and m.excluded("/static/a/b.css")
+    assert m.excluded("/metrics/") and m.excluded("/health/")
     assert not m.excluded("/metrics/x") and not m.excluded("/healthz") and not m.excluded("/")
     assert HttpServerMetrics(registry=registry).excluded("/metrics")
     assert not HttpServerMetrics(registry=registry, exclude_paths=()).excluded("/metrics")

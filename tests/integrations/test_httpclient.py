@@ -214,7 +214,7 @@ def test_httpx_bad_input(registry: Registry) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("get", "GET"), ("Patch", "PATCH"), (b"HEAD", "HEAD"), ("GET\n", "OTHER"), ("", "OTHER"),
+    [("get", "GET"), ("Patch", "PATCH"), (b"HEAD", "OTHER"), ("GET\n", "OTHER"), ("", "OTHER"),
      (None, "OTHER"), ("ΓΕΤ", "OTHER"), ("X" * 10_000, "OTHER")],
 )  # fmt: skip
 def test_normalize_method(raw: object, expected: str) -> None:
@@ -237,3 +237,23 @@ def test_hostile_component_round_trips(component: str, method: str) -> None:
         "status": "200",
     }
     assert sample.value == 1.0
+
+
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
+
+
+@pytest.mark.usefixtures("lenient")
+def test_instrumentation_errors_never_reach_the_caller() -> None:
+    reg = Registry()
+    metrics = ClientMetrics("x", registry=reg)
+    with metrics.measure("GET") as call:
+        call.status = _Unprintable()
+    assert reg.self_metrics.errors("http_client_requests", "internal") == 1
+
+
+def test_instrumentation_errors_raise_in_strict_mode(registry: Registry) -> None:
+    metrics = ClientMetrics("x", registry=registry)
+    with pytest.raises(RuntimeError, match="no text"), metrics.measure("GET") as call:
+        call.status = _Unprintable()

@@ -61,6 +61,14 @@ def flaky(self, x):
 
 
 @app.task
+def suicide():
+    """Dies mid-task the way an OOM kill does."""
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@app.task
 def whoami():
     return os.getpid()
 

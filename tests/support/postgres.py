@@ -149,8 +149,7 @@ class PostgresServer:
                 "-c shared_buffers=32MB"
             )
             proc = self._run(
-                [str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file)]
-                + ["-o", opts, "-w", "-t", "60", "start"],
+                [*self._pg_ctl("-l", str(self.log_file)), "-o", opts, "-w", "-t", "60", "start"],
                 check=False,
             )
             if proc.returncode == 0:
@@ -162,6 +161,9 @@ class PostgresServer:
             break
         log = self.log_file.read_text(errors="replace")[-3000:]
         raise RuntimeError(f"pg_ctl start failed:\n{proc.stdout}\n{proc.stderr}\n{log}")
+
+    def _pg_ctl(self, *args: str) -> list[str]:
+        return [str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), *args]
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server; ``mode`` is pg_ctl's: ``smart``, ``fast`` or ``immediate``."""
@@ -192,8 +194,18 @@ class PostgresServer:
     def psql(self, sql: str, dbname: str | None = None) -> str:
         """Run SQL with the ``psql`` binary (unaligned, tuples only) and return its output."""
         proc = subprocess.run(
-            [str(self.bindir / "psql"), "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"]
-            + ["-d", self.dsn_for(dbname or "postgres"), "-c", sql],
+            [
+                str(self.bindir / "psql"),
+                "-X",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                self.dsn_for(dbname or "postgres"),
+                "-c",
+                sql,
+            ],
             capture_output=True,
             text=True,
             timeout=60,

@@ -42,6 +42,13 @@ cli.add_command(lint)
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True)
 @click.option("--workers", type=click.IntRange(1, 16), default=2, show_default=True)
 @click.option("--jira-failure-rate", type=click.FloatRange(0, 1), default=0.3, show_default=True)
+@click.option(
+    "--rate",
+    type=click.FloatRange(0, 1000),
+    default=20.0,
+    show_default=True,
+    help="Alerts per second from the built-in load generator (0: none, post your own).",
+)
 @click.option("--with-prometheus", is_flag=True, help="Also run a real Prometheus (Debian).")
 @friendly
 def demo(
@@ -50,6 +57,7 @@ def demo(
     port: int,
     workers: int,
     jira_failure_rate: float,
+    rate: float,
     with_prometheus: bool,
 ) -> None:
     """Run a simulated service on loopback and show the whole pipeline."""
@@ -62,6 +70,7 @@ def demo(
         workers=workers,
         jira_failure_rate=jira_failure_rate,
         with_prometheus=with_prometheus,
+        rate=rate,
     )
     raise SystemExit(run_demo(options))
 
@@ -100,7 +109,14 @@ def slo(spec: str, output: str | None) -> None:
     mod = optional_module("meterhub.ops.slo", "the SLO generator")
     if not os.path.isfile(spec):
         raise CliError(f"{spec}: no such SLO spec file")
-    emit(mod.render_slo(spec), output)
+    import yaml
+
+    with open(spec, encoding="utf-8") as fh:
+        try:
+            parsed = yaml.safe_load(fh)
+        except yaml.YAMLError as exc:
+            raise CliError(f"{spec}: not YAML: {str(exc).splitlines()[0]}") from None
+    emit(mod.render_slo(parsed), output)
 
 
 @cli.command()
@@ -135,13 +151,15 @@ def oplog_stats(directory: str, as_json: bool) -> None:
     """Summarise the batches in DIRECTORY (records, failures, per operation)."""
     mod = optional_module("meterhub.oplog", "the operation log")
     summary = mod.summarize(_existing_dir(directory))
-    data = summary if isinstance(summary, dict) else _as_dict(summary)
+    rows = [_as_dict(op) for op in summary.values()]
     if as_json:
-        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+        click.echo(json.dumps(rows, indent=2, sort_keys=True, default=str))
         return
-    from ._render import print_mapping
+    from ._render import print_rows
 
-    print_mapping(f"operation log {directory}", data)
+    columns = ["operation_type", "operation_name", "count", "errors", "error_rate"]
+    columns += ["p50_ms", "p95_ms", "p99_ms", "max_ms"]
+    print_rows(f"operation log {directory}: {len(rows)} operation(s)", columns, rows)
 
 
 @oplog.command("cleanup")
@@ -152,8 +170,7 @@ def oplog_cleanup(directory: str, older_than_days: float) -> None:
     """Delete batch files older than N days in DIRECTORY."""
     mod = optional_module("meterhub.oplog", "the operation log")
     removed = mod.cleanup(_existing_dir(directory), older_than_days=older_than_days)
-    count = len(removed) if isinstance(removed, (list, tuple, set)) else removed
-    click.echo(f"removed {count} batch file(s) older than {older_than_days:g} day(s)")
+    click.echo(f"removed {removed} batch file(s) older than {older_than_days:g} day(s)")
 
 
 # -- events -----------------------------------------------------------------------------

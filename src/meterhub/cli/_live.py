@@ -2,38 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import click
 
 from ..registry import Registry
-from ..samples import MetricFamily
 from ._common import CliError, friendly, load_registry, optional_module
 
 
-class DirectoryCollector:
-    """Collects a multi-process directory without the metric definitions (sidecars)."""
-
-    def __init__(self, directory: str) -> None:
-        self.directory = directory
-
-    def collect(self) -> Iterator[MetricFamily]:
-        from ..top import collect_directory
-
-        yield from collect_directory(self.directory)
-
-
 def directory_registry(directory: str) -> Registry:
-    """A registry whose collection merges every process file of *directory*."""
+    """A registry whose collection merges every process file of *directory* (no metric
+    definitions needed: what a sidecar has)."""
     if not os.path.isdir(directory):
         raise CliError(f"{directory}: no such multi-process directory")
-    optional_module("meterhub.multiprocess", "multi-process support")
+    multiprocess = optional_module("meterhub.multiprocess", "multi-process support")
     registry = Registry(self_metrics=False)
-    registry.register(DirectoryCollector(directory))
+    registry.register(multiprocess.MultiProcessCollector(directory))
     return registry
 
 
@@ -134,9 +122,15 @@ def top(source: str, interval: float, iterations: int, busiest: int) -> None:
     from ._render import watch
 
     first = read_source(source)  # bad input fails here, before any screen is drawn
-    watch(
-        lambda: read_source(source), first, source, interval, iterations=iterations, busiest=busiest
-    )
+    with contextlib.suppress(KeyboardInterrupt):
+        watch(
+            lambda: read_source(source),
+            first,
+            source,
+            interval,
+            iterations=iterations,
+            busiest=busiest,
+        )
 
 
 @click.command()

@@ -7,8 +7,9 @@ each refresh is printed once as plain text, so logs stay readable.
 from __future__ import annotations
 
 import math
+import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from rich.console import Console, Group
@@ -20,8 +21,12 @@ from ..top import TopView, compare
 
 
 def console() -> Console:
-    """The shared stdout console (rich degrades to plain text without a terminal)."""
-    return Console(highlight=False, soft_wrap=False)
+    """A stdout console. Without a terminal rich prints plain text; it is given a width
+    (``COLUMNS``, else 120) so CI logs do not fold every metric name."""
+    con = Console(highlight=False, soft_wrap=False)
+    if not con.is_terminal and "COLUMNS" not in os.environ:
+        con = Console(highlight=False, soft_wrap=False, width=120)
+    return con
 
 
 def _num(value: float | None, unit: str = "") -> str:
@@ -80,7 +85,8 @@ def watch(
     out: Console | None = None,
     footer: Callable[[], str] | None = None,
 ) -> None:
-    """Refresh the top view every *interval* seconds (*iterations* times; 0: until Ctrl-C)."""
+    """Refresh the top view every *interval* seconds (*iterations* times; 0: until Ctrl-C,
+    whose ``KeyboardInterrupt`` reaches the caller)."""
     con = out or console()
     previous, taken = first, time.monotonic()
 
@@ -90,26 +96,24 @@ def watch(
         current, now = fetch(), time.monotonic()
         view = compare(previous, current, now - taken, busiest=busiest)
         previous, taken = current, now
-        parts: list[Any] = [render_view(view, source)]
+        limit = 25 if con.is_terminal else 12
+        parts: list[Any] = [render_view(view, source, limit)]
         if footer is not None:
             parts.append(Text(footer()))
         return Group(*parts)
 
     done = 0
-    try:
-        if con.is_terminal:
-            from rich.live import Live
+    if con.is_terminal:
+        from rich.live import Live
 
-            with Live(console=con, auto_refresh=False, transient=False) as live:
-                while not iterations or done < iterations:
-                    live.update(frame(), refresh=True)
-                    done += 1
-        else:
+        with Live(console=con, auto_refresh=False, transient=False) as live:
             while not iterations or done < iterations:
-                con.print(frame())
+                live.update(frame(), refresh=True)
                 done += 1
-    except KeyboardInterrupt:
-        pass
+    else:
+        while not iterations or done < iterations:
+            con.print(frame())
+            done += 1
 
 
 def print_mapping(title: str, data: Mapping[str, Any], out: Console | None = None) -> None:
@@ -120,6 +124,24 @@ def print_mapping(title: str, data: Mapping[str, Any], out: Console | None = Non
     for key, value in _flatten(data):
         table.add_row(key, str(value))
     (out or console()).print(table)
+
+
+def print_rows(
+    title: str, columns: list[str], rows: Sequence[Mapping[str, Any]], out: Console | None = None
+) -> None:
+    """A table with one row per mapping in *rows*."""
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col, justify="left" if col.startswith("operation") else "right")
+    for row in rows:
+        table.add_row(*(_cell(row.get(c)) for c in columns))
+    (out or console()).print(table)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return _num(value)
+    return "" if value is None else str(value)
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

@@ -20,6 +20,7 @@ import os
 import queue
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -39,6 +40,9 @@ from ._artifacts import (
 )
 
 __all__ = ["DemoOptions", "run_demo"]
+
+JIRA_ALERT = "ComponentFailureRatioHigh"
+"""The generated alert that the fake Jira's failures set off in a real Prometheus."""
 
 
 @dataclass(frozen=True)
@@ -64,8 +68,9 @@ def _multiprocess_available() -> bool:
 
 
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops the demo the way Ctrl-C does: gracefully, with a summary."""
+def _signals_as_interrupt() -> Iterator[None]:
+    """SIGINT and SIGTERM stop the demo gracefully, with a summary. SIGINT is set
+    explicitly: a shell starting the demo in the background leaves it ignored."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -73,16 +78,19 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def run_demo(options: DemoOptions, console: Console | None = None) -> int:
     """Run the demo; returns the exit status (0 when everything was produced)."""
-    con = console or Console(highlight=False)
+    from ..cli._render import console as default_console
+
+    con = console or default_console()
     layout = Layout(Path(options.directory).resolve())
     layout.prepare()
     multiproc = _multiprocess_available()
@@ -90,91 +98,128 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> int:
         # Before the first metric: every process of the demo shares this directory.
         os.environ["METERHUB_MULTIPROC_DIR"] = str(layout.multiproc)
         meterhub.configure(multiproc_dir=str(layout.multiproc))
-    with _sigterm_as_interrupt():
+    with _signals_as_interrupt():
         return _Demo(options, layout, con, multiproc).run()
 
 
 class _Demo:
+    """One run. Every piece is an attribute that stays ``None`` until started, so an
+    interrupt at any moment stops exactly what runs, in order, and still summarises."""
+
     def __init__(self, options: DemoOptions, layout: Layout, con: Console, multiproc: bool):
         self.options, self.layout, self.con, self.multiproc = options, layout, con, multiproc
         self.notes: dict[str, str] = {}
         self.results = {"processed": 0, "jira_failed": 0, "tickets": 0}
         self.stopping = threading.Event()
+        self.jira: Any = None
+        self.router: Any = None
+        self.store: Any = None
+        self.oplog: Any = None
+        self.tasks: Any = None
+        self.workers: list[Any] = []
+        self.drain: threading.Thread | None = None
+        self.intake: Any = None
+        self.url = ""
+        self.textfile: Any = None
+        self.prom: DemoPrometheus | None = None
+        self.load: Any = None
+        self.alerts: dict[str, str] = {}
 
     def run(self) -> int:
         from . import _metrics as m
+
+        try:
+            self._start(m)
+            self._banner()
+            self._watch(m)
+            if self.prom is not None:
+                self._await_jira_alert(self.prom)
+        except KeyboardInterrupt:
+            self.con.print("interrupted - stopping gracefully")
+        finally:
+            self._stop()
+        from ._summary import print_summary
+
+        sent = self.load.sent if self.load is not None else {}
+        return print_summary(
+            self.con,
+            self.layout,
+            self.url,
+            self.notes,
+            self.results,
+            sent,
+            self.jira,
+            self.store,
+            self.prom,
+            self.alerts,
+        )
+
+    def _start(self, m: Any) -> None:
         from ._pipeline import OplogRunner, Textfile, start_events
         from ._service import FakeJira, IntakeApp, LoadGenerator, serve_wsgi
         from ._workers import worker_main
 
-        opts, layout, con = self.options, self.layout, self.con
+        opts, layout = self.options, self.layout
         try:
             m.hub.component("jira")  # declared up front: the catalog and rules see it at once
         except ImportError as exc:
             self.notes["jira"] = f"component tracking skipped ({exc})"
-        jira = FakeJira(opts.jira_failure_rate)
-        router = store = oplog = None
+        self.jira = FakeJira(opts.jira_failure_rate)
         layout.event_rules.write_text(EVENT_RULES, encoding="utf-8")
         try:
-            router, store = start_events(layout.event_rules, layout.events_db, m.hub)
+            self.router, self.store = start_events(layout.event_rules, layout.events_db, m.hub)
         except ImportError as exc:
             self.notes["events"] = f"skipped ({exc})"
         try:
-            oplog = OplogRunner(layout.oplog)
+            self.oplog = OplogRunner(layout.oplog)
         except ImportError as exc:
             self.notes["oplog"] = f"skipped ({exc})"
+        results: Any
         if self.multiproc:
             ctx = multiprocessing.get_context("spawn")
-            tasks: Any = ctx.Queue()
-            results: Any = ctx.Queue()
-            workers: list[Any] = [
-                ctx.Process(target=worker_main, args=(tasks, results, jira.url, i), daemon=True)
-                for i in range(opts.workers)
-            ]
+            self.tasks, results = ctx.Queue(), ctx.Queue()
+            make: Any = ctx.Process
         else:
-            tasks, results = queue.Queue(), queue.Queue()
-            workers = [
-                threading.Thread(target=worker_main, args=(tasks, results, jira.url, i))
-                for i in range(opts.workers)
-            ]
+            self.tasks, results = queue.Queue(), queue.Queue()
+            make = threading.Thread
             self.notes["workers"] = "threads (meterhub.store.mmap is not installed)"
-        for w in workers:
-            w.start()
-        intake = serve_wsgi(IntakeApp(tasks, router), opts.port)
-        url = f"http://127.0.0.1:{intake.server_address[1]}"
-        textfile = Textfile(layout.textfile, interval=2.0)
+        self.drain = threading.Thread(target=self._drain, args=(results,), daemon=True)
+        self.drain.start()
+        for i in range(opts.workers):
+            worker = make(target=worker_main, args=(self.tasks, results, self.jira.url, i))
+            worker.daemon = True
+            worker.start()
+            self.workers.append(worker)
+        self.intake = serve_wsgi(IntakeApp(self.tasks, self.router), opts.port)
+        self.url = f"http://127.0.0.1:{self.intake.server_address[1]}"
+        self.textfile = Textfile(layout.textfile, interval=2.0)
         self.notes.update(write_ops_artifacts(layout, meterhub.REGISTRY))
-        prom = self._start_prometheus(url)
-        drain = threading.Thread(target=self._drain, args=(results, oplog), daemon=True)
-        drain.start()
-        load = LoadGenerator(url, rate=opts.rate)
-        load.start()
-        self._banner(url, prom)
-        try:
-            self._watch(url, prom, tasks, m)
-        finally:
-            load.stop()
-            self._stop_workers(workers, tasks)
-            self.stopping.set()
-            drain.join(timeout=10)
-            if oplog is not None:
-                oplog.stop()
-            if router is not None:
-                router.close()
-            textfile.stop()
-            self.notes.update(write_ops_artifacts(layout, meterhub.REGISTRY))
-            alerts = prom.alerts() if prom is not None else {}
-            if prom is not None:
-                prom.stop()
-            intake.shutdown()
-            intake.server_close()
-            jira.shutdown()
-            jira.server_close()
-        from ._summary import print_summary
+        self.prom = self._start_prometheus(self.url)
+        self.load = LoadGenerator(self.url, rate=opts.rate)
+        self.load.start()
 
-        return print_summary(
-            con, layout, url, self.notes, self.results, load.sent, jira, store, prom, alerts
-        )
+    def _stop(self) -> None:
+        """Stop in dependency order: traffic, workers, results, stores, files, servers."""
+        if self.load is not None:
+            self.load.stop()
+        self._stop_workers()
+        self.stopping.set()
+        if self.drain is not None:
+            self.drain.join(timeout=10)
+        if self.oplog is not None:
+            self.oplog.stop()
+        if self.router is not None:
+            self.router.close()
+        if self.textfile is not None:
+            self.textfile.stop()
+            self.notes.update(write_ops_artifacts(self.layout, meterhub.REGISTRY))
+        if self.prom is not None:
+            self.alerts = self.prom.alerts()
+            self.prom.stop()
+        for server in (self.intake, self.jira):
+            if server is not None:
+                server.shutdown()
+                server.server_close()
 
     def _start_prometheus(self, url: str) -> DemoPrometheus | None:
         if not self.options.with_prometheus:
@@ -186,7 +231,20 @@ class _Demo:
             self.notes["prometheus"] = f"not started: {exc}"
             return None
 
-    def _drain(self, results: Any, oplog: Any) -> None:
+    def _await_jira_alert(self, prom: DemoPrometheus, grace: float = 45.0) -> None:
+        """Keep the load on until Prometheus fires the Jira alert (Prometheus needs a few
+        scrapes and evaluations after its start), for at most *grace* seconds."""
+        deadline = time.monotonic() + grace
+        if prom.alerts().get(JIRA_ALERT) != "firing":
+            self.con.print(f"waiting up to {grace:g}s for Prometheus to fire {JIRA_ALERT}...")
+        while time.monotonic() < deadline:
+            if prom.alerts().get(JIRA_ALERT) == "firing":
+                self.con.print(f"{JIRA_ALERT} is firing: {prom.url}/alerts")
+                return
+            time.sleep(1.0)
+        self.notes["prometheus"] = f"{JIRA_ALERT} did not fire within {grace:g}s"
+
+    def _drain(self, results: Any) -> None:
         while True:
             try:
                 item = results.get(timeout=0.2)
@@ -197,13 +255,13 @@ class _Demo:
             self.results["processed"] += 1
             self.results["jira_failed"] += item["outcome"] == "jira_failed"
             self.results["tickets"] += item["outcome"] == "ticket"
-            if oplog is not None:
-                oplog.record(item)
+            if self.oplog is not None:
+                self.oplog.record(item)
 
-    def _stop_workers(self, workers: list[Any], tasks: Any) -> None:
-        for _ in workers:
-            tasks.put(None)
-        for w in workers:
+    def _stop_workers(self) -> None:
+        for _ in self.workers:
+            self.tasks.put(None)
+        for w in self.workers:
             w.join(timeout=15)
             if w.is_alive() and hasattr(w, "terminate"):
                 w.terminate()
@@ -212,19 +270,19 @@ class _Demo:
             with suppress(ImportError):
                 from meterhub.multiprocess import mark_process_dead
 
-                for w in workers:
+                for w in self.workers:
                     if w.pid is not None:
                         mark_process_dead(w.pid)
 
-    def _banner(self, url: str, prom: DemoPrometheus | None) -> None:
-        con = self.con
+    def _banner(self) -> None:
+        con, url = self.con, self.url
         con.print(f"[bold]meterhub demo[/bold] - alert desk on {url}  (Ctrl-C stops early)")
         con.print(f"  metrics:    {url}/metrics")
         con.print(f"  artifacts:  {self.layout.root}")
-        if prom is not None:
-            con.print(f"  prometheus: {prom.url}  (alerts: {prom.url}/alerts)")
+        if self.prom is not None:
+            con.print(f"  prometheus: {self.prom.url}  (alerts: {self.prom.url}/alerts)")
 
-    def _watch(self, url: str, prom: DemoPrometheus | None, tasks: Any, m: Any) -> None:
+    def _watch(self, m: Any) -> None:
         from ..cli._render import watch
         from ..top import read_source
 
@@ -232,9 +290,11 @@ class _Demo:
         interval = min(interval, self.options.duration)
         iterations = max(1, round(self.options.duration / interval))
 
+        url, prom = self.url, self.prom
+
         def fetch() -> list[meterhub.MetricFamily]:
             with suppress(NotImplementedError):
-                m.queue_depth.set(tasks.qsize())
+                m.queue_depth.set(self.tasks.qsize())
             return read_source(url + "/metrics")
 
         def footer() -> str:

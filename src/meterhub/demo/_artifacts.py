@@ -141,7 +141,7 @@ def write_ops_artifacts(layout: Layout, registry: Registry) -> dict[str, str]:
     return notes
 
 
-def demo_rules_text(registry: Registry, for_: str = "5s") -> str | None:
+def demo_rules_text(registry: Registry, for_: str = "2s") -> str | None:
     """The alert rules with a short ``for`` so the demo's alerts fire within a short run."""
     try:
         from meterhub.ops.rules import render_rules, rule_packs, with_for

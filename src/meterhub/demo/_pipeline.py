@@ -41,9 +41,9 @@ class OplogRunner:
 
         self.loop.call_soon_threadsafe(put)
 
-    def stats(self) -> dict[str, Any]:
-        stats = self.log.get_stats()
-        return stats if isinstance(stats, dict) else dict(vars(stats))
+    def stats(self) -> Any:
+        """The log's :class:`~meterhub.oplog.OplogStats` (persisted, dropped, queued...)."""
+        return asyncio.run_coroutine_threadsafe(self.log.get_stats(), self.loop).result(10)
 
     def stop(self) -> None:
         try:

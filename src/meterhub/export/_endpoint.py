@@ -44,6 +44,15 @@ def _plain(status: int, reason: str, extra: list[tuple[str, str]] | None = None)
     return Response(status, reason, headers + (extra or []), body)
 
 
+def _raw(header_value: str) -> bytes:
+    # WSGI, ASGI and http.server hand header bytes over decoded as latin-1: encoding
+    # back gives the bytes the client sent (a UTF-8 token compares as UTF-8).
+    try:
+        return header_value.encode("latin-1")
+    except UnicodeEncodeError:
+        return header_value.encode("utf-8")
+
+
 def _gzip(data: bytes) -> bytes:
     c = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, 31)  # wbits 31: gzip container
     return c.compress(data) + c.flush()
@@ -112,7 +121,7 @@ class Endpoint:
         if self._bearer is None and self._basic is None:
             return True
         scheme, _, cred = (authorization or "").strip().partition(" ")
-        given = cred.strip().encode("utf-8", "replace")
+        given = _raw(cred.strip())
         scheme = scheme.lower()
         if scheme == "bearer" and self._bearer is not None:
             return hmac.compare_digest(given, self._bearer)

@@ -52,6 +52,11 @@ class MetricsHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "meterhub"
     sys_version = ""
+    # Errors found before a version is parsed still get a status line (no HTTP/0.9), and
+    # error bodies say no more than the status.
+    default_request_version = "HTTP/1.0"
+    error_message_format = "%(code)d %(message)s\n"
+    error_content_type = "text/plain; charset=utf-8"
 
     @classmethod
     def factory(cls, registry: Any, **options: Any) -> type[MetricsHandler]:

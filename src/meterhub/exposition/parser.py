@@ -20,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 from ..errors import ParseError
@@ -28,6 +29,9 @@ from ..samples import Exemplar, MetricFamily, MetricType, Series
 __all__ = ["ParsedExposition", "parse_text", "parse_text_located"]
 
 LabelPairs = tuple[tuple[str, str], ...]
+
+# "# HELP name text": the text starts after exactly one blank, so leading spaces survive.
+_COMMENT = re.compile(r"#[ \t]*(HELP|TYPE|UNIT)[ \t]+(\S+)(?:[ \t](.*))?\Z", re.DOTALL)
 
 _TYPES = {
     "counter": MetricType.COUNTER,
@@ -140,11 +144,10 @@ def _comment(
     order: list[str],
     current: _Builder | None,
 ) -> _Builder | None:
-    parts = line.split(None, 3)
-    if len(parts) < 3 or parts[1] not in ("HELP", "TYPE", "UNIT"):
+    match = _COMMENT.match(line)
+    if match is None:
         return current  # a plain comment, or "# EOF"
-    keyword, name = parts[1], parts[2]
-    rest = parts[3] if len(parts) > 3 else ""
+    keyword, name, rest = match.group(1), match.group(2), match.group(3) or ""
     if keyword == "TYPE":
         kind = _TYPES.get(rest.strip())
         if kind is None:

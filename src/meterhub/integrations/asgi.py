@@ -172,12 +172,21 @@ class MeterHubMiddleware:
             elif kind == "http.response.body" and not req.done:
                 req.sent += len(message.get("body", b""))
                 if not message.get("more_body", False):
-                    await send(message)
+                    await _send(message)
                     # The response is complete here: background tasks run after this
                     # and must not count as request latency.
                     finish(req.status, None)
                     return
-            await send(message)
+            await _send(message)
+
+        async def _send(message: Message) -> None:
+            try:
+                await send(message)
+            except OSError:
+                # ASGI spec 2.4: a send to a client that went away raises OSError; the
+                # app may translate it (Starlette raises ClientDisconnect) before we see it.
+                req.disconnected = True
+                raise
 
         try:
             await self.app(scope, receive_wrapper, send_wrapper)

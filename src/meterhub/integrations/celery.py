@@ -84,6 +84,7 @@ class CeleryMetrics:
 
     def __init__(self, registry: Registry, buckets: Sequence[float]) -> None:
         self.registry = registry
+        self.buckets = tuple(buckets)
         self.tasks = Counter(
             "celery_tasks",
             "Celery tasks by name and lifecycle state.",
@@ -284,8 +285,14 @@ def instrument(
         raise TypeError(f"registry must be a meterhub Registry, got {reg!r}")
     with _publish_lock:
         metrics = _metrics_by_registry.get(id(reg))
-        if metrics is None or metrics.registry is not reg:
-            metrics = CeleryMetrics(reg, buckets if buckets is not None else DEFAULT_TASK_BUCKETS)
+        wanted = tuple(buckets) if buckets is not None else None
+        if (
+            metrics is None
+            or metrics.registry is not reg
+            or (wanted is not None and wanted != metrics.buckets)
+        ):
+            # a different bucket layout on the same registry raises the core's conflict error
+            metrics = CeleryMetrics(reg, wanted if wanted is not None else DEFAULT_TASK_BUCKETS)
             _metrics_by_registry[id(reg)] = metrics
         _publish_metrics[id(reg)] = metrics
         _Instrumentation(app, metrics).connect()

@@ -7,7 +7,8 @@ Records the :mod:`~meterhub.integrations.http_server` vocabulary for every reque
 * an exception escaping a view is recorded as ``500`` in ``http_server_requests_total``
   and by type in ``http_server_exceptions_total`` - also when Flask re-raises it
   (``PROPAGATE_EXCEPTIONS``, testing mode);
-* the duration runs until the response body has been sent (streamed responses included);
+* a streamed response is timed until its last chunk has been sent (or the server closed
+  it); a buffered one when Flask hands it to the server;
 * ``/metrics`` serves the registry (``metrics_path=None`` to leave it out).
 
 The WSGI wrapper sits around ``app.wsgi_app``, so it sees every exception Flask lets
@@ -40,6 +41,7 @@ __all__ = ["MeterHub"]
 
 _ROUTE_KEY = "meterhub.route"
 _EXC_KEY = "meterhub.exception"
+_SIZE_KEY = "meterhub.size"
 _WRAPPED = "_meterhub_wrapped"
 
 StartResponse = Callable[..., Any]
@@ -96,6 +98,7 @@ class MeterHub:
             return
         setattr(app, _WRAPPED, True)
         app.teardown_request(_remember_route)
+        app.after_request(_remember_size)
         from flask import got_request_exception
 
         # Flask turns an unhandled view exception into a 500 response before the WSGI
@@ -120,11 +123,39 @@ def _remember_exception(sender: Any, exception: BaseException, **extra: Any) -> 
     request.environ[_EXC_KEY] = exception
 
 
+def _remember_size(response: Any) -> Any:
+    from flask import request
+
+    # A known length means a buffered body; a generator body has none until it is sent.
+    size = response.calculate_content_length()
+    if size is not None:
+        request.environ[_SIZE_KEY] = size
+    return response
+
+
 def _remember_route(exc: BaseException | None) -> None:
     from flask import request
 
     rule = request.url_rule
-    request.environ[_ROUTE_KEY] = None if rule is None else rule.rule
+    request.environ[_ROUTE_KEY] = rule.rule if rule is not None else _allowed_rule()
+
+
+def _allowed_rule() -> str | None:
+    """For a 405, the rule the path matched with another method (else ``None``)."""
+    from flask import current_app, request
+    from werkzeug.exceptions import MethodNotAllowed
+
+    error = request.routing_exception
+    if not isinstance(error, MethodNotAllowed) or not error.valid_methods:
+        return None
+    try:
+        adapter = current_app.create_url_adapter(request)
+        if adapter is None:
+            return None
+        rule, _ = adapter.match(method=next(iter(error.valid_methods)), return_rule=True)
+    except Exception:
+        return None
+    return str(rule.rule)
 
 
 class _Instrumented:
@@ -165,6 +196,11 @@ class _Instrumented:
         except BaseException as exc:
             finish(exc, None)
             raise
+        size = environ.get(_SIZE_KEY)
+        if size is not None:
+            # A buffered body: the response is complete, record now (no wait for close()).
+            finish(None, size)
+            return body
         return _Body(body, finish)
 
 

@@ -241,8 +241,10 @@ class HttpServerMetrics:
         self._cache: dict[tuple[str, str, str], tuple[Any, ...]] = {}
 
     def excluded(self, path: str) -> bool:
-        """Whether requests to *path* are left out of the metrics."""
-        if path in self._exact:
+        """Whether requests to *path* are left out of the metrics (``/metrics`` also
+        covers ``/metrics/``)."""
+        exact = self._exact
+        if path in exact or (path[-1:] == "/" and path[:-1] in exact):
             return True
         return any(path.startswith(p) for p in self._prefixes)
 

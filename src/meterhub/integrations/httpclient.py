@@ -11,9 +11,11 @@ send counts once) records:
   an exemplar when OpenTelemetry is in use (:mod:`meterhub.integrations.tracing`).
 
 ``component`` names the remote system (``"jira"``, ``"payments"``) and is chosen by the
-caller, so the series count stays bounded. Methods outside the standard set become
-``OTHER``. The remote host is *not* a label unless ``host_label=True`` (then both metrics
-get a ``host`` label; a registry holds either the host-labelled or the plain definition).
+caller, so the series count stays bounded. Methods are normalised as by the web
+integrations (:func:`meterhub.integrations.http_server.normalize_method`): outside the
+standard set they become ``OTHER``. The remote host is *not* a label unless
+``host_label=True`` (then both metrics get a ``host`` label; a registry holds either the
+host-labelled or the plain definition).
 
 The instrumentation never breaks the call: its own errors follow the error policy of
 :func:`meterhub.guard.shielded`; the call's own exceptions propagate unchanged.
@@ -34,14 +36,15 @@ Example::
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from meterhub import REGISTRY, Counter, DefinitionError, Histogram, Registry
 from meterhub.guard import shielded
 
+from .http_server import DEFAULT_DURATION_BUCKETS, STANDARD_METHODS, normalize_method
 from .tracing import current_exemplar
 
 __all__ = [
@@ -56,33 +59,11 @@ __all__ = [
     "normalize_method",
 ]
 
-STANDARD_METHODS = frozenset(
-    ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
-)
-"""HTTP methods kept as label values; anything else is recorded as ``OTHER``."""
-
-DEFAULT_CLIENT_BUCKETS = (
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-)  # fmt: skip
-"""The duration buckets, the same as the web integrations' so dashboards line up."""
+DEFAULT_CLIENT_BUCKETS = DEFAULT_DURATION_BUCKETS
+"""The duration buckets: the web integrations' (5 ms ... 10 s), so dashboards line up."""
 
 _ERROR = "error"
-
-
-def normalize_method(method: Any) -> str:
-    """*method* upper-cased if it is a standard HTTP method, else ``"OTHER"``.
-
-    Example::
-
-        >>> normalize_method("get"), normalize_method("BREW"), normalize_method(None)
-        ('GET', 'OTHER', 'OTHER')
-    """
-    if isinstance(method, bytes):
-        method = method.decode("latin-1")
-    if not isinstance(method, str):
-        return "OTHER"
-    upper = method.upper()
-    return upper if upper in STANDARD_METHODS else "OTHER"
+_CHILD_CACHE_LIMIT = 1024
 
 
 class ClientMetrics:
@@ -134,21 +115,42 @@ class ClientMetrics:
             buckets=tuple(buckets) if buckets is not None else DEFAULT_CLIENT_BUCKETS,
             registry=self.registry,
         )
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     def measure(self, method: Any, host: str = "") -> _Call:
         """Time one exchange (see the class docstring)."""
         return _Call(self, normalize_method(method), host)
 
-    def record(self, method: str, host: str, status: str, seconds: float) -> None:
+    def record(self, method: str, host: str, status: Any, seconds: float) -> None:
         """Record one finished exchange; *method* must already be normalised."""
-        with shielded(self.registry.self_metrics, "http_client_requests"):
-            if self.host_label:
-                self.requests.labels(self.component, method, status, host).inc()
-                hist = self.duration.labels(self.component, method, host)
-            else:
-                self.requests.labels(self.component, method, status).inc()
-                hist = self.duration.labels(self.component, method)
-            hist.observe(seconds, exemplar=current_exemplar())
+        try:
+            key = (method, status if type(status) is str else str(status), host)
+            children = self._children.get(key)
+            if children is None:
+                children = self._resolve(key)
+            children[0].inc()
+            children[1].observe(seconds, exemplar=current_exemplar())
+        except Exception as exc:
+            # The policy lives in shielded(); entering it only on failure keeps the hot
+            # path free of a generator-based context manager.
+            with shielded(self.registry.self_metrics, "http_client_requests"):
+                raise exc from None
+
+    def _resolve(self, key: tuple[str, str, str]) -> tuple[Any, Any]:
+        method, status, host = key
+        if self.host_label:
+            children = (
+                self.requests.labels(self.component, method, status, host),
+                self.duration.labels(self.component, method, host),
+            )
+        else:
+            children = (
+                self.requests.labels(self.component, method, status),
+                self.duration.labels(self.component, method),
+            )
+        if len(self._children) < _CHILD_CACHE_LIMIT:  # hosts may be unbounded
+            self._children[key] = children
+        return children
 
 
 class _Call:
@@ -175,7 +177,7 @@ class _Call:
     ) -> None:
         elapsed = time.perf_counter() - self._start
         if exc_type is None:
-            status = _ERROR if self.status is None else str(self.status)
+            status = _ERROR if self.status is None else self.status
         elif issubclass(exc_type, Exception):
             status = _ERROR
         else:
@@ -287,35 +289,11 @@ def _httpx_host(request: Any) -> str:
 
 
 class _TransportBase:
-    def __init__(
-        self,
-        transport: Any,
-        component: str,
-        metrics: ClientMetrics | None,
-        registry: Registry | None,
-        host_label: bool,
-        buckets: Sequence[float] | None,
-    ) -> None:
-        self.transport = transport
-        self.metrics = _metrics(component, metrics, registry, host_label, buckets)
+    """What the sync and async transports share: construction, timing, delegation."""
 
-    def _measure(self, request: Any) -> _Call:
-        return self.metrics.measure(request.method, _httpx_host(request))
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "transport":
-            raise AttributeError(name)
-        return getattr(self.transport, name)
-
-
-class MeteredTransport(_TransportBase):
-    """An ``httpx`` transport that meters the one it wraps (default ``httpx.HTTPTransport()``).
-
-    Example::
-
-        >>> import httpx
-        >>> client = httpx.Client(transport=MeteredTransport(component="payments"))
-    """
+    _kind: ClassVar[str]  # "sync" / "async", for the error message
+    _needs: ClassVar[str]  # the method the wrapped transport must have
+    _default: ClassVar[str]  # the httpx transport class used when none is given
 
     def __init__(
         self,
@@ -330,10 +308,33 @@ class MeteredTransport(_TransportBase):
         if transport is None:
             import httpx
 
-            transport = httpx.HTTPTransport()
-        if not callable(getattr(transport, "handle_request", None)):
-            raise TypeError(f"MeteredTransport needs a sync httpx transport, got {transport!r}")
-        super().__init__(transport, component, metrics, registry, host_label, buckets)
+            transport = getattr(httpx, self._default)()
+        if not callable(getattr(transport, self._needs, None)):
+            raise TypeError(
+                f"{type(self).__name__} needs a {self._kind} httpx transport, got {transport!r}"
+            )
+        self.transport = transport
+        self.metrics = _metrics(component, metrics, registry, host_label, buckets)
+
+    def _measure(self, request: Any) -> _Call:
+        return self.metrics.measure(request.method, _httpx_host(request))
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "transport":  # not set yet: avoid recursion
+            raise AttributeError(name)
+        return getattr(self.transport, name)
+
+
+class MeteredTransport(_TransportBase):
+    """An ``httpx`` transport that meters the one it wraps (default ``httpx.HTTPTransport()``).
+
+    Example::
+
+        >>> import httpx
+        >>> client = httpx.Client(transport=MeteredTransport(component="payments"))
+    """
+
+    _kind, _needs, _default = "sync", "handle_request", "HTTPTransport"
 
     def handle_request(self, request: Any) -> Any:
         with self._measure(request) as call:
@@ -361,25 +362,7 @@ class AsyncMeteredTransport(_TransportBase):
         >>> client = httpx.AsyncClient(transport=AsyncMeteredTransport(component="search"))
     """
 
-    def __init__(
-        self,
-        transport: Any = None,
-        component: str = "default",
-        *,
-        metrics: ClientMetrics | None = None,
-        registry: Registry | None = None,
-        host_label: bool = False,
-        buckets: Sequence[float] | None = None,
-    ) -> None:
-        if transport is None:
-            import httpx
-
-            transport = httpx.AsyncHTTPTransport()
-        if not callable(getattr(transport, "handle_async_request", None)):
-            raise TypeError(
-                f"AsyncMeteredTransport needs an async httpx transport, got {transport!r}"
-            )
-        super().__init__(transport, component, metrics, registry, host_label, buckets)
+    _kind, _needs, _default = "async", "handle_async_request", "AsyncHTTPTransport"
 
     async def handle_async_request(self, request: Any) -> Any:
         with self._measure(request) as call:
@@ -414,7 +397,7 @@ def instrument_httpx(
     import httpx
 
     if isinstance(client, httpx.AsyncClient):
-        wrap: Callable[..., _TransportBase] = AsyncMeteredTransport
+        wrap: type[_TransportBase] = AsyncMeteredTransport
     elif isinstance(client, httpx.Client):
         wrap = MeteredTransport
     else:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from time import time_ns
 from typing import Any
 
 from .. import naming
@@ -38,6 +39,7 @@ MAX_METADATA_DEPTH = 16
 MAX_METADATA_ITEMS = 1000
 """Keys and list items in one record's metadata, all levels together (keeps memory bounded)."""
 
+_INF = math.inf
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1  # JSON numbers both backends write exactly
 
@@ -61,18 +63,20 @@ def iso_utc(ns: int) -> str:
         '2025-12-16T08:00:00.123456+00:00'
     """
     global _second
-    sec, rem = divmod(ns, 1_000_000_000)
+    us = ns // 1000
+    sec = us // 1_000_000
     cached = _second
     if cached[0] != sec:
-        cached = _second = (sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)))
-    return f"{cached[1]}.{rem // 1000:06d}+00:00"
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        cached = _second = (sec, prefix + ".%06d+00:00")
+    return cached[1] % (us - sec * 1_000_000)
 
 
 def _fail(message: str) -> RecordingError:
     return RecordingError(f"operation record: {message}")
 
 
-def _text(value: object, field: str, limit: int) -> str:
+def _text(value: Any, field: str, limit: int) -> str:
     if value.__class__ is not str and not isinstance(value, str):
         raise _fail(f"{field} must be a str, got {type(value).__name__}: {value!r:.80}")
     if not value or value.isspace():
@@ -82,9 +86,9 @@ def _text(value: object, field: str, limit: int) -> str:
     return str(value)
 
 
-def _duration(value: object) -> float:
+def _duration(value: Any) -> float:
     if value.__class__ is float:
-        number: float = value  # type: ignore[assignment]
+        number: float = value
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         try:
             number = float(value)
@@ -99,7 +103,7 @@ def _duration(value: object) -> float:
     return number
 
 
-def _key(key: object, path: str) -> str:
+def _key(key: Any, path: str) -> str:
     global _safe_keys, _safe_keys_for
     if key.__class__ is not str:
         raise _fail(f"metadata key {key!r:.80}{path} must be a str (JSON keys are strings)")
@@ -107,15 +111,15 @@ def _key(key: object, path: str) -> str:
     if deny is not _safe_keys_for:
         _safe_keys, _safe_keys_for = set(), deny
     if key in _safe_keys:
-        return key  # type: ignore[return-value]
-    if naming.is_pii_name(key):  # type: ignore[arg-type]
+        return key
+    if naming.is_pii_name(key):
         raise _fail(
             f"metadata key {key!r}{path} is on the PII deny-list (personal data and secrets "
             "must not be logged; hash or drop the value, or rename the key)"
         )
     if len(_safe_keys) < _SAFE_KEYS_MAX:
-        _safe_keys.add(key)  # type: ignore[arg-type]
-    return key  # type: ignore[return-value]
+        _safe_keys.add(key)
+    return key
 
 
 class _Budget:
@@ -125,34 +129,32 @@ class _Budget:
         self.left = MAX_METADATA_ITEMS
 
 
-def _value(value: object, path: str, depth: int, budget: _Budget) -> Any:
+def _value(value: Any, path: str, depth: int, budget: _Budget) -> Any:
     cls = value.__class__
     if cls is str or cls is bool or value is None:
         return value
     if cls is int:
-        if _INT_MIN <= value <= _INT_MAX:  # type: ignore[operator]
+        if _INT_MIN <= value <= _INT_MAX:
             return value
         raise _fail(f"metadata value at {path} is an integer outside 64 bits: {value!r:.80}")
     if cls is float:
-        if value - value == 0.0:  # type: ignore[operator]
+        if value - value == 0.0:
             return value
         raise _fail(f"metadata value at {path} is not finite ({value!r}); JSON has no NaN/Inf")
     if depth >= MAX_METADATA_DEPTH:
         raise _fail(f"metadata at {path} nests deeper than {MAX_METADATA_DEPTH} levels")
     if cls is dict:
-        return _mapping(value, path, depth + 1, budget)  # type: ignore[arg-type]
+        return _mapping(value, path, depth + 1, budget)
     if cls is list or cls is tuple:
-        budget.left -= len(value)  # type: ignore[arg-type]
+        budget.left -= len(value)
         if budget.left < 0:
             raise _fail(f"metadata holds more than {MAX_METADATA_ITEMS} keys and items")
-        return [
-            _value(v, f"{path}[{i}]", depth + 1, budget)
-            for i, v in enumerate(value)  # type: ignore[call-overload]
-        ]
+        return [_value(v, f"{path}[{i}]", depth + 1, budget) for i, v in enumerate(value)]
     # Subclasses of the JSON types (IntEnum, str enums, OrderedDict) keep their JSON meaning.
+    base: Any
     for base in (bool, int, float, str, dict, list, tuple):
         if isinstance(value, base):
-            return _value(base(value), path, depth, budget)  # type: ignore[arg-type]
+            return _value(base(value), path, depth, budget)
     raise _fail(
         f"metadata value at {path} is not JSON-serialisable: {type(value).__name__} {value!r:.80}"
     )
@@ -176,7 +178,7 @@ def _mapping(meta: dict[Any, Any], path: str, depth: int, budget: _Budget) -> di
     return out
 
 
-def check_metadata(metadata: object) -> dict[str, Any]:
+def check_metadata(metadata: Any) -> dict[str, Any]:
     """A validated deep copy of *metadata* (``None`` gives ``{}``).
 
     Example::
@@ -185,7 +187,7 @@ def check_metadata(metadata: object) -> dict[str, Any]:
         {'status_code': 200, 'tags': ['a', 'b']}
         >>> check_metadata({"request": {"headers": {"Api-Key": "x"}}})  # doctest: +ELLIPSIS
         Traceback (most recent call last):
-        meterhub.errors.RecordingError: operation record: metadata key 'Api-Key' (in request.headers) ...
+        meterhub.errors.RecordingError: ... metadata key 'Api-Key' (in request.headers) ...
     """
     if metadata is None:
         return {}
@@ -193,32 +195,68 @@ def check_metadata(metadata: object) -> dict[str, Any]:
         if not isinstance(metadata, dict):
             raise _fail(f"metadata must be a dict or None, got {type(metadata).__name__}")
         metadata = dict(metadata)
-    return _mapping(metadata, "", 0, _Budget())  # type: ignore[arg-type]
+    # Fast path: a small flat dict of known-safe keys and plain scalars is copied in C.
+    if naming._pii_labels is _safe_keys_for and len(metadata) <= 64:
+        safe = _safe_keys
+        for k, v in metadata.items():
+            cls = v.__class__
+            if k not in safe or not (
+                cls is str
+                or cls is bool
+                or v is None
+                or (cls is int and _INT_MIN <= v <= _INT_MAX)
+                or (cls is float and v - v == 0.0)
+            ):
+                break
+        else:
+            return dict(metadata)
+    return _mapping(metadata, "", 0, _Budget())
 
 
 def make_record(
-    operation_type: object,
-    operation_name: object,
-    duration_ms: object,
-    success: object,
-    error_message: object,
-    metadata: object,
+    operation_type: Any,
+    operation_name: Any,
+    duration_ms: Any,
+    success: Any,
+    error_message: Any,
+    metadata: Any,
 ) -> dict[str, Any]:
-    """Validate one operation and return it in its batch-file layout (design.md §7)."""
+    """Validate one operation and return it in its batch-file layout (design.md §7).
+
+    Example::
+
+        >>> record = make_record("api_request", "GET /api/users", 42.5, True, None, None)
+        >>> record["operation_name"], record["duration_ms"], record["metadata"]
+        ('GET /api/users', 42.5, {})
+    """
+    # The common case is checked inline (calls are the expensive part of Python code);
+    # anything unusual goes to the helpers, which also word the errors.
+    if not (
+        operation_type.__class__ is str
+        and 0 < len(operation_type) <= MAX_TYPE_CHARS
+        and not operation_type[0].isspace()
+    ):
+        operation_type = _text(operation_type, "operation_type", MAX_TYPE_CHARS)
+    if not (
+        operation_name.__class__ is str
+        and 0 < len(operation_name) <= MAX_NAME_CHARS
+        and not operation_name[0].isspace()
+    ):
+        operation_name = _text(operation_name, "operation_name", MAX_NAME_CHARS)
+    if not (duration_ms.__class__ is float and 0.0 <= duration_ms < _INF):
+        duration_ms = _duration(duration_ms)
     if success is not True and success is not False:
         raise _fail(f"success must be a bool, got {type(success).__name__}: {success!r:.80}")
     if error_message is not None:
         if not isinstance(error_message, str):
-            raise _fail(
-                f"error_message must be a str or None, got {type(error_message).__name__}"
-            )
+            raise _fail(f"error_message must be a str or None, got {type(error_message).__name__}")
         if len(error_message) > MAX_ERROR_MESSAGE_CHARS:
             error_message = error_message[:MAX_ERROR_MESSAGE_CHARS]
     return {
-        "operation_type": _text(operation_type, "operation_type", MAX_TYPE_CHARS),
-        "operation_name": _text(operation_name, "operation_name", MAX_NAME_CHARS),
-        "duration_ms": _duration(duration_ms),
-        "timestamp": iso_utc(time.time_ns()),
+        "operation_type": operation_type,
+        "operation_name": operation_name,
+        "duration_ms": duration_ms,
+        "timestamp": iso_utc(time_ns()),
         "success": success,
         "error_message": error_message,
         "metadata": {} if metadata is None else check_metadata(metadata),

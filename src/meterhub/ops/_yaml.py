@@ -29,7 +29,12 @@ def dump_yaml(data: Any) -> str:
         pass
 
     def _str(dumper: Any, value: str) -> Any:
-        style = "|" if "\n" in value else None
+        # PyYAML writes NEL/LS/PS raw in plain and block scalars, where they read back as
+        # line breaks: only double quotes escape them.
+        if any(c in value for c in "\x85\u2028\u2029"):
+            style: str | None = '"'
+        else:
+            style = "|" if "\n" in value else None
         return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
     _Dumper.add_representer(str, _str)
@@ -45,5 +50,9 @@ def dump_yaml(data: Any) -> str:
 
 
 def load_yaml(text: str) -> Any:
-    """Parse YAML *text* safely (no arbitrary object construction)."""
-    return _yaml().safe_load(text)
+    """Parse YAML *text* safely (no arbitrary object construction); ``ValueError`` if bad."""
+    yaml = _yaml()
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"invalid YAML: {exc}") from exc

@@ -18,7 +18,6 @@ Example::
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -41,6 +40,7 @@ class CatalogEntry:
     labels: tuple[str, ...]
     help: str
     group: str
+    components: tuple[str, ...] = ()
 
 
 def _exposed_name(family: MetricFamily) -> str:
@@ -63,6 +63,16 @@ def _label_names(registry: Registry, family: MetricFamily) -> tuple[str, ...]:
     return tuple(seen)
 
 
+_UNITS = ("seconds", "bytes", "ratio", "celsius", "meters", "volts", "amperes", "joules", "grams")
+
+
+def _unit(family: MetricFamily) -> str:
+    # Names follow Prometheus conventions even when the unit was not declared separately.
+    if family.unit:
+        return family.unit
+    return next((u for u in _UNITS if family.name.endswith("_" + u)), "")
+
+
 def _group(name: str) -> str:
     # "meterhub_oplog_dropped" -> "meterhub"; "http_server_requests" -> "http"
     head, _, _ = name.partition("_")
@@ -72,8 +82,8 @@ def _group(name: str) -> str:
 def catalog_entries(registry: Registry) -> list[CatalogEntry]:
     """The catalog of *registry*, sorted by group then name.
 
-    Metrics with a ``component`` label are grouped under ``component``; the others by
-    their first name segment.
+    Metrics with a ``component`` label are grouped under ``component`` (with the component
+    names seen so far); the others by their first name segment.
     """
     if not isinstance(registry, Registry):
         raise TypeError(f"expected a meterhub Registry, got {type(registry).__name__}")
@@ -81,14 +91,16 @@ def catalog_entries(registry: Registry) -> list[CatalogEntry]:
     for family in registry.collect():
         labels = _label_names(registry, family)
         group = "component" if "component" in labels else _group(family.name)
+        seen = {v for series in family.series for k, v in series.labels if k == "component"}
         entry = CatalogEntry(
             name=_exposed_name(family),
             family=family.name,
             type=family.type.value,
-            unit=family.unit,
+            unit=_unit(family),
             labels=labels,
             help=family.documentation,
             group=group,
+            components=tuple(sorted(seen)),
         )
         entries.setdefault(entry.name, entry)
     return sorted(entries.values(), key=lambda e: (e.group, e.name))
@@ -99,7 +111,14 @@ def _md_cell(text: str) -> str:
     return " ".join(text.replace("\\", "\\\\").replace("|", "\\|").split())
 
 
-def _markdown(entries: Iterable[CatalogEntry]) -> str:
+def _components_line(entries: list[CatalogEntry], group: str) -> list[str]:
+    names = sorted({c for e in entries if e.group == group for c in e.components})
+    if not names:
+        return []
+    return ["Components seen: " + ", ".join(f"`{_md_cell(c)}`" for c in names) + ".", ""]
+
+
+def _markdown(entries: list[CatalogEntry]) -> str:
     lines = ["# Metric catalog"]
     current = None
     for e in entries:
@@ -109,6 +128,7 @@ def _markdown(entries: Iterable[CatalogEntry]) -> str:
                 "",
                 f"## {_md_cell(e.group)}",
                 "",
+                *_components_line(entries, e.group),
                 "| metric | type | unit | labels | help |",
                 "|---|---|---|---|---|",
             ]

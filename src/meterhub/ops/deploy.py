@@ -251,3 +251,10 @@ def write_deploy(directory: str | Path, registry: Any = None, namespace: str = "
         path.write_text(text, encoding="utf-8")
         written.append(path)
     return written
+
+
+if __name__ == "__main__":  # python -m meterhub.ops.deploy [DIR]: regenerate deploy/
+    import sys
+
+    for written in write_deploy(sys.argv[1] if len(sys.argv) > 1 else "deploy"):
+        print(written)

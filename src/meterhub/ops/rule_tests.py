@@ -34,13 +34,18 @@ def _humanize(v: float) -> str:
 def render_annotations(
     rule: AlertRule, labels: Mapping[str, str], value: float, runbook_base: str
 ) -> dict[str, str]:
-    """The annotations Prometheus renders for *rule* at *value* (the template subset the
-    packs use: ``$labels.X``, ``$value | humanizePercentage``, ``printf "%.2f" $value``)."""
+    """The annotations Prometheus renders for *rule* at *value*.
+
+    Only the template subset the packs use is supported: ``$labels.X``, ``$value``,
+    ``$value | humanizePercentage`` and ``printf "%.2f" $value``.
+    """
 
     def sub(match: re.Match[str]) -> str:
         expr = match.group(1)
         if expr.startswith("$labels."):
             return labels.get(expr[len("$labels.") :], "")
+        if expr == "$value":
+            return str(int(value)) if float(value).is_integer() else repr(float(value))
         if expr == "$value | humanizePercentage":
             return _humanize(value * 100) + "%"
         if expr == 'printf "%.2f" $value':

@@ -179,7 +179,7 @@ def _targets() -> RulePack:
                 "critical",
                 "{{ $labels.job }} target {{ $labels.instance }} is down",
                 "Prometheus could not scrape {{ $labels.instance }} (job {{ $labels.job }}) "
-                "for 2 minutes.",
+                "for 2 minutes (up = {{ $value }}).",
             ),
             AlertRule(
                 "TextfileStale",

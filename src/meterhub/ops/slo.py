@@ -18,11 +18,12 @@ Spec (one SLO as a mapping, or several under ``slos:``)::
             threshold: 0.5       # must be one of the histogram's bucket bounds
             selector: 'route!="/metrics"'
 
-For each SLO the rules record ``slo:sli_error:ratio_rate<w>{slo=...}`` for every window the
-alerts need, ``slo:objective:ratio`` and ``slo:error_budget_remaining:ratio`` (1 = untouched,
-0 = spent, negative = overspent over the SLO window), and alert ``SLOErrorBudgetBurn``
-with the Google SRE workbook pairs: 1h/5m at 14.4x and 6h/30m at 6x (critical, page),
-1d/2h at 3x and 3d/6h at 1x (warning, ticket).
+Zero good events count as an error ratio of 1 (not as "no data"); no traffic at all stays
+"no data". For each SLO the rules record ``slo:sli_error:ratio_rate<w>{slo=...}`` for every
+window the alerts need, ``slo:objective:ratio`` and ``slo:error_budget_remaining:ratio``
+(1 = untouched, 0 = spent, negative = overspent over the SLO window), and alert
+``SLOErrorBudgetBurn`` with the Google SRE workbook pairs: 1h/5m at 14.4x and 6h/30m at 6x
+(critical, page), 1d/2h at 3x and 3d/6h at 1x (warning, ticket).
 
 Example::
 
@@ -133,12 +134,22 @@ def _parse_one(raw: object) -> SLO:
     return SLO(name, float(objective) / 100.0, window, good, total)
 
 
+def _looks_like_path(text: str) -> bool:
+    if "\n" in text or ":" in text.split("/")[-1]:
+        return False
+    return text.endswith((".yml", ".yaml", ".json")) or Path(text).is_file()
+
+
 def parse_slos(spec: Any) -> list[SLO]:
-    """Validate *spec* (a mapping, a list, YAML text or a path to a YAML file)."""
-    if isinstance(spec, (str, os.PathLike)):
-        path = Path(spec)
-        text = path.read_text(encoding="utf-8") if path.suffix in (".yml", ".yaml") else str(spec)
-        spec = load_yaml(text)
+    """Validate *spec* (a mapping, a list, YAML text or a path to a YAML/JSON file).
+
+    Raises ``ValueError`` naming the SLO and the field for any invalid spec, and
+    ``FileNotFoundError`` for a missing spec file.
+    """
+    if isinstance(spec, os.PathLike) or (isinstance(spec, str) and _looks_like_path(spec)):
+        spec = load_yaml(Path(spec).read_text(encoding="utf-8"))
+    elif isinstance(spec, str):
+        spec = load_yaml(spec)
     if isinstance(spec, dict) and "slos" in spec:
         spec = spec["slos"]
     items = spec if isinstance(spec, list) else [spec]
@@ -165,7 +176,8 @@ def slo_groups(slos: list[SLO]) -> list[dict[str, Any]]:
             {
                 "record": f"slo:sli_error:ratio_rate{w}",
                 "expr": (
-                    f"1 - (\n  sum(rate({slo.good}[{w}]))\n  /\n  sum(rate({slo.total}[{w}]))\n)"
+                    f"1 - (\n  (sum(rate({slo.good}[{w}])) or vector(0))\n  /\n"
+                    f"  sum(rate({slo.total}[{w}]))\n)"
                 ),
                 "labels": {"slo": slo.name},
             }

@@ -74,7 +74,7 @@ def process_start(pid: int) -> int | None:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
     except FileNotFoundError:
-        if os.path.isdir("/proc/self"):
+        if _HAVE_PROC:
             return None
         try:
             os.kill(pid, 0)
@@ -90,6 +90,9 @@ def process_start(pid: int) -> int | None:
     if len(fields) > 19 and fields[0] not in (b"Z", b"X"):  # zombies are dead
         return int(fields[19])
     return None
+
+
+_HAVE_PROC = os.path.isdir("/proc/self")
 
 
 def proc_file_name(pid: int, start: int) -> str:
@@ -161,13 +164,14 @@ class Directory:
 
     def snapshot(self, compact_dead: bool = True) -> list[FileState]:
         for attempt in range(3):
-            states, corrupt = self._scan()
+            states, corrupt, leftovers = self._scan()
             if corrupt:
                 with locked(self.path, exclusive=True):
                     for name in corrupt:
                         quarantine(self.path, name)
                 continue
-            if compact_dead and attempt < 2 and any(not alive for _, alive in states[1:]):
+            dead = any(not alive for _, alive in states[1:])
+            if compact_dead and attempt < 2 and (dead or leftovers):
                 compact(self.path)
                 continue
             return [s for s in states if s[0] is not None]  # type: ignore[misc]
@@ -189,16 +193,24 @@ class Directory:
             corrupt.append(name)
             return None
 
-    def _scan(self) -> tuple[list[tuple[FileView | None, bool]], list[str]]:
+    def _scan(self) -> tuple[list[tuple[FileView | None, bool]], list[str], bool]:
         corrupt: list[str] = []
         with locked(self.path, exclusive=False):
             names = os.listdir(self.path)
             archive: FileView | None = None
-            for _, name in reversed(_archives(names)):
+            archives = _archives(names)
+            for _, name in reversed(archives):
                 archive = self._open(name, corrupt)
                 if archive is not None:
                     break
             skip = set(archive.sources) if archive else set()
+            # Left by a compaction that crashed after its commit point (no lock is held
+            # now, so none is running): the next compaction's recovery removes them.
+            leftovers = (
+                len(archives) > 1
+                or bool(skip.intersection(names))
+                or any(n.endswith((".part", ".part.tmp")) for n in names)
+            )
             wanted = {archive.name} if archive else set()
             states: list[tuple[FileView | None, bool]] = [(archive, False)]
             for name in sorted(names):
@@ -214,13 +226,15 @@ class Directory:
             if name not in wanted:
                 self._views.pop(name).close()
         self.archive = archive
-        return states, corrupt
+        return states, corrupt, leftovers
 
 
 def _archive_series(desc: MetricDesc, files: list[FileState]) -> list[SeriesData]:
     """What a dead process leaves behind: sums, and gauges in the non-live modes."""
     if desc.type in SUMMED:
-        return list(_summed(desc, files))
+        # A series that never left zero (a forked child re-creates all its parent's series)
+        # adds nothing; archiving it would resurrect series the parent removed.
+        return [d for d in _summed(desc, files) if any(d.values[:-1])]
     mode = desc.multiprocess_mode
     if desc.type is MetricType.GAUGE and mode in ("sum", "max", "min", "mostrecent"):
         return list(_reduced(desc, files, mode))
@@ -230,7 +244,8 @@ def _archive_series(desc: MetricDesc, files: list[FileState]) -> list[SeriesData
 def compact(path: str, pids: frozenset[int] = frozenset()) -> int:
     """Merge dead processes' files into a new archive; return how many files were merged.
 
-    Files of *pids* count as dead unless ``/proc`` shows that very process still running.
+    A file whose process ``/proc`` shows running (same pid and start time) is never
+    merged; without ``/proc``, files of *pids* count as dead on the caller's word.
     """
     with locked(path, exclusive=True):
         names = os.listdir(path)
@@ -252,7 +267,9 @@ def compact(path: str, pids: frozenset[int] = frozenset()) -> int:
                 base.close()
 
 
-def _compact_locked(path: str, names: list[str], base: FileView | None, pids: frozenset[int]) -> int:
+def _compact_locked(
+    path: str, names: list[str], base: FileView | None, pids: frozenset[int]
+) -> int:
     merged_before = set(base.sources) if base else set()
     for name in names:  # step 1: finish an interrupted compaction
         old_archive = ARCHIVE_RE.match(name) and (base is None or name != base.name)
@@ -268,7 +285,9 @@ def _compact_locked(path: str, names: list[str], base: FileView | None, pids: fr
             m = PROC_RE.match(name)
             if m is None or m.group(3) or name in merged_before:
                 continue
-            if _alive(name) and int(m.group(1)) not in pids:
+            # Without /proc a recycled pid looks alive: then the caller's word decides.
+            trust_caller = int(m.group(1)) in pids and not _HAVE_PROC
+            if _alive(name) and not trust_caller:
                 continue
             try:
                 view = FileView(os.path.join(path, name))

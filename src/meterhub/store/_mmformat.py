@@ -117,7 +117,9 @@ class FileWriter:
         self._seg_end = 0
         self._map_segment(0, SEGMENT)
         first = self._segments[0][1]
-        HEADER.pack_into(first, 0, MAGIC, VERSION, kind, pid, start, HEADER_SIZE, generation, merged, 0)
+        HEADER.pack_into(
+            first, 0, MAGIC, VERSION, kind, pid, start, HEADER_SIZE, generation, merged, 0
+        )
         self._end = HEADER_SIZE
         os.rename(tmp, path)
 
@@ -148,7 +150,7 @@ class FileWriter:
         struct.pack_into("<Q", self._segments[0][1], USED_AT, self._end)
         return mm, at + RECORD.size + key_room
 
-    def cell(self, key: bytes, width: int) -> memoryview:
+    def cell(self, key: bytes, width: int) -> memoryview[float]:
         mm, at = self.append(R_SERIES, key, width)
         return memoryview(mm)[at : at + 8 * width].cast("d")
 
@@ -203,9 +205,10 @@ Index = dict[str, dict[tuple[str, ...], tuple[int, int]]]
 class FileView:
     """A read-only mapping of one store file and an index of its live records.
 
-    ``series[name][key]`` is the byte offset and slot count of a series' values; ``exemplars[name][key]``
-    maps a slot to its exemplar record. :meth:`refresh` parses records appended since the
-    last call and raises :class:`CorruptFile` if the file breaks the layout.
+    ``series[name][key]`` is the byte offset and slot count of a series' values;
+    ``exemplars[name][key]`` maps a slot to its exemplar record. :meth:`refresh` parses
+    the records appended since the last call and raises :class:`CorruptFile` if the file
+    breaks the layout.
     """
 
     def __init__(self, path: str) -> None:
@@ -228,7 +231,13 @@ class FileView:
         if magic != MAGIC or version != VERSION or kind not in (KIND_PROCESS, KIND_ARCHIVE):
             self.close()
             raise CorruptFile(f"{path}: not a meterhub store file (magic/version/kind)")
-        self.kind, self.pid, self.start, self.generation, self.merged = kind, pid, start, gen, merged
+        self.kind, self.pid, self.start, self.generation, self.merged = (
+            kind,
+            pid,
+            start,
+            gen,
+            merged,
+        )
 
     @property
     def buf(self) -> mmap.mmap:
@@ -305,7 +314,9 @@ class FileView:
         else:
             raise ValueError(f"unknown record type {rtype}")
 
-    def read_series(self, name: str, width: int) -> Iterator[tuple[tuple[str, ...], tuple[float, ...]]]:
+    def read_series(
+        self, name: str, width: int
+    ) -> Iterator[tuple[tuple[str, ...], tuple[float, ...]]]:
         """Every live series of metric *name* in this file whose cell has *width* slots."""
         buf = self.buf
         unpack = struct.Struct(f"<{width}d").unpack_from

@@ -42,8 +42,8 @@ def _summed(desc: MetricDesc, files: Iterable[FileState]) -> Iterator[SeriesData
                     cur[-1] = created
             if with_ex and key in with_ex:
                 _latest(exemplars.setdefault(key, {}), view.exemplars_of(desc.name, key))
-    for key, values in acc.items():
-        yield SeriesData(key, values, exemplars.get(key, {}))
+    for key, merged in acc.items():
+        yield SeriesData(key, merged, exemplars.get(key, {}))
 
 
 def _reduced(desc: MetricDesc, files: Iterable[FileState], how: str) -> Iterator[SeriesData]:
@@ -62,8 +62,8 @@ def _reduced(desc: MetricDesc, files: Iterable[FileState], how: str) -> Iterator
                 cur[0] = min(cur[0], values[0])
             elif values[1] > cur[1]:  # mostrecent: the write with the latest timestamp wins
                 cur[:] = values
-    for key, values in acc.items():
-        yield SeriesData(key, values, {})
+    for key, merged in acc.items():
+        yield SeriesData(key, merged, {})
 
 
 def _per_process(desc: MetricDesc, files: Iterable[FileState]) -> Iterator[SeriesData]:

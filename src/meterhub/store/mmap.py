@@ -72,7 +72,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 from ..samples import Exemplar, MetricFamily, MetricType, Series
 from ._mmdir import Directory, corrupt_count, proc_file_name, process_start
@@ -120,7 +120,7 @@ class MultiProcessStore:
         self._lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._writer: FileWriter | None = None
-        self._cells: dict[tuple[str, tuple[str, ...]], memoryview] = {}
+        self._cells: dict[tuple[str, tuple[str, ...]], memoryview[float]] = {}
         self._metas: set[str] = set()
         self._slots: dict[tuple[str, tuple[str, ...], int], tuple[mmap.mmap, int]] = {}
         self._reader = Directory(self.directory)
@@ -155,7 +155,8 @@ class MultiProcessStore:
                     self._metas.add(desc.name)
                 cell = writer.cell(series_key(desc, key), cell_width(desc))
                 self._cells[(desc.name, key)] = cell
-            return cell
+            # A memoryview of doubles is a mutable sequence of floats (typeshed disagrees).
+            return cast(Cell, cell)
 
     def remove(self, desc: MetricDesc, key: tuple[str, ...]) -> None:
         with self._lock:

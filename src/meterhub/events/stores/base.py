@@ -88,16 +88,20 @@ def _clean(text: str) -> str:
     return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
 
 
+_encode = json.JSONEncoder(default=str, separators=(",", ":")).encode  # built once: fast
+
+
 def encode_event(
     timestamp: float, user_id: Any, event_type: str, data: Any
 ) -> tuple[float, str | None, str, str]:
     """Normalise one event into a :data:`Row` (payload as ASCII JSON: any str survives)."""
     try:
-        payload = json.dumps(data, default=str, separators=(",", ":"))
+        payload = _encode(data)
     except (TypeError, ValueError):  # circular structures, keys that are not str
-        payload = json.dumps(str(data))
-    uid = None if user_id is None else _clean(str(user_id))
-    return (timestamp, uid, _clean(event_type), payload)
+        payload = _encode(str(data))
+    if user_id is not None:
+        user_id = _clean(user_id if type(user_id) is str else str(user_id))
+    return (timestamp, user_id, _clean(event_type), payload)
 
 
 def to_epoch(since: dt.datetime | float | None) -> float:

@@ -1,9 +1,14 @@
 """The operation log as an event store: each event becomes one operation record.
 
 Records are ``{operation_type: "event", operation_name: <event_type>, duration_ms: 0,
-success: true, metadata: {user_id, event_data, timestamp}}`` in the operation log's JSON batch
-files. The log owns durability and retention; this adapter keeps the last ``keep`` events in
-memory to answer ``counts()``/``latest()`` (a window, not the full history).
+success: true, metadata: {event_data, timestamp}}`` in the operation log's JSON batch files.
+The user id is *not* written: the operation log's PII guard refuses personal data in
+metadata (use the SQLite or PostgreSQL store to keep it). An event the log refuses (a PII key
+in the payload, NaN, log not running, buffer full) is counted in ``dropped["log_refused"]``.
+
+The log owns durability and retention (``flush()`` is a no-op: stop the log to flush it);
+this adapter keeps the last ``keep`` events in memory to answer ``counts()``/``latest()``
+(a window, not the full history; ``meterhub.oplog.read_batches`` reads the files).
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ class OperationLogEventStore:
 
     Example::
 
-        log = OperationLog(directory="/var/lib/app/oplog")
-        router = EventRouter(hub=hub, store=OperationLogEventStore(log))
+        log = OperationLog("/var/lib/app/oplog")
+        log.start_sync()
+        router = EventRouter(hub=hub, store=OperationLogEventStore(log, close_log=True))
     """
 
     name = "oplog"
@@ -49,7 +55,6 @@ class OperationLogEventStore:
     def add(self, timestamp: float, user_id: Any, event_type: str, data: Any) -> bool:
         row = encode_event(timestamp, user_id, event_type, data)
         metadata = {
-            "user_id": row[1],
             "event_data": json.loads(row[3]),
             "timestamp": from_epoch(timestamp).isoformat(),
         }
@@ -67,23 +72,20 @@ class OperationLogEventStore:
             with self._lock:
                 self.dropped["log_refused"] += 1
             return False
-        self._recent.append(row)
+        self._recent.append((row[0], None, row[2], row[3]))
         self._written += 1
         return True
 
     def flush(self, timeout: float | None = None) -> bool:
-        flush = getattr(self.log, "flush", None)
-        if callable(flush):
-            result = flush() if timeout is None else _call_with_timeout(flush, timeout)
-            return result is not False
+        """The log flushes on its own schedule (``flush_interval_seconds``) and on stop."""
         return True
 
     def close(self, timeout: float | None = 10.0) -> None:
-        self.flush(timeout)
+        """Stop the log (flushing it) if this store was given ``close_log=True``."""
         if self.close_log:
-            stop = getattr(self.log, "close", None) or getattr(self.log, "stop", None)
+            stop = getattr(self.log, "stop_sync", None)
             if callable(stop):
-                stop()
+                stop(timeout)
 
     def counts(
         self, bucket_seconds: int = 3600, since: dt.datetime | float | None = None
@@ -108,10 +110,3 @@ class OperationLogEventStore:
         with self._lock:
             out.update({f"dropped_{r}": float(n) for r, n in self.dropped.items()})
         return out
-
-
-def _call_with_timeout(flush: Any, timeout: float) -> Any:
-    try:
-        return flush(timeout=timeout)
-    except TypeError:
-        return flush()

@@ -113,7 +113,7 @@ class PostgresEventStore(BatchingStore):
     ) -> list[EventCount]:
         """Events per type per *bucket_seconds* bucket since *since*, oldest bucket first."""
         check_query_args(bucket_seconds=bucket_seconds)
-        where, args = "", [bucket_seconds, bucket_seconds]
+        where, args = "", [float(bucket_seconds), float(bucket_seconds)]
         if since is not None:
             where = "WHERE ts >= to_timestamp(%s) "
             args.append(to_epoch(since))

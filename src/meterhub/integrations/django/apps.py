@@ -56,7 +56,14 @@ def _start_textfile(path: str) -> None:
 
 def _settings_changed(setting: str, **kwargs: Any) -> None:
     if setting in ("METERHUB", "METRICS_ENABLED", "METRICS_FILE_PATH"):
+        from django.core.exceptions import ImproperlyConfigured
+
         from . import conf
 
         conf._metrics = None
-        apply(conf.get_settings())
+        try:
+            apply(conf.get_settings())
+        except ImproperlyConfigured:
+            # Reported where the settings are used (middleware, view); a signal
+            # receiver raising would break override_settings() itself.
+            log.warning("meterhub: invalid METERHUB settings", exc_info=True)

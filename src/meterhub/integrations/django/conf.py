@@ -80,9 +80,16 @@ def _auth(raw: Any) -> tuple[str | None, tuple[str, str] | None]:
     return token, pair
 
 
-def get_settings() -> DjangoSettings:
-    """Read and validate the settings (raises ``ImproperlyConfigured`` naming the key)."""
-    from django.conf import settings
+def get_settings(settings: Any = None) -> DjangoSettings:
+    """Read and validate the settings (raises ``ImproperlyConfigured`` naming the key).
+
+    *settings* defaults to ``django.conf.settings``; any object with the same attributes
+    will do.
+    """
+    if settings is None:
+        from django.conf import settings as django_settings
+
+        settings = django_settings
 
     raw = getattr(settings, "METERHUB", None) or {}
     if not isinstance(raw, Mapping):

@@ -31,9 +31,9 @@ def authorized(header: str | None, conf: DjangoSettings) -> bool:
         return True
     if not header:
         return False
-    scheme, _, value = header.strip().partition(" ")
+    # No stripping: servers already trim the header, and anything else is not a match.
+    scheme, _, value = header.partition(" ")
     scheme = scheme.lower()
-    value = value.strip()
     if scheme == "bearer" and conf.bearer_token is not None:
         return _same(value, conf.bearer_token)
     if scheme == "basic" and conf.basic_auth is not None:

@@ -1,0 +1,93 @@
+"""Delivery cost of meterhub vs prometheus_client, in one process run.
+
+* a full scrape over HTTP (connect, collect, render, optional gzip, read the body) of
+  10k counter series and 1k histogram series, against each library's
+  ``start_http_server`` on loopback;
+* a textfile write of the same registry (meterhub fsyncs the file and the directory;
+  prometheus_client does not).
+
+Ratios are meterhub / prometheus_client (lower is better); prometheus_client renders with
+``_created`` disabled so both sides produce the same samples.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import prometheus_client as pc
+from _timing import HEADER, row, seconds
+
+import meterhub as mh
+from meterhub.export.http import start_http_server
+from meterhub.export.textfile import write_to_textfile
+
+COUNTERS, COUNTER_SERIES = 100, 100  # 10k counter series
+HISTOGRAMS, HISTOGRAM_SERIES = 10, 100  # 1k histogram series (default 15 buckets)
+OM = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+
+
+def _fill(mod: Any, registry: Any) -> None:
+    for c in range(COUNTERS):
+        counter = mod.Counter(f"bench_c{c}", "Counter.", ["route", "code"], registry=registry)
+        for s in range(COUNTER_SERIES):
+            counter.labels(f"/api/v1/item/{s}", str(200 + s % 5)).inc(s + 1)
+    for h in range(HISTOGRAMS):
+        hist = mod.Histogram(f"bench_h{h}_seconds", "Histogram.", ["route"], registry=registry)
+        for s in range(HISTOGRAM_SERIES):
+            child = hist.labels(f"/api/v1/item/{s}")
+            for v in (0.003, 0.04, 0.2, 1.5):
+                child.observe(v)
+
+
+def _scrape(url: str, headers: dict[str, str]) -> int:
+    req = urllib.request.Request(url, headers=headers)
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return len(r.read())
+
+
+def main() -> None:
+    pc.disable_created_metrics()
+    ours, theirs = mh.Registry(self_metrics=False), pc.CollectorRegistry()
+    _fill(mh, ours)
+    _fill(pc, theirs)
+    server = start_http_server(0, registry=ours)
+    httpd, thread = pc.start_http_server(0, addr="127.0.0.1", registry=theirs)
+    ours_url = server.url + "/metrics"
+    theirs_url = f"http://127.0.0.1:{httpd.server_address[1]}/metrics"
+    rows = []
+    try:
+        cases = [
+            ("HTTP scrape 10k+1k series, text, no gzip", {}),
+            ("HTTP scrape 10k+1k series, text, gzip", {"Accept-Encoding": "gzip"}),
+            ("HTTP scrape 10k+1k series, OpenMetrics, gzip", {"Accept": OM,
+                                                              "Accept-Encoding": "gzip"}),
+        ]  # fmt: skip
+        for name, headers in cases:
+            _scrape(ours_url, headers)  # warm up both
+            _scrape(theirs_url, headers)
+            t_ours = seconds(lambda h=headers: _scrape(ours_url, h), repeat=5)  # type: ignore[misc]
+            t_theirs = seconds(lambda h=headers: _scrape(theirs_url, h), repeat=5)  # type: ignore[misc]
+            rows.append(row(name, t_ours * 1e3, t_theirs * 1e3, "ms", 0.25))
+    finally:
+        server.shutdown()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+    with tempfile.TemporaryDirectory() as d:
+        ours_path, theirs_path = Path(d) / "ours.prom", Path(d) / "theirs.prom"
+        t_ours = seconds(lambda: write_to_textfile(ours_path, ours), repeat=5)
+        t_theirs = seconds(lambda: pc.write_to_textfile(str(theirs_path), theirs), repeat=5)
+        rows.append(row("textfile write 10k+1k series (with fsync)", t_ours * 1e3,
+                        t_theirs * 1e3, "ms", 0.25))  # fmt: skip
+        size = ours_path.stat().st_size
+    print(HEADER)
+    for r in rows:
+        print(r)
+    print(f"(textfile size {size / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()

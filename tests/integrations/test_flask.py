@@ -1,0 +1,219 @@
+"""The Flask extension against real Flask apps (test client)."""
+
+from __future__ import annotations
+
+import random
+import string
+from typing import Any
+
+import pytest
+from flask import Blueprint, Flask, Response, abort
+
+from meterhub import Registry
+from meterhub.integrations.flask import MeterHub
+from meterhub.integrations.http_server import (
+    OTHER_METHOD,
+    STANDARD_METHODS,
+    UNMATCHED_ROUTE,
+    HttpServerMetrics,
+)
+
+
+def requests(reg: Registry, method: str, route: str, status: int) -> float:
+    labels = {"method": method, "route": route, "status": str(status)}
+    return reg.get_sample_value("http_server_requests_total", labels) or 0.0
+
+
+def create_app(metrics: MeterHub, *, testing: bool = False) -> Flask:
+    """An app factory, as real projects write them."""
+    app = Flask(__name__)
+    app.testing = testing
+
+    @app.get("/users/<int:user_id>")
+    def user(user_id: int) -> str:
+        return f"user {user_id}"
+
+    @app.route("/boom", methods=["GET", "POST"])
+    def boom() -> str:
+        raise ZeroDivisionError("boom")
+
+    @app.get("/teapot")
+    def teapot() -> str:
+        abort(418)
+
+    @app.get("/stream")
+    def stream() -> Response:
+        def body() -> Any:
+            yield b"abc"
+            yield b"defg"
+
+        return Response(body())
+
+    bp = Blueprint("api", __name__, url_prefix="/api/<version>")
+
+    @bp.get("/items/<path:rest>")
+    def item(version: str, rest: str) -> str:
+        return rest
+
+    app.register_blueprint(bp)
+    metrics.init_app(app)
+    return app
+
+
+@pytest.fixture
+def metrics(registry: Registry) -> MeterHub:
+    return MeterHub(registry=registry)
+
+
+def test_route_templates(metrics: MeterHub, registry: Registry) -> None:
+    c = create_app(metrics).test_client()
+    assert c.get("/users/1").data == b"user 1"
+    assert c.get("/users/2").status_code == 200
+    assert c.get("/api/v1/items/a/b/c").data == b"a/b/c"
+    assert requests(registry, "GET", "/users/{user_id}", 200) == 2.0
+    assert requests(registry, "GET", "/api/{version}/items/{rest}", 200) == 1.0
+
+
+def test_unmatched_and_http_errors(metrics: MeterHub, registry: Registry) -> None:
+    c = create_app(metrics).test_client()
+    assert c.get("/nope/42").status_code == 404
+    assert c.get("/users/notint").status_code == 404
+    assert c.post("/users/1").status_code == 405
+    assert c.get("/teapot").status_code == 418
+    assert requests(registry, "GET", UNMATCHED_ROUTE, 404) == 2.0
+    assert requests(registry, "POST", "/users/{user_id}", 405) == 1.0
+    assert requests(registry, "GET", "/teapot", 418) == 1.0
+
+
+def test_handled_exception_is_500_with_its_type(metrics: MeterHub, registry: Registry) -> None:
+    c = create_app(metrics, testing=False).test_client()
+    assert c.get("/boom").status_code == 500
+    assert requests(registry, "GET", "/boom", 500) == 1.0
+    labels = {"method": "GET", "route": "/boom", "exception": "ZeroDivisionError"}
+    assert registry.get_sample_value("http_server_exceptions_total", labels) == 1.0
+
+
+def test_propagated_exception_is_500_and_reraised(metrics: MeterHub, registry: Registry) -> None:
+    c = create_app(metrics, testing=True).test_client()
+    with pytest.raises(ZeroDivisionError):
+        c.post("/boom", data=b"x" * 50)
+    assert requests(registry, "POST", "/boom", 500) == 1.0
+    labels = {"method": "POST", "route": "/boom", "exception": "ZeroDivisionError"}
+    assert registry.get_sample_value("http_server_exceptions_total", labels) == 1.0
+    size = {"method": "POST", "route": "/boom"}
+    assert registry.get_sample_value("http_server_request_size_bytes_sum", size) == 50.0
+    assert registry.get_sample_value("http_server_requests_in_progress", {"method": "POST"}) == 0
+
+
+def test_streamed_body_recorded_when_fully_sent(metrics: MeterHub, registry: Registry) -> None:
+    c = create_app(metrics).test_client()
+    response = c.get("/stream")
+    assert response.data == b"abcdefg"
+    labels = {"method": "GET", "route": "/stream"}
+    assert registry.get_sample_value("http_server_response_size_bytes_sum", labels) == 7.0
+    assert requests(registry, "GET", "/stream", 200) == 1.0
+
+
+def test_metrics_route_serves_text_and_is_excluded(metrics: MeterHub, registry: Registry) -> None:
+    c = create_app(metrics).test_client()
+    c.get("/users/1").close()
+    response = c.get("/metrics")
+    assert response.status_code == 200
+    assert response.content_type.startswith("text/plain")
+    text = response.data.decode()
+    assert (
+        'http_server_requests_total{method="GET",route="/users/{user_id}",status="200"} 1' in text
+    )
+    assert "/metrics" not in {s.labels.get("route") for f in registry.collect() for s in f.samples}
+
+
+def test_app_created_twice_and_factory_pattern(registry: Registry) -> None:
+    ext = MeterHub(registry=registry)
+    first = create_app(ext).test_client()
+    second = create_app(ext).test_client()
+    first.get("/users/1").close()
+    second.get("/users/2").close()
+    # A second extension on the same registry re-uses the metrics (no duplicate error).
+    third = create_app(MeterHub(registry=registry)).test_client()
+    third.get("/users/3").close()
+    assert requests(registry, "GET", "/users/{user_id}", 200) == 3.0
+
+
+def test_init_app_twice_on_one_app_instruments_once(registry: Registry) -> None:
+    ext = MeterHub(registry=registry)
+    app = create_app(ext)
+    ext.init_app(app)
+    app.test_client().get("/users/1").close()
+    assert requests(registry, "GET", "/users/{user_id}", 200) == 1.0
+
+
+def test_no_metrics_route(registry: Registry) -> None:
+    c = create_app(MeterHub(registry=registry, metrics_path=None)).test_client()
+    assert c.get("/metrics").status_code == 404
+
+
+def test_shared_metrics_object(registry: Registry) -> None:
+    shared = HttpServerMetrics(registry=registry, exclude_paths=["/metrics", "/users/*"])
+    c = create_app(MeterHub(metrics=shared)).test_client()
+    c.get("/users/1").close()
+    c.get("/teapot").close()
+    assert requests(registry, "GET", "/users/{user_id}", 200) == 0.0
+    assert requests(registry, "GET", "/teapot", 418) == 1.0
+
+
+@pytest.mark.parametrize("bad", ["metrics", "", 5])
+def test_bad_metrics_path(registry: Registry, bad: Any) -> None:
+    with pytest.raises(ValueError):
+        MeterHub(registry=registry, metrics_path=bad)
+
+
+def test_bad_option_combinations(registry: Registry) -> None:
+    with pytest.raises(TypeError):
+        MeterHub(metrics=HttpServerMetrics(registry=registry), registry=registry)
+    with pytest.raises(TypeError):
+        MeterHub(registry=registry, not_an_option=1)
+
+
+def test_recording_failure_never_breaks_the_request(
+    metrics: MeterHub, registry: Registry, lenient: None
+) -> None:
+    c = create_app(metrics).test_client()
+    metrics.metrics.duration = None  # type: ignore[assignment]  # a broken instrument
+    metrics.metrics._cache.clear()
+    assert c.get("/users/1").data == b"user 1"
+    assert registry.self_metrics.errors("http_server_requests", "internal") == 1.0
+
+
+def test_random_paths_and_methods_keep_series_bounded(
+    metrics: MeterHub, registry: Registry
+) -> None:
+    c = create_app(metrics).test_client()
+    rng = random.Random(99)
+    methods = [*STANDARD_METHODS, "BREW", "PROPFIND", "get", "\u00e9", "A" * 200]
+    alphabet = string.ascii_letters + string.digits + "%.-_~\u00e9\"'"
+
+    def segment() -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12)))
+
+    for _ in range(2_000):  # the 10,000-request run is in test_asgi and tests/e2e
+        path = "/" + "/".join(segment() for _ in range(rng.randint(1, 4)))
+        c.open(path, method=rng.choice(methods), buffered=True).close()
+    series = [
+        dict(s.labels)
+        for f in registry.collect()
+        if f.name == "http_server_requests"
+        for s in f.samples
+        if s.name == "http_server_requests_total"
+    ]
+    assert {s["method"] for s in series} <= STANDARD_METHODS | {OTHER_METHOD}
+    assert {s["route"] for s in series} <= {UNMATCHED_ROUTE, "/users/{user_id}", "/stream"}
+    assert len(series) <= 3 * (len(STANDARD_METHODS) + 1) * 3
+    assert (
+        sum(
+            s.value
+            for f in registry.collect()
+            for s in f.samples
+            if s.name == "http_server_requests_total"
+        )
+        == 2_000
+    )

@@ -1,0 +1,295 @@
+"""SQLiteEventStore with a real SQLite file: durability, queries, bounded buffer, threads."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import sqlite3
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from meterhub import Hub, Registry
+from meterhub.events import EventCount, EventRouter, EventStore, SQLiteEventStore
+
+UTC = dt.timezone.utc
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "events.db"
+
+
+def test_roundtrip_latest_and_counts(db: Path) -> None:
+    store = SQLiteEventStore(db)
+    assert isinstance(store, EventStore)
+    base = dt.datetime(2026, 1, 1, 10, 0, tzinfo=UTC).timestamp()
+    events = [
+        (base + 10, "u1", "login"),
+        (base + 20, "u2", "login"),
+        (base + 3700, "u1", "login"),
+        (base + 3710, 7, "game"),
+        (base + 7300, None, "game"),
+    ]
+    for ts, uid, kind in events:
+        assert store.add(ts, uid, kind, {"n": ts})
+    store.close()
+    assert store.counts(bucket_seconds=3600) == [
+        EventCount(dt.datetime(2026, 1, 1, 10, tzinfo=UTC), "login", 2),
+        EventCount(dt.datetime(2026, 1, 1, 11, tzinfo=UTC), "game", 1),
+        EventCount(dt.datetime(2026, 1, 1, 11, tzinfo=UTC), "login", 1),
+        EventCount(dt.datetime(2026, 1, 1, 12, tzinfo=UTC), "game", 1),
+    ]
+    since = dt.datetime(2026, 1, 1, 11, tzinfo=UTC)
+    assert [c.count for c in store.counts(86400, since=since)] == [2, 1]
+    latest = store.latest(2)
+    assert [(e.user_id, e.event_type) for e in latest] == [(None, "game"), ("7", "game")]
+    assert latest[0].timestamp == dt.datetime.fromtimestamp(base + 7300, UTC)
+    assert latest[1].data == {"n": base + 3710}
+    assert store.row_count() == 5
+
+
+def test_wal_and_schema_on_first_use(db: Path) -> None:
+    SQLiteEventStore(db).close()
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    cols = [r[1] for r in conn.execute("PRAGMA table_info(meterhub_events)")]
+    assert cols == ["id", "ts", "user_id", "event_type", "data"]
+    conn.close()
+    # reopening an existing file keeps its rows
+    s1 = SQLiteEventStore(db)
+    s1.add(1.0, "u", "a", {})
+    s1.close()
+    s2 = SQLiteEventStore(db, table="other_events")
+    s2.add(2.0, "u", "b", {})
+    s2.close()
+    assert SQLiteEventStore(db).row_count() == 1
+    assert s2.row_count() == 1
+
+
+def test_query_after_table_dropped_recreates_it(db: Path) -> None:
+    store = SQLiteEventStore(db)
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TABLE meterhub_events")
+    conn.commit()
+    conn.close()
+    assert store.latest() == []
+    store.add(1.0, None, "a", {})
+    assert store.flush(10)
+    assert store.row_count() == 1
+    store.close()
+
+
+HOSTILE = [
+    "line\nbreak",
+    'quote"and\\backslash',
+    "nul\x00byte",
+    "lone\ud800surrogate",
+    "emoji \U0001f600 \u2603",
+    "",
+    "x" * 10_000,
+]
+
+
+def test_hostile_values_survive(db: Path) -> None:
+    class Opaque:
+        def __str__(self) -> str:
+            return "opaque"
+
+    store = SQLiteEventStore(db)
+    payload: dict[str, Any] = {
+        "nan": math.nan,
+        "inf": -math.inf,
+        "obj": Opaque(),
+        "nested": {"list": [1, None, "a"]},
+    }
+    for text in HOSTILE:
+        payload[text[:10]] = text
+        store.add(1.0, text, text, payload)
+    circular: dict[str, Any] = {}
+    circular["self"] = circular
+    store.add(2.0, None, "circular", circular)
+    store.add(3.0, None, "not_a_dict", ["a", 1])
+    store.close()
+    got = store.latest(len(HOSTILE) + 2)
+    assert got[0].data == ["a", 1]
+    assert isinstance(got[1].data, str)  # the circular payload, kept as its repr
+    for event, text in zip(reversed(got[2:]), HOSTILE):
+        if "\x00" in text or "\ud800" in text:
+            assert event.event_type not in ("", text)  # replaced, not lost
+        else:
+            assert event.event_type == text
+            assert event.user_id == text
+    first = got[-1].data
+    assert math.isnan(first["nan"]) and first["inf"] == -math.inf
+    assert first["obj"] == "opaque"
+    assert first["nested"] == {"list": [1, None, "a"]}
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    payload=st.dictionaries(
+        st.text(max_size=6),
+        st.none() | st.text() | st.integers(-(2**60), 2**60) | st.floats(allow_nan=False),
+        max_size=6,
+    )
+)
+def test_payloads_roundtrip(tmp_path: Path, payload: dict[str, Any]) -> None:
+    store = SQLiteEventStore(tmp_path / "fuzz.db")
+    store.add(1.0, "u", "t", payload)
+    store.close()
+    [event] = store.latest(1)
+    clean = {
+        k.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        if isinstance(k, str)
+        else k: v
+        for k, v in payload.items()
+    }
+    # JSON (ASCII-escaped) carries every str, lone surrogates included, exactly
+    assert event.data == payload or event.data == clean
+    (tmp_path / "fuzz.db").unlink()
+
+
+def test_bounded_buffer_drops_counted_and_never_blocks(db: Path) -> None:
+    store = SQLiteEventStore(db, max_buffer=10, batch_size=5)
+    blocker = sqlite3.connect(db, timeout=0)
+    blocker.execute("BEGIN EXCLUSIVE")  # the writer thread now waits on the lock
+    results = [store.add(float(i), None, "e", {"i": i}) for i in range(100)]
+    accepted = sum(results)
+    assert 10 <= accepted <= 15  # the buffer bound (+ one batch already taken by the writer)
+    assert store.dropped["buffer_full"] == 100 - accepted
+    assert store.stats()["dropped_buffer_full"] == 100 - accepted
+    blocker.rollback()
+    blocker.close()
+    assert store.flush(30)
+    assert store.row_count() == accepted
+    store.close()
+
+
+def test_close_flushes_and_refuses_afterwards(db: Path) -> None:
+    store = SQLiteEventStore(db)
+    for i in range(1000):
+        store.add(float(i), "u", "e", {})
+    store.close()
+    assert store.row_count() == 1000
+    assert store.add(1.0, "u", "e", {}) is False
+    assert store.dropped["closed"] == 1
+    store.close()  # idempotent
+
+
+def test_bad_arguments(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="path"):
+        SQLiteEventStore(42)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_buffer"):
+        SQLiteEventStore(tmp_path / "a.db", max_buffer=0)
+    with pytest.raises(ValueError, match="table"):
+        SQLiteEventStore(tmp_path / "a.db", table="x; DROP TABLE y")
+    with pytest.raises(ValueError, match="synchronous"):
+        SQLiteEventStore(tmp_path / "a.db", synchronous="sometimes")
+    with pytest.raises(sqlite3.OperationalError):
+        SQLiteEventStore(tmp_path / "missing-dir" / "a.db")
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(sqlite3.DatabaseError):
+        SQLiteEventStore(garbage)
+    store = SQLiteEventStore(tmp_path / "a.db")
+    with pytest.raises(ValueError, match="bucket_seconds"):
+        store.counts(bucket_seconds=0)
+    with pytest.raises(ValueError, match="n must"):
+        store.latest(n=-1)
+    store.close()
+
+
+# -- through the router ---------------------------------------------------------------------
+
+
+def seed_router(db: Path, reg: Registry, **kw: Any) -> EventRouter:
+    router = EventRouter(hub=Hub(registry=reg), store=SQLiteEventStore(db, **kw))
+    router.counter("game_completed", "games_completed_total", labels={"result": "unknown"})
+    router.histogram("game_completed", "game_duration_seconds", value="duration", default=0.0)
+    return router
+
+
+def test_store_failure_never_blocks_metrics(db: Path, lenient: None) -> None:
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("cannot encode")
+
+    reg = Registry(self_metrics=False)
+    router = seed_router(db, reg)
+    assert router.track_event("u", "game_completed", {"result": "win", "x": Unprintable()}) is False
+    assert reg.get_sample_value("games_completed_total", {"result": "win"}) == 1
+    errors = {"event_type": "game_completed", "reason": "store_error"}
+    assert reg.get_sample_value("meterhub_events_errors_total", errors) == 1
+    router.close()
+
+
+def test_metric_failure_never_blocks_store(db: Path, lenient: None) -> None:
+    reg = Registry(self_metrics=False)
+    router = seed_router(db, reg)
+
+    @router.handler("game_completed")
+    def broken(data: Mapping[str, Any]) -> None:
+        raise RuntimeError("boom")
+
+    assert router.track_event("u", "game_completed", {"duration": "not a number"})
+    router.close()
+    assert router.store is not None
+    assert [e.data for e in router.store.latest()] == [{"duration": "not a number"}]
+
+
+def test_track_event_disabled_stores_without_metrics(db: Path) -> None:
+    reg = Registry(self_metrics=False)
+    router = seed_router(db, reg)
+    router.track_event("u", "game_completed", {"result": "win"}, enabled=False)
+    router.track_event("u", "unmapped_type", {})
+    router.close()
+    assert reg.get_sample_value("games_completed_total", {"result": "win"}) is None
+    assert (
+        reg.get_sample_value("meterhub_events_unmapped_total", {"event_type": "unmapped_type"}) == 1
+    )
+    assert router.store is not None
+    assert sorted(e.event_type for e in router.store.latest()) == [
+        "game_completed",
+        "unmapped_type",
+    ]
+    written = reg.get_sample_value("meterhub_event_store_written_total", {"store": "sqlite"})
+    assert written == 2
+
+
+def test_threads_exact_metric_totals_and_row_counts(db: Path) -> None:
+    """8 threads x 50k track_event calls: exact rows and metric totals. (The issue's 100k per
+    thread takes ~17 s on the shared 2-core CI box, so this is scaled down 2x; the router-only
+    test in test_events_router.py runs the full 8 x 100k.)"""
+    threads, n = 8, 50_000
+    reg = Registry(self_metrics=False)
+    router = seed_router(db, reg, max_buffer=threads * n)
+    barrier = threading.Barrier(threads)
+
+    def work(i: int) -> None:
+        data = {"result": "win" if i % 2 else "loss", "duration": 0.5}
+        barrier.wait()
+        for _ in range(n):
+            router.track_event(i, "game_completed", data)
+
+    ts = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    router.close(timeout=120)
+    store = router.store
+    assert isinstance(store, SQLiteEventStore)
+    assert store.dropped == {}
+    assert store.row_count() == threads * n
+    for result in ("win", "loss"):
+        assert reg.get_sample_value("games_completed_total", {"result": result}) == threads * n / 2
+    assert reg.get_sample_value("game_duration_seconds_count") == threads * n
+    assert sum(c.count for c in store.counts(bucket_seconds=60)) == threads * n
