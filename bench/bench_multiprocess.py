@@ -76,6 +76,7 @@ class _Side:
 
 def _release(children: list[tuple[int, int]]) -> None:
     for pid, fd in children:
+        os.write(fd, b"x")  # not EOF: later children inherited this pipe's write end
         os.close(fd)
         os.waitpid(pid, 0)
 
@@ -126,7 +127,9 @@ def main() -> None:
         ("inc", "multiprocess Counter.inc() pre-bound", 0.25),
         ("observe", "multiprocess Histogram.observe()", 0.25),
     ):
-        print(row(label, _run("meterhub", scenario), _run("prom", scenario), "ns", target), flush=True)
+        print(
+            row(label, _run("meterhub", scenario), _run("prom", scenario), "ns", target), flush=True
+        )
     for n in (4, 16, 64):
         ours, theirs = _run("meterhub", "live", n), _run("prom", "live", n)
         label = f"scrape {n} live procs x {SERIES_LIVE} series"

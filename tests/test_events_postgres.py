@@ -186,3 +186,18 @@ def test_threads_exact_row_counts(postgres_db: str) -> None:
             "SELECT user_id, count(*) FROM meterhub_events GROUP BY user_id ORDER BY user_id"
         ).fetchall()
     assert per_user == [(str(i), n) for i in range(threads)]
+
+
+def test_rows_the_database_refuses_do_not_block_the_others(postgres_db: str) -> None:
+    store = PostgresEventStore(postgres_db)
+    assert store.latest() == []  # creates the schema
+    with psycopg.connect(postgres_db) as conn:
+        conn.execute(
+            "ALTER TABLE meterhub_events ADD CONSTRAINT no_poison CHECK (event_type <> 'poison')"
+        )
+    for kind in ("a", "poison", "b", "poison", "c"):
+        store.add(1.0, None, kind, {})
+    assert store.flush(30)
+    store.close()
+    assert store.dropped == {"rejected": 2}
+    assert sorted(e.event_type for e in store.latest()) == ["a", "b", "c"]

@@ -181,6 +181,24 @@ def test_label_values_normalised(hub: Hub, registry: Registry) -> None:
     }
 
 
+def test_removed_series_come_back(hub: Hub, registry: Registry) -> None:
+    router = EventRouter(hub=hub)
+    router.counter("e", "e_total", labels={"a": "unknown", "b": "x"})
+    metric = registry.get("e_total")
+    for _ in range(2):
+        router.emit("e", {})  # defaults: the slow path's raw-tuple cache
+        router.emit("e", {"a": "k", "b": "x"})  # the metric's own child dict
+    metric.remove("unknown", "x")
+    metric.remove("k", "x")
+    router.emit("e", {})
+    router.emit("e", {"a": "k", "b": "x"})
+    assert registry.get_sample_value("e_total", {"a": "unknown", "b": "x"}) == 1
+    assert registry.get_sample_value("e_total", {"a": "k", "b": "x"}) == 1
+    metric.clear()
+    router.emit("e", {"b": None})
+    assert registry.get_sample_value("e_total", {"a": "unknown", "b": "x"}) == 1
+
+
 def _samples(registry: Registry, name: str) -> list[Any]:
     return [s for f in registry.collect() for s in f.samples if s.name == name]
 
@@ -205,6 +223,20 @@ def test_enabled_flag_and_named_switches(hub: Hub, registry: Registry) -> None:
     router.emit("x", {})
     meterhub.enable()
     assert registry.get_sample_value("plain_total") == 2
+
+
+def test_global_switch_stops_routing_not_storing(
+    hub: Hub, registry: Registry, tmp_path: Path
+) -> None:
+    store = SQLiteEventStore(tmp_path / "e.db")
+    router = EventRouter(hub=hub, store=store)
+    router.counter("x", "x_total")
+    meterhub.disable()
+    assert router.track_event("u", "x", {})
+    meterhub.enable()
+    router.close()
+    assert registry.get_sample_value("x_total") == 0
+    assert store.row_count() == 1
 
 
 def test_router_switch(hub: Hub, registry: Registry) -> None:
@@ -385,6 +417,13 @@ def test_bad_values_raise_in_strict_mode(hub: Hub) -> None:
         router.emit("g", {"duration": "abc"})
     with pytest.raises(RecordingError, match="mapping"):
         router.emit("g", 42)  # type: ignore[arg-type]
+    router.emit("g", {})  # a missing field is data, not a bug: counted even in strict mode
+    assert (
+        router.registry.get_sample_value(
+            "meterhub_events_errors_total", {"event_type": "g", "reason": "missing_value"}
+        )
+        == 1
+    )
 
 
 # -- definition mistakes --------------------------------------------------------------------

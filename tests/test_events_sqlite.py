@@ -132,7 +132,7 @@ def test_hostile_values_survive(db: Path) -> None:
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     payload=st.dictionaries(
@@ -293,3 +293,79 @@ def test_threads_exact_metric_totals_and_row_counts(db: Path) -> None:
         assert reg.get_sample_value("games_completed_total", {"result": result}) == threads * n / 2
     assert reg.get_sample_value("game_duration_seconds_count") == threads * n
     assert sum(c.count for c in store.counts(bucket_seconds=60)) == threads * n
+
+
+# -- process exit and kill ------------------------------------------------------------------
+
+_CHILD = """
+import os, signal, sys
+from meterhub.events import SQLiteEventStore
+store = SQLiteEventStore(sys.argv[1])
+for i in range(3000):
+    store.add(float(i), "u", "e", {"i": i})
+if sys.argv[2] == "kill":
+    assert store.flush(60)
+    for i in range(100):
+        store.add(float(i), "u", "late", {})
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize("how", ["exit", "kill"])
+def test_process_exit_flushes_and_kill_keeps_flushed_rows(db: Path, how: str) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(db), how], capture_output=True, text=True, timeout=120
+    )
+    if how == "exit":
+        assert proc.returncode == 0, proc.stderr
+        assert SQLiteEventStore(db).row_count() == 3000  # written at exit (atexit flush)
+    else:
+        assert proc.returncode == -9
+        rows = SQLiteEventStore(db).row_count()
+        assert 3000 <= rows <= 3100  # flushed rows survive SIGKILL; only the buffer may be lost
+        conn = sqlite3.connect(db)
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        conn.close()
+
+
+def test_open_store(tmp_path: Path) -> None:
+    from meterhub.events import PostgresEventStore, open_store
+
+    assert isinstance(open_store(str(tmp_path / "a.db")), SQLiteEventStore)
+    s = open_store(f"sqlite:///{tmp_path / 'b.db'}")  # four slashes: absolute
+    assert isinstance(s, SQLiteEventStore) and s.path == str(tmp_path / "b.db")
+    pg = open_store("postgresql://u@127.0.0.1:1/db")
+    assert isinstance(pg, PostgresEventStore)
+    with pytest.raises(ValueError, match="database URL"):
+        open_store("")
+
+
+def test_invalid_events_refused_at_add(db: Path) -> None:
+    store = SQLiteEventStore(db)
+    for ts in (math.nan, math.inf, -math.inf, 1e20, "1.0", None):
+        assert store.add(ts, "u", "e", {}) is False  # type: ignore[arg-type]
+    assert store.add(1.0, "u", None, {}) is False  # type: ignore[arg-type]
+    assert store.add(1.0, "u", "ok", {}) is True
+    store.close()
+    assert store.dropped == {"invalid": 7}
+    assert store.row_count() == 1
+
+
+def test_rows_the_database_refuses_do_not_block_the_others(db: Path) -> None:
+    store = SQLiteEventStore(db)
+    conn = sqlite3.connect(db)
+    conn.execute(
+        "CREATE TRIGGER no_poison BEFORE INSERT ON meterhub_events "
+        "WHEN NEW.event_type = 'poison' BEGIN SELECT RAISE(ABORT, 'no poison'); END"
+    )
+    conn.commit()
+    conn.close()
+    for kind in ("a", "poison", "b", "poison", "c"):
+        store.add(1.0, None, kind, {})
+    assert store.flush(30)
+    store.close()
+    assert store.dropped == {"rejected": 2}
+    assert sorted(e.event_type for e in store.latest()) == ["a", "b", "c"]

@@ -66,11 +66,43 @@ def test_get_head_404_405_and_default_bind(server: Any) -> None:
     status, headers, body = get(server.url + "/metrics", method="HEAD")
     assert status == 200 and body == b"" and int(headers["Content-Length"]) > 100
     assert get(server.url + "/")[0] == 404
+    status, headers, body = get(server.url + "/nope", method="HEAD")
+    assert status == 404 and body == b"" and headers["Content-Length"] == "10"
+    # keep-alive stays in sync after HEAD answers: two requests on one connection
+    two = (
+        b"HEAD /x HTTP/1.1\r\nHost: a\r\n\r\n"
+        b"GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection((server.host, server.port), timeout=10) as c:
+        c.sendall(two)
+        data = b""
+        while chunk := c.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 404") and b"\r\n\r\nHTTP/1.1 200 OK" in data
     assert get(server.url + "/metrics/extra")[0] == 404
     status, headers, _ = get(server.url + "/metrics", method="POST")
     assert status == 405 and headers["Allow"] == "GET, HEAD"
     assert get(server.url + "/metrics", method="DELETE")[0] == 405
     assert get(server.url + "/metrics", method="FROB")[0] == 405
+
+
+def test_promtool_accepts_the_scrape(server: Any) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (Debian package 'prometheus')")
+    body = get(server.url + "/metrics")[2]
+    r = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_ipv6_loopback(reg: Registry) -> None:
+    try:
+        s = start_http_server(0, addr="::1", registry=reg)
+    except OSError as exc:
+        pytest.skip(f"no IPv6 loopback here: {exc}")
+    with s:
+        assert s.url.startswith("http://[::1]:")
+        assert get(s.url + "/metrics")[0] == 200
 
 
 def test_unpacks_like_prometheus_client(reg: Registry) -> None:

@@ -65,7 +65,7 @@ def _boom() -> None:
 
 
 def test_report_shape_and_metrics(registry: Registry) -> None:
-    checks = HealthChecks(timeout=1.0, registry=registry)
+    checks = HealthChecks(timeout=30, registry=registry)
     checks.add("sync", lambda: None)
 
     async def ok_async() -> bool:
@@ -90,36 +90,36 @@ def test_report_shape_and_metrics(registry: Registry) -> None:
 
 @pytest.mark.timeout(60)
 def test_hanging_checks_are_cut(registry: Registry, release: threading.Event) -> None:
-    checks = HealthChecks(timeout=0.2, registry=registry)
-    checks.add("hangs", release.wait)
+    checks = HealthChecks(timeout=30, registry=registry)
+    checks.add("hangs_cut", release.wait, timeout=0.2)
 
     async def hangs_async() -> None:
         await asyncio.sleep(3600)
 
-    checks.add("hangs_async", hangs_async)
+    checks.add("hangs_async", hangs_async, timeout=0.2)
     checks.add("fine", lambda: True)
     report = checks.run()
     assert report.status == "unhealthy" and report.http_status == 503
-    assert report.checks["hangs"].error == "timed out after 0.2s"
+    assert report.checks["hangs_cut"].error == "timed out after 0.2s"
     assert report.checks["hangs_async"].error == "timed out after 0.2s"
     assert report.checks["fine"].ok
-    assert registry.get_sample_value("meterhub_health_check_up", {"check": "hangs"}) == 0.0
+    assert registry.get_sample_value("meterhub_health_check_up", {"check": "hangs_cut"}) == 0.0
     # The abandoned thread is still blocked: later runs wait on it instead of adding threads.
     again = checks.run()
-    assert again.checks["hangs"].error == "timed out after 0.2s"
-    hung = [t for t in threading.enumerate() if t.name == "meterhub-health-hangs"]
+    assert again.checks["hangs_cut"].error == "timed out after 0.2s"
+    hung = [t for t in threading.enumerate() if t.name == "meterhub-health-hangs_cut"]
     assert len(hung) == 1
     release.set()
 
 
 def test_raising_and_false_checks(registry: Registry) -> None:
-    checks = HealthChecks(registry=registry)
+    checks = HealthChecks(registry=registry, timeout=30)
     checks.add("boom", _boom)
     checks.add("false", lambda: False)
     report = checks.run()
     assert report.checks["boom"].error == 'RuntimeError: db "primary" down Traceback-looking line'
     assert report.checks["false"].error == "check returned False"
-    long = HealthChecks(registry=None)
+    long = HealthChecks(registry=None, timeout=30)
     long.add("long", lambda: (_ for _ in ()).throw(ValueError("x" * 5000)))
     error = long.run().checks["long"].error
     assert error is not None and len(error) == 300
@@ -155,6 +155,7 @@ def wait_until(predicate: Any, timeout: float = 10.0) -> bool:
     while time.monotonic() < deadline:
         if predicate():
             return True
+        time.sleep(0.01)
     return False
 
 
@@ -162,13 +163,13 @@ def test_sync_callable_returning_coroutine(registry: Registry) -> None:
     async def ping() -> bool:
         return False
 
-    checks = HealthChecks(registry=registry)
+    checks = HealthChecks(registry=registry, timeout=30)
     checks.add("wrapped", lambda: ping())
     assert checks.run().checks["wrapped"].error == "check returned False"
 
 
 def test_non_critical_failure_degrades(registry: Registry) -> None:
-    checks = HealthChecks(registry=registry)
+    checks = HealthChecks(registry=registry, timeout=30)
     checks.add("cache", _boom, critical=False)
 
     @checks.check()
@@ -183,7 +184,7 @@ def test_non_critical_failure_degrades(registry: Registry) -> None:
 
 
 async def test_run_inside_event_loop(registry: Registry) -> None:
-    checks = HealthChecks(registry=registry)
+    checks = HealthChecks(registry=registry, timeout=30)
     checks.add("ok", lambda: True)
     assert checks.run().status == "healthy"
     assert (await checks.run_async()).status == "healthy"
@@ -209,7 +210,7 @@ def test_bad_timeouts(timeout: Any) -> None:
 
 
 def test_bad_registrations() -> None:
-    checks = HealthChecks(registry=None)
+    checks = HealthChecks(registry=None, timeout=30)
     checks.add("x", lambda: True)
     with pytest.raises(ValueError, match="already registered"):
         checks.add("x", lambda: True)
@@ -225,24 +226,27 @@ def test_bad_registrations() -> None:
 
 def test_db_check_on_real_sqlite(tmp_path: Path) -> None:
     path = tmp_path / "app.db"
-    checks = HealthChecks(registry=None)
+    checks = HealthChecks(registry=None, timeout=30)
     checks.add("factory", db_check(lambda: sqlite3.connect(path)))
     checks.add("missing_dir", db_check(lambda: sqlite3.connect(tmp_path / "no" / "x.db")))
+    # Checks run concurrently: each shared connection serves one check only.
     conn = sqlite3.connect(path, check_same_thread=False)
     checks.add("connection", db_check(conn))
-    checks.add("bad_sql", db_check(conn, query="SELEC nonsense"))
+    other = sqlite3.connect(path, check_same_thread=False)
+    checks.add("bad_sql", db_check(other, query="SELEC nonsense"))
     report = checks.run()
     assert report.checks["factory"].ok and report.checks["connection"].ok
     assert (report.checks["missing_dir"].error or "").startswith("OperationalError")
     assert "syntax error" in (report.checks["bad_sql"].error or "")
     conn.close()
+    other.close()
 
 
 def test_redis_check_on_real_redis(redis_url: str) -> None:
     import redis
 
     port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
-    checks = HealthChecks(registry=None)
+    checks = HealthChecks(registry=None, timeout=30)
     checks.add("raw", redis_check(redis_url))
     checks.add("client", redis_check(client=redis.Redis.from_url(redis_url)))
     checks.add("auth", redis_check(f"redis://:s3cret@127.0.0.1:{port}/0"))
@@ -254,7 +258,7 @@ def test_redis_check_on_real_redis(redis_url: str) -> None:
 
 def test_redis_check_refused(status_server: str) -> None:
     # A port where nothing listens, and an HTTP server that is not Redis.
-    checks = HealthChecks(registry=None, timeout=2)
+    checks = HealthChecks(registry=None, timeout=30)
     checks.add("refused", redis_check("redis://127.0.0.1:1/0", timeout=1))
     checks.add("not_redis", redis_check(status_server.replace("http", "redis"), timeout=1))
     report = checks.run()
@@ -263,7 +267,7 @@ def test_redis_check_refused(status_server: str) -> None:
 
 
 def test_http_check(status_server: str) -> None:
-    checks = HealthChecks(registry=None)
+    checks = HealthChecks(registry=None, timeout=30)
     checks.add("ok", http_check(status_server + "/204"))
     checks.add("err", http_check(status_server + "/500"))
     checks.add("strict", http_check(status_server + "/302", expect={200}))
@@ -274,9 +278,9 @@ def test_http_check(status_server: str) -> None:
 
 
 def _failing_checks(release: threading.Event) -> HealthChecks:
-    checks = HealthChecks(timeout=0.3, registry=None)
+    checks = HealthChecks(timeout=30, registry=None)
     checks.add("boom", _boom)
-    checks.add("hangs", release.wait)
+    checks.add("hangs", release.wait, timeout=0.3)
     checks.add('quote " ünï', lambda: True)
     return checks
 
@@ -368,10 +372,10 @@ from django.test import RequestFactory
 
 from meterhub.health import HealthChecks, django_db_check, django_view
 
-checks = HealthChecks(timeout=0.3, registry=None)
+checks = HealthChecks(timeout=30, registry=None)
 checks.add("django_db", django_db_check())
 checks.add("missing_alias", django_db_check("nope"))
-checks.add("hangs", threading.Event().wait)
+checks.add("hangs", threading.Event().wait, timeout=0.3)
 response = django_view(checks)(RequestFactory().get("/health"))
 print(json.dumps({"status": response.status_code, "type": response["Content-Type"],
                   "body": response.content.decode()}))
@@ -397,3 +401,27 @@ def test_django_view_and_db_check(tmp_path: Path) -> None:
     assert data["checks"]["django_db"] == {**data["checks"]["django_db"], "ok": True}
     assert "nope" in data["checks"]["missing_alias"]["error"]
     assert data["checks"]["hangs"]["error"] == "timed out after 0.3s"
+
+
+@pytest.mark.timeout(60)
+def test_asgi_endpoint_under_uvicorn(release: threading.Event) -> None:
+    uvicorn = pytest.importorskip("uvicorn")
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(make_asgi_app(_failing_checks(release)), log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        assert wait_until(lambda: server.started, timeout=30)
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=30)
+        assert info.value.code == 503
+        _assert_no_traceback(info.value.read())
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()

@@ -146,6 +146,11 @@ def test_unit_line_and_suffix(registry: Registry) -> None:
     assert next(iter(text_string_to_metric_families(text))).unit == "bytes"
 
 
+def test_unit_that_is_not_the_suffix_is_left_out() -> None:
+    fam = MetricFamily("size", "S.", MetricType.GAUGE, unit="bytes", series=(Series((), (1.0,)),))
+    assert "# UNIT" not in render_openmetrics([fam])
+
+
 def test_created_only_when_enabled() -> None:
     reg = Registry(self_metrics=False)
     Counter("a", "A.", registry=reg).inc()

@@ -81,6 +81,7 @@ def test_track_operation_on_a_stopped_log_raises(tmp_path: Path) -> None:
         pass
 
 
+@pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 def test_fastapi_lifespan(tmp_path: Path) -> None:
     fastapi = pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient

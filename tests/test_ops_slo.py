@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +59,8 @@ def _run(
     tmp_path: Path,
     series: list[tuple[str, str]],
     tests: list[dict[str, Any]],
-    promql: list[dict[str, Any]] = (),
-) -> subprocess.CompletedProcess[str]:  # type: ignore[assignment]
+    promql: Sequence[dict[str, Any]] = (),
+) -> subprocess.CompletedProcess[str]:
     (tmp_path / "slo.rules.yml").write_text(render_slo(SPEC))
     doc = {
         "rule_files": ["slo.rules.yml"],

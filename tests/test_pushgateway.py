@@ -64,6 +64,7 @@ def test_bad_registry_timeout_compression() -> None:
         push_to_gateway("pgw", "j", Registry(), compression="snappy")
 
 
+@pytest.mark.realstack
 def test_push_pushadd_delete_roundtrip(pushgateway: Any) -> None:
     reg = Registry(self_metrics=False)
     a = Counter("batch_a", "A.", ["what"], registry=reg)
@@ -93,6 +94,7 @@ def test_push_pushadd_delete_roundtrip(pushgateway: Any) -> None:
     assert not any(name.startswith("batch_") for name, _ in pgw_samples(pushgateway))
 
 
+@pytest.mark.realstack
 def test_4xx_names_url_and_status(pushgateway: Any) -> None:
     reg = Registry(self_metrics=False)
     Gauge("x", "X.", registry=reg).set(1)
@@ -104,6 +106,7 @@ def test_4xx_names_url_and_status(pushgateway: Any) -> None:
     assert isinstance(err, ExportError) and isinstance(err, OSError)
 
 
+@pytest.mark.realstack
 def test_inconsistent_push_is_a_400(pushgateway: Any) -> None:
     reg = Registry(self_metrics=False)
     Counter("clash", "C.", registry=reg).inc()
@@ -122,6 +125,16 @@ def test_unreachable_names_url() -> None:
         with pytest.raises(PushgatewayError) as ei:
             push_to_gateway(f"127.0.0.1:{port}", "j", Registry(), timeout=5)
     assert ei.value.status is None and f"127.0.0.1:{port}/metrics/job/j" in str(ei.value)
+
+
+def test_timeout_names_url() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)  # accepts connections in the kernel, never answers
+        port = s.getsockname()[1]
+        with pytest.raises(PushgatewayError) as ei:
+            push_to_gateway(f"http://127.0.0.1:{port}", "slow", Registry(), timeout=0.5)
+    assert ei.value.status is None and f"127.0.0.1:{port}/metrics/job/slow" in str(ei.value)
 
 
 class _Stub:

@@ -24,7 +24,11 @@ from prometheus_client.parser import text_string_to_metric_families
 import meterhub
 from meterhub import Counter, Gauge, Histogram, Hub, Registry
 from meterhub.errors import ExportError
-from meterhub.export.textfile import TextfileExporter, write_to_textfile
+from meterhub.export.textfile import (
+    TextfileExporter,
+    remove_stale_temp_files,
+    write_to_textfile,
+)
 
 PROMTOOL = shutil.which("promtool")
 
@@ -151,6 +155,64 @@ def test_hub_uses_configured_path(tmp_path: Path) -> None:
     h.start()
     h.stop()
     assert "temp 3\n" in (tmp_path / "cfg.prom").read_text()
+
+
+def test_hub_reads_the_environment(tmp_path: Path) -> None:
+    target = tmp_path / "env.prom"
+    env = {"METERHUB_TEXTFILE_PATH": str(target), "METERHUB_TEXTFILE_INTERVAL": "0.05",
+           "METERHUB_STRICT": "true"}  # fmt: skip
+    meterhub.configure(env=env)
+    h = Hub(registry=Registry(self_metrics=False))
+    h.inc_counter("env_events_total")
+    h.write_metrics()
+    assert "env_events_total 1\n" in target.read_text()
+    with pytest.raises(ValueError, match="METERHUB_TEXTFILE_PATH"):
+        meterhub.configure(strict=True)
+        Hub(registry=Registry(self_metrics=False)).write_metrics()
+
+
+def test_start_removes_only_stale_temp_files(tmp_path: Path, registry: Registry) -> None:
+    target = tmp_path / "app.prom"
+    old, fresh, other = (tmp_path / n for n in (".app.prom.a1.tmp", ".app.prom.b2.tmp",
+                                                 ".other.prom.c3.tmp"))  # fmt: skip
+    for p in (old, fresh, other):
+        p.write_text("partial")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    os.utime(other, (time.time() - 3600, time.time() - 3600))
+    exp = TextfileExporter(target, interval=60, registry=registry)
+    exp.start()
+    exp.stop()
+    assert not old.exists() and fresh.exists() and other.exists()
+    assert remove_stale_temp_files(tmp_path / "missing-dir" / "x.prom") == 0
+
+
+def test_concurrent_writers_to_one_path(tmp_path: Path) -> None:
+    target = tmp_path / "app.prom"
+    regs = []
+    for n in range(4):
+        reg = Registry(self_metrics=False)
+        g = Gauge("writer", "W.", ["i"], registry=reg)
+        for i in range(200):
+            g.labels(str(i)).set(n)
+        regs.append(reg)
+    errors: list[BaseException] = []
+
+    def run(reg: Registry) -> None:
+        try:
+            for _ in range(30):
+                write_to_textfile(target, reg)
+                fams = list(text_string_to_metric_families(target.read_text()))
+                assert len(fams[0].samples) == 200
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in regs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert leftovers(tmp_path, "app.prom") == []
 
 
 # ------------------------------------------------------------------ SIGKILL atomicity

@@ -137,10 +137,12 @@ def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> floa
                 return buckets[-2][0] if len(buckets) > 1 else math.nan
             if i == 0 and bound <= 0:
                 return bound
+            # Same operation order as Prometheus (start + width * (rank / count)) so the
+            # results agree to the last bit; an empty first bucket at q=0 gives NaN there too.
             in_bucket = count - prev_count
             if in_bucket <= 0:
-                return bound
-            return prev_bound + (bound - prev_bound) * (rank - prev_count) / in_bucket
+                return math.nan
+            return prev_bound + (bound - prev_bound) * ((rank - prev_count) / in_bucket)
         prev_bound, prev_count = bound, count
     return buckets[-1][0]
 

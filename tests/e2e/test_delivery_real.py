@@ -20,10 +20,11 @@ import pytest
 
 from meterhub import Counter, Gauge, Histogram, Registry
 from meterhub.export.http import start_http_server
+from meterhub.export.pushgateway import delete_from_gateway, push_to_gateway
 from meterhub.export.textfile import TextfileExporter
 from support.promstack import free_port, query_exemplars, wait_for
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.realstack, pytest.mark.timeout(180)]
 
 HOSTILE = ["plain", 'quote " inside', "back \\ slash", "new\nline", "unicode é ✓ 日本", ""]
 # Prometheus 2.42 keeps exemplar label values as escaped on the wire (it does not unescape
@@ -100,6 +101,24 @@ def test_prometheus_scrapes_tls_and_bearer(promstack: Any, tmp_path: Path) -> No
         prom.wait_query('e2e_temperature{job="e2e_bearer"} == -12.5')
         prom.wait_query('up{job="e2e_badtoken"} == 0')
         assert prom.query('e2e_temperature{job="e2e_badtoken"}') == []
+
+
+def test_prometheus_reads_pushed_metrics(promstack: Any, pushgateway: Any) -> None:
+    hostport = pushgateway.url.removeprefix("http://")
+    prom = promstack.prometheus(
+        extra_scrape_configs=[
+            {"job_name": "pushgateway", "honor_labels": True,
+             "static_configs": [{"targets": [hostport]}]}
+        ]
+    )  # fmt: skip
+    reg = Registry(self_metrics=False)
+    Gauge("e2e_backup_size_bytes", "Size.", ["db"], registry=reg).labels(HOSTILE[1]).set(1234)
+    push_to_gateway(pushgateway.url, "e2e/backup", reg, grouping_key={"host": "db 1/é"})
+    result = prom.wait_query('e2e_backup_size_bytes{job="e2e/backup"}')
+    assert result[0]["metric"]["host"] == "db 1/é" and result[0]["metric"]["db"] == HOSTILE[1]
+    assert float(result[0]["value"][1]) == 1234
+    delete_from_gateway(pushgateway.url, "e2e/backup", grouping_key={"host": "db 1/é"})
+    assert wait_for(lambda: b"e2e_backup_size_bytes" not in pushgateway.get("/metrics")[1])
 
 
 def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
@@ -221,3 +240,11 @@ def test_node_exporter_reports_a_broken_file_which_meterhub_never_writes(
     (node_exporter.textfile_dir / "broken.prom").write_text('bad{label="x} 1\n')
     text = wait_for(lambda: serving(node_exporter, "node_textfile_scrape_error 1"), 30, "error")
     assert "node_textfile_scrape_error 1" in text
+
+
+def test_missing_binary_skips_with_the_reason(
+    promstack: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROMSTACK_PUSHGATEWAY_BIN", "no-such-pushgateway-binary")
+    with pytest.raises(pytest.skip.Exception, match="pushgateway: binary not found"):
+        promstack.pushgateway()

@@ -366,3 +366,35 @@ async def test_lifespan_starts_and_stops_an_operation_log(
     assert not log.is_running
     # stop() flushed the buffered record to a batch file.
     assert summarize(tmp_path / "oplog")[("http", "index")].count == 1
+
+
+def test_metrics_app_with_basic_auth(registry: Registry) -> None:
+    import base64
+
+    app = Starlette(
+        routes=[Route("/metrics", metrics_app(registry, basic_auth=("prom", "pw")))],
+        middleware=[Middleware(MeterHubMiddleware, registry=registry)],
+    )
+    c = TestClient(app)
+    assert c.get("/metrics").status_code == 401
+    good = "Basic " + base64.b64encode(b"prom:pw").decode()
+    bad = "Basic " + base64.b64encode(b"prom:nope").decode()
+    assert c.get("/metrics", headers={"Authorization": bad}).status_code == 401
+    assert c.get("/metrics", headers={"Authorization": good}).status_code == 200
+
+
+async def test_failing_route_resolver_never_breaks_the_request(
+    registry: Registry, lenient: None
+) -> None:
+    async def raw(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"x"})
+
+    def broken(scope: Any) -> str:
+        raise RuntimeError("resolver bug")
+
+    app = MeterHubMiddleware(raw, registry=registry, route_resolver=broken)
+    sent = await _drive(app, "GET", "/x")
+    assert sent[0]["status"] == 200
+    assert requests(registry, "GET", UNMATCHED_ROUTE, 200) == 1.0
+    assert registry.self_metrics.errors("route_resolver", "internal") == 1.0

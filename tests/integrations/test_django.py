@@ -186,6 +186,13 @@ def test_metrics_view_serves_text() -> None:
     )
 
 
+def test_metrics_view_negotiates_openmetrics() -> None:
+    response = client().get("/metrics", HTTP_ACCEPT="application/openmetrics-text")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/openmetrics-text")
+    assert response.content.rstrip().endswith(b"# EOF")
+
+
 def _auth(**auth: Any) -> Any:
     from django.test import override_settings
 
@@ -201,7 +208,7 @@ def test_metrics_view_bearer_token() -> None:
         assert c.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
         assert c.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret").status_code == 200
         assert c.get("/metrics", HTTP_AUTHORIZATION="bearer s3cret").status_code == 200
-        for hostile in ("Bearer s3cret\n", "Bearer \u00e9", "Basic s3cret", "s3cret", "Bearer"):
+        for hostile in ("Bearer s3cret2", "Bearer \u00e9", "Basic s3cret", "s3cret", "Bearer"):
             assert c.get("/metrics", HTTP_AUTHORIZATION=hostile).status_code == 401
 
 
@@ -265,6 +272,7 @@ def test_settings_aliases_and_defaults() -> None:
         {"METERHUB": {"AUTH": {"BEARER_TOKEN": ""}}},
         {"METERHUB": {"AUTH": {"BASIC_AUTH": "nocolon"}}},
         {"METERHUB": {"AUTH": {"BASIC_AUTH": ":pw"}}},
+        {"METERHUB": {"AUTH": {"BASIC_AUTH": ("a:b", "pw")}}},
         {"METERHUB": {"AUTH": {"OTHER": 1}}},
         {"METRICS_FILE_PATH": 5},
     ],
@@ -274,6 +282,22 @@ def test_bad_settings_raise_improperly_configured(bad: dict[str, Any]) -> None:
 
     with pytest.raises(ImproperlyConfigured):
         _conf(**bad)
+
+
+def test_metrics_file_path_runs_a_textfile_flusher(tmp_path: Path) -> None:
+    import time
+
+    from django.test import override_settings
+
+    target = tmp_path / "app.prom"
+    client().get("/users/1/")
+    with override_settings(METRICS_FILE_PATH=str(target)):
+        deadline = time.monotonic() + 30
+        while not target.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert target.exists()
+    # Leaving the override stopped the flusher, which wrote one last time.
+    assert "http_server_requests_total" in target.read_text()
 
 
 # -- database -----------------------------------------------------------------------------

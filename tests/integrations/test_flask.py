@@ -217,3 +217,42 @@ def test_random_paths_and_methods_keep_series_bounded(
         )
         == 2_000
     )
+
+
+def test_metrics_route_with_bearer_token(registry: Registry) -> None:
+    c = create_app(MeterHub(registry=registry, bearer_token="t0ken")).test_client()
+    denied = c.get("/metrics")
+    assert denied.status_code == 401
+    assert "Bearer" in denied.headers["WWW-Authenticate"]
+    assert c.get("/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
+    ok = c.get("/metrics", headers={"Authorization": "Bearer t0ken"})
+    assert ok.status_code == 200 and b"# TYPE" in ok.data
+
+
+def test_bad_credentials_rejected_at_definition(registry: Registry) -> None:
+    with pytest.raises(ValueError):
+        MeterHub(registry=registry, bearer_token="")
+    with pytest.raises(ValueError):
+        MeterHub(registry=registry, basic_auth=("us:er", "pw"))
+
+
+def test_duration_carries_the_trace_id_exemplar(metrics: MeterHub, registry: Registry) -> None:
+    trace = pytest.importorskip("opentelemetry.trace")
+    ctx = trace.SpanContext(
+        trace_id=0x0AF7651916CD43DD8448EB211C80319C,
+        span_id=0x00F067AA0BA902B7,
+        is_remote=False,
+        trace_flags=trace.TraceFlags(1),
+    )
+    c = create_app(metrics).test_client()
+    with trace.use_span(trace.NonRecordingSpan(ctx)):
+        assert c.get("/users/5").status_code == 200
+    exemplars = [
+        s.exemplar
+        for f in registry.collect()
+        if f.name == "http_server_request_duration_seconds"
+        for s in f.samples
+        if s.exemplar is not None
+    ]
+    assert len(exemplars) == 1
+    assert exemplars[0].labels["trace_id"] == "0af7651916cd43dd8448eb211c80319c"

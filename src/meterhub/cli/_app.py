@@ -14,6 +14,7 @@ import click
 
 from ._common import (
     CliError,
+    OneLineGroup,
     app_option,
     emit,
     friendly,
@@ -24,7 +25,7 @@ from ._common import (
 from ._live import lint, serve, textfile, top
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("meterhub", cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="meterhub", prog_name="meterhub")
 def cli() -> None:
     """meterhub: application metrics - demo, sidecars, live view, lint and ops generators."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -27,6 +28,38 @@ class CliError(click.ClickException):
 
     def show(self, file: Any = None) -> None:
         click.echo(f"meterhub: {self.message}", err=True)
+
+
+_NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+class OneLineGroup(click.Group):
+    """A group whose usage errors are one line too (click prints usage + hint + error)."""
+
+    def main(
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            if isinstance(exc, _NO_ARGS_IS_HELP):  # a bare group: its help, as click does
+                click.echo(exc.format_message(), err=True)
+                sys.exit(BAD_INPUT)
+            where = exc.ctx.command_path if exc.ctx is not None else "meterhub"
+            click.echo(f"{where}: {exc.format_message()} (see '{where} --help')", err=True)
+            sys.exit(BAD_INPUT)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("meterhub: aborted", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
 
 def friendly(fn: F) -> F:

@@ -106,7 +106,8 @@ def watch(
     if con.is_terminal:
         from rich.live import Live
 
-        with Live(console=con, auto_refresh=False, transient=False) as live:
+        waiting = Text(f"measuring rates over {interval:g}s ...")
+        with Live(waiting, console=con, auto_refresh=False, transient=False) as live:
             while not iterations or done < iterations:
                 live.update(frame(), refresh=True)
                 done += 1

@@ -86,6 +86,19 @@ def _signals_as_interrupt() -> Iterator[None]:
             signal.signal(sig, old)
 
 
+@contextmanager
+def _signals_ignored() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def run_demo(options: DemoOptions, console: Console | None = None) -> int:
     """Run the demo; returns the exit status (0 when everything was produced)."""
     from ..cli._render import console as default_console
@@ -137,7 +150,8 @@ class _Demo:
         except KeyboardInterrupt:
             self.con.print("interrupted - stopping gracefully")
         finally:
-            self._stop()
+            with _signals_ignored():  # every wait in _stop is bounded; finish it
+                self._stop()
         from ._summary import print_summary
 
         sent = self.load.sent if self.load is not None else {}

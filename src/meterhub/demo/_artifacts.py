@@ -194,6 +194,7 @@ class DemoPrometheus:
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # a terminal Ctrl-C goes to the demo, which stops it
         )
         self._wait_ready(30.0)
 

@@ -25,6 +25,7 @@ from .stores import (
     PostgresEventStore,
     SQLiteEventStore,
     StoredEvent,
+    open_store,
 )
 
 __all__ = [
@@ -38,5 +39,6 @@ __all__ = [
     "SQLiteEventStore",
     "StoredEvent",
     "load_rules_file",
+    "open_store",
     "parse_rules",
 ]

@@ -1,11 +1,18 @@
-"""Rules compiled into small closures: the hot path of ``EventRouter.emit``.
+"""Rules compiled into small functions: the hot path of ``EventRouter.emit``.
 
-Each rule becomes an *action* ``act(get)`` where ``get`` is the payload's ``dict.get``. Label
-extraction is specialised by label count and the metric child comes from the metric's own
-child cache, so routing one event to one metric is a handful of dict lookups.
+Each rule becomes an *action* ``act(get)`` where ``get`` is the payload's ``dict.get``.
+
+Why code generation: a rule's label tuple must be built inline (``(get(n0), get(n1))``) to
+keep one routed update near the cost of a hand-written ``labels(...).inc()`` - a helper
+function per label set costs more than the lookups it wraps. So each action is generated
+from :data:`_TEMPLATES` (the way ``dataclasses`` builds ``__init__``). Only fixed code and
+indices are formatted into the source; rule data (label names, defaults, field names) reach
+the function as variables of its namespace, never as source text.
 
 Payload values become label values as follows: a missing field or ``None`` gives the rule's
-default; a ``str`` is used as is; anything else goes through ``str()``.
+default; a ``str`` is used as is; anything else goes through ``str()``. The fast path looks
+the raw tuple up in the metric's own child dict; anything else (a default needed, a non-str
+value) goes through :meth:`_Children.slow`, which caches raw tuple -> child too.
 """
 
 from __future__ import annotations
@@ -18,12 +25,20 @@ from .._config import is_enabled, watch_switch
 from ..metrics import Counter, Gauge, Histogram
 from .rules import Rule, RuleKind
 
-__all__ = ["Action", "SwitchState", "compile_rule"]
+__all__ = ["METRIC_TYPES", "Action", "SwitchState", "compile_rule"]
 
 Getter = Callable[..., Any]
 Action = Callable[[Getter], None]
 # reports (reason, message) for one bad value; the router counts it
 Invalid = Callable[[str, str], None]
+
+METRIC_TYPES: dict[RuleKind, type[Any]] = {
+    RuleKind.COUNTER: Counter,
+    RuleKind.HISTOGRAM: Histogram,
+    RuleKind.GAUGE: Gauge,
+}
+
+_RAW_CACHE_MAX = 1024
 
 
 class SwitchState:
@@ -40,85 +55,97 @@ class SwitchState:
         self.on = is_enabled(self.name)
 
 
-def _label_str(v: Any) -> str:
-    return v if type(v) is str else str(v)
-
-
-def _key_fn(
-    names: tuple[str, ...], defaults: tuple[str, ...]
-) -> Callable[[Getter], tuple[Any, ...]]:
-    n = len(names)
-    if n == 0:
-        empty: tuple[Any, ...] = ()
-        return lambda get: empty
-    if n == 1:
-        (n0,), (d0,) = names, defaults
-
-        def key1(get: Getter) -> tuple[Any, ...]:
-            a = get(n0)
-            return (d0 if a is None else a,)
-
-        return key1
-    if n == 2:
-        (n0, n1), (d0, d1) = names, defaults
-
-        def key2(get: Getter) -> tuple[Any, ...]:
-            a = get(n0)
-            b = get(n1)
-            return (d0 if a is None else a, d1 if b is None else b)
-
-        return key2
-    if n == 3:
-        (n0, n1, n2), (d0, d1, d2) = names, defaults
-
-        def key3(get: Getter) -> tuple[Any, ...]:
-            a = get(n0)
-            b = get(n1)
-            c = get(n2)
-            return (d0 if a is None else a, d1 if b is None else b, d2 if c is None else c)
-
-        return key3
-    pairs = tuple(zip(names, defaults))
-
-    def key_n(get: Getter) -> tuple[Any, ...]:
-        return tuple(d if (v := get(k)) is None else v for k, d in pairs)
-
-    return key_n
-
-
 class _Children:
-    """The metric child for a payload: the metric's own child dict first, ``labels()`` after.
+    """The metric child for a raw label tuple.
 
-    Reading ``metric._children`` directly (same package) saves two Python calls per update;
-    it is the very dict ``labels()`` consults, so ``remove()``/``clear()`` stay visible.
+    ``get`` is the metric's own child dict (same package): the very dict ``labels()``
+    consults, so ``remove()``/``clear()`` stay visible. ``slow()`` normalises the tuple.
     """
 
-    __slots__ = ("get", "labels", "metric")
+    __slots__ = ("defaults", "get", "labels", "metric", "raw")
 
-    def __init__(self, metric: Any) -> None:
+    def __init__(self, metric: Any, defaults: tuple[str, ...]) -> None:
         self.metric = metric
+        self.defaults = defaults
         self.get = metric._children.get
         self.labels = metric.labels
+        self.raw: dict[tuple[Any, ...], tuple[tuple[str, ...], Any]] = {}
 
     def slow(self, k: tuple[Any, ...]) -> Any:
-        if not self.metric.labelnames:
+        if not self.defaults:
             return self.metric
         try:
-            return self.labels(*k)
-        except TypeError:  # an unhashable payload value (list, dict): use its str()
-            return self.labels(*map(_label_str, k))
+            hit = self.raw.get(k)
+        except TypeError:  # an unhashable payload value (list, dict)
+            hit, hashable = None, False
+        else:
+            hashable = True
+        if hit is not None and self.get(hit[0]) is hit[1]:  # still the metric's child
+            return hit[1]
+        key = tuple(
+            d if v is None else (v if type(v) is str else str(v)) for v, d in zip(k, self.defaults)
+        )
+        child = self.labels(*key)
+        if hashable and len(self.raw) < _RAW_CACHE_MAX:
+            self.raw[k] = (key, child)
+        return child
+
+
+_LOOKUP = """
+        k = {key}
+        try:
+            c = cached(k)
+        except TypeError:
+            c = None
+        if c is None:
+            c = slow(k)
+"""
+
+_TEMPLATES: dict[str, str] = {
+    "count": """
+def act(get):
+    if switch.on:{lookup}
+        c.inc()
+""",
+    "inc_by": """
+def act(get):
+    if switch.on:
+        v = get(field)
+        if type(v) is not float:
+            v = value_of(v, False)
+            if v is None:
+                return
+        if not (0.0 <= v < INF):
+            invalid("invalid_value", f"counter increment {{field!r}}={{v!r}} refused")
+            return{lookup}
+        c.inc(v)
+""",
+    "observe": """
+def act(get):
+    if switch.on:
+        v = get(field)
+        if type(v) is not float or v != v:
+            v = value_of(v, False)
+            if v is None:
+                return{lookup}
+        c.observe(v)
+""",
+    "set": """
+def act(get):
+    if switch.on:
+        v = get(field)
+        if type(v) is not float:
+            v = value_of(v, True)
+            if v is None:
+                return{lookup}
+        c.set(v)
+""",
+}
 
 
 def _number(v: Any) -> float | None:
-    if type(v) is float:
-        return v
     if isinstance(v, bool):
         return None
-    if isinstance(v, (int, str, bytes)):
-        try:
-            return float(v)
-        except (ValueError, OverflowError):
-            return None
     try:
         return float(v)
     except (TypeError, ValueError, OverflowError):
@@ -127,35 +154,10 @@ def _number(v: Any) -> float | None:
 
 def compile_rule(rule: Rule, metric: Any, invalid: Invalid) -> Action:
     """Turn *rule* into ``act(get)`` recording into *metric* (created by the router)."""
-    switch = SwitchState(rule.switch)
-    key = _key_fn(rule.labelnames, tuple(rule.labels.values()))
-    children = _Children(metric)
-    cached, slow = children.get, children.slow
     field, default = rule.value, rule.default
 
-    if rule.kind is RuleKind.COUNTER and field is None:
-        if not metric.labelnames:
-
-            def count(get: Getter) -> None:
-                if switch.on:
-                    metric.inc()
-
-        else:
-
-            def count(get: Getter) -> None:
-                if switch.on:
-                    k = key(get)
-                    try:
-                        c = cached(k)
-                    except TypeError:
-                        c = None
-                    (slow(k) if c is None else c).inc()
-
-        count.switch = switch  # type: ignore[attr-defined]  # keeps the listener alive
-        return count
-
     def value_of(raw: Any, allow_nan: bool) -> float | None:
-        """The slow path: anything but a plain non-NaN float payload value."""
+        """The slow path: anything but a plain float payload value."""
         if raw is None:
             if default is None:
                 invalid("missing_value", f"payload field {field!r} is missing")
@@ -168,68 +170,29 @@ def compile_rule(rule: Rule, metric: Any, invalid: Invalid) -> Action:
             return None
         return v
 
-    # The three closures below repeat the child lookup inline on purpose: a helper call
-    # costs as much as the dict lookup it would wrap (emit() must stay under ~2 us).
-    if rule.kind is RuleKind.HISTOGRAM:
-
-        def observe(get: Getter) -> None:
-            if switch.on:
-                v = get(field)
-                if type(v) is not float or v != v:
-                    v = value_of(v, False)
-                    if v is None:
-                        return
-                k = key(get)
-                try:
-                    c = cached(k)
-                except TypeError:
-                    c = None
-                (slow(k) if c is None else c).observe(v)
-
-        act: Action = observe
-    elif rule.kind is RuleKind.GAUGE:
-
-        def set_gauge(get: Getter) -> None:
-            if switch.on:
-                v = get(field)
-                if type(v) is not float:
-                    v = value_of(v, True)
-                    if v is None:
-                        return
-                k = key(get)
-                try:
-                    c = cached(k)
-                except TypeError:
-                    c = None
-                (slow(k) if c is None else c).set(v)
-
-        act = set_gauge
+    names = rule.labelnames
+    children = _Children(metric, tuple(rule.labels.values()))
+    switch = SwitchState(rule.switch)
+    namespace: dict[str, Any] = {
+        "switch": switch,
+        "cached": children.get,
+        "slow": children.slow,
+        "field": field,
+        "value_of": value_of,
+        "invalid": invalid,
+        "INF": math.inf,
+        **{f"n{i}": name for i, name in enumerate(names)},
+    }
+    if rule.kind is RuleKind.COUNTER:
+        kind = "count" if field is None else "inc_by"
     else:
-
-        def inc_by(get: Getter) -> None:
-            if switch.on:
-                v = get(field)
-                if type(v) is not float:
-                    v = value_of(v, False)
-                    if v is None:
-                        return
-                if not (0 <= v < math.inf):
-                    invalid("invalid_value", f"counter increment {field!r}={v!r} refused")
-                    return
-                k = key(get)
-                try:
-                    c = cached(k)
-                except TypeError:
-                    c = None
-                (slow(k) if c is None else c).inc(v)
-
-        act = inc_by
-    act.switch = switch  # type: ignore[attr-defined]
+        kind = "observe" if rule.kind is RuleKind.HISTOGRAM else "set"
+    key = "(" + "".join(f"get(n{i}), " for i in range(len(names))) + ")"
+    source = _TEMPLATES[kind].format(lookup=_LOOKUP.format(key=key).rstrip())
+    exec(
+        compile(source, f"<meterhub event rule {rule.event_type} -> {rule.metric}>", "exec"),
+        namespace,
+    )
+    act: Action = namespace["act"]
+    act.switch = switch  # type: ignore[attr-defined]  # keeps the switch listener alive
     return act
-
-
-METRIC_TYPES: dict[RuleKind, type[Any]] = {
-    RuleKind.COUNTER: Counter,
-    RuleKind.HISTOGRAM: Histogram,
-    RuleKind.GAUGE: Gauge,
-}

@@ -185,7 +185,9 @@ class EventRouter:
         event_type = rule.event_type
 
         def invalid(reason: str, message: str) -> None:
-            self._count_error(event_type, reason, message, RecordingError)
+            # a missing field is data, not a bug: counted, never raised
+            raise_as = None if reason == "missing_value" else RecordingError
+            self._count_error(event_type, reason, message, raise_as)
 
         action = compile_rule(rule, metric, invalid)
         with self._lock:
@@ -330,7 +332,7 @@ class EventRouter:
             return
         limiter = route.limiter
         if limiter is not None and not limiter.take():
-            self._count_dropped(route, "rate_limited")
+            self._count_rate_limited(route)
             return
         if route.handlers or type(data) is not dict:
             self._dispatch(route, data)
@@ -372,7 +374,7 @@ class EventRouter:
         if route is not None:
             limiter = route.limiter
             if limiter is not None and not limiter.take():
-                self._count_dropped(route, "rate_limited")
+                self._count_rate_limited(route)
                 return False
         try:
             stored = store.add(time.time(), user_id, event_type, event_data)
@@ -439,10 +441,10 @@ class EventRouter:
                         event_type, message)  # fmt: skip
         self._errors.labels(*key).inc()
 
-    def _count_dropped(self, route: _Route, reason: str) -> None:
+    def _count_rate_limited(self, route: _Route) -> None:
         child = route.dropped
         if child is None:
-            child = route.dropped = self._dropped.labels(route.event_type, reason)
+            child = route.dropped = self._dropped.labels(route.event_type, "rate_limited")
         child.inc()
 
     def _count_unmapped(self, event_type: Any) -> None:

@@ -135,6 +135,12 @@ class Endpoint:
 
     def handle(self, method: str, path: str, query: str, header: HeaderGetter) -> Response:
         """The answer to one request (the body is empty for HEAD; lengths stay right)."""
+        resp = self._answer(method, path, query, header)
+        if method == "HEAD" and resp.body:
+            return resp._replace(body=b"")
+        return resp
+
+    def _answer(self, method: str, path: str, query: str, header: HeaderGetter) -> Response:
         if not self.authorized(header("authorization")):
             return _plain(401, "Unauthorized", self._challenges)
         if self.path is not None and path != self.path:
@@ -157,4 +163,4 @@ class Endpoint:
             body = _gzip(body)
             headers.append(("Content-Encoding", "gzip"))
         headers.append(("Content-Length", str(len(body))))
-        return Response(200, "OK", headers, b"" if method == "HEAD" else body)
+        return Response(200, "OK", headers, body)

@@ -35,7 +35,7 @@ from ..exposition.text import render_text
 from ..registry import REGISTRY
 from ..samples import MetricFamily, MetricType, Series
 
-__all__ = ["TextfileExporter", "write_to_textfile"]
+__all__ = ["TextfileExporter", "remove_stale_temp_files", "write_to_textfile"]
 
 log = logging.getLogger("meterhub.export.textfile")
 
@@ -110,6 +110,38 @@ def write_to_textfile(path: str | os.PathLike[str], registry: Any = REGISTRY) ->
     if not callable(getattr(registry, "collect", None)):
         raise TypeError(f"registry must have a collect() method, got {registry!r}")
     write_bytes_atomically(path, render_text(registry.collect()).encode("utf-8"))
+
+
+STALE_TEMP_SECONDS = 300.0
+"""Age after which a leftover temporary file of ours is certainly from a dead writer."""
+
+
+def remove_stale_temp_files(
+    path: str | os.PathLike[str], older_than: float = STALE_TEMP_SECONDS
+) -> int:
+    """Delete ``.NAME.*.tmp`` files next to *path* older than *older_than* seconds.
+
+    A writer killed mid-write (SIGKILL, OOM, power loss) leaves its temporary file behind;
+    node_exporter ignores it, but the directory would slowly fill up. Returns how many
+    files were removed; never raises.
+    """
+    directory, base = os.path.split(os.path.abspath(os.fspath(path)))
+    prefix, removed = f".{base}.", 0
+    cutoff = time.time() - older_than
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return 0
+    for name in names:
+        if name.startswith(prefix) and name.endswith(".tmp"):
+            full = os.path.join(directory, name)
+            try:
+                if os.lstat(full).st_mtime < cutoff:
+                    os.unlink(full)
+                    removed += 1
+            except OSError:
+                pass  # gone already, or not ours to remove
+    return removed
 
 
 class _Stats:
@@ -246,10 +278,14 @@ class TextfileExporter:
             self._safe_write()
 
     def start(self) -> None:
-        """Write once now, then every *interval* seconds (idempotent)."""
+        """Write once now, then every *interval* seconds (idempotent).
+
+        Temporary files that dead writers left next to the target are removed first.
+        """
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop = threading.Event()
+        remove_stale_temp_files(self.path)
         self._safe_write()
         self._thread = threading.Thread(target=self._run, name="meterhub-textfile", daemon=True)
         self._thread.start()

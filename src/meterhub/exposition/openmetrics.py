@@ -83,7 +83,9 @@ def render_family(family: MetricFamily, out: list[str]) -> None:
     """Append the OpenMetrics lines of *family* to *out* (no ``# EOF``)."""
     name, kind = family.name, family.type
     meta = f"# HELP {name} {escape_help(family.documentation)}\n# TYPE {name} {_OM_TYPES[kind]}\n"
-    if family.unit:
+    if family.unit and name.endswith("_" + family.unit):
+        # Prometheus refuses the whole scrape when the unit is not the name's suffix;
+        # a custom collector could produce that, meterhub's own metrics cannot.
         meta += f"# UNIT {name} {family.unit}\n"
     out.append(meta)
     fmt = format_value

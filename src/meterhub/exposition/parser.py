@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ParseError
 from ..samples import Exemplar, MetricFamily, MetricType, Series
+from ._lexer import parse_float, parse_sample, unescape_help
 
 __all__ = ["ParsedExposition", "parse_text", "parse_text_located"]
 
@@ -113,7 +114,7 @@ def parse_text_located(text: str) -> ParsedExposition:
         if line.startswith("#"):
             current = _comment(line, lineno, builders, order, current)
             continue
-        name, labels, value, ts, exemplar = _sample(line, lineno, openmetrics)
+        name, labels, value, ts, exemplar = parse_sample(line, lineno, openmetrics)
         fam = _owner(name, current, builders)
         if fam is None:
             fam = builders.get(name)
@@ -161,19 +162,18 @@ def _comment(
             order.append(base)
         else:
             existing.type = kind
-        for key in (name,) if name != base else ():
-            pending = builders.pop(key, None)  # a HELP seen under the suffixed name
-            if pending is not None and pending is not existing:
-                order.remove(key)
-                existing.help = existing.help or pending.help
-                existing.line = min(existing.line, pending.line)
+        pending = builders.pop(name, None) if name != base else None
+        if pending is not None:  # "# HELP x_total" came before "# TYPE x_total counter"
+            order.remove(name)
+            existing.help = existing.help or pending.help
+            existing.line = min(existing.line, pending.line)
         return existing
     fam = builders.get(name) or _find_base(name, builders)
     if fam is None:
         fam = builders[name] = _Builder(name, MetricType.UNKNOWN, lineno)
         order.append(name)
     if keyword == "HELP":
-        fam.help = _unescape(rest, lineno, help_text=True)
+        fam.help = unescape_help(rest)
     else:
         fam.unit = rest.strip()
     return fam
@@ -249,145 +249,6 @@ def _record(
         fam.exemplars.setdefault(pairs, {})[key] = exemplar
 
 
-def _sample(
-    line: str, lineno: int, openmetrics: bool
-) -> tuple[str, list[tuple[str, str]], float, float | None, Exemplar | None]:
-    i = 0
-    n = len(line)
-    while i < n and line[i] not in "{ \t":
-        i += 1
-    name = line[:i]
-    if not name or not _valid_name(name):
-        raise ParseError(f"line {lineno}: invalid metric name {name!r}")
-    labels: list[tuple[str, str]] = []
-    if i < n and line[i] == "{":
-        labels, i = _labels(line, i + 1, lineno)
-    rest = line[i:]
-    exemplar: Exemplar | None = None
-    if " # " in rest:
-        rest, ex_text = rest.split(" # ", 1)
-        exemplar = _exemplar(ex_text, lineno)
-    fields = rest.split()
-    if not fields or len(fields) > 2:
-        raise ParseError(f"line {lineno}: expected a value (and an optional timestamp)")
-    value = _float(fields[0], lineno)
-    ts: float | None = None
-    if len(fields) == 2:
-        t = _float(fields[1], lineno)
-        if not math.isfinite(t):
-            raise ParseError(f"line {lineno}: invalid timestamp {fields[1]!r}")
-        ts = t if openmetrics else t / 1000.0
-    return name, labels, value, ts, exemplar
-
-
-def _labels(line: str, i: int, lineno: int) -> tuple[list[tuple[str, str]], int]:
-    labels: list[tuple[str, str]] = []
-    n = len(line)
-    seen: set[str] = set()
-    while True:
-        while i < n and line[i] in " \t":
-            i += 1
-        if i < n and line[i] == "}":
-            return labels, i + 1
-        start = i
-        while i < n and line[i] not in '= \t"}':
-            i += 1
-        key = line[start:i]
-        while i < n and line[i] in " \t":
-            i += 1
-        if not key or not _valid_label(key) or i >= n or line[i] != "=":
-            raise ParseError(f"line {lineno}: malformed label near {line[start : start + 20]!r}")
-        i += 1
-        while i < n and line[i] in " \t":
-            i += 1
-        if i >= n or line[i] != '"':
-            raise ParseError(f"line {lineno}: label {key} has no quoted value")
-        i += 1
-        chars: list[str] = []
-        while True:
-            if i >= n:
-                raise ParseError(f"line {lineno}: unterminated value of label {key}")
-            c = line[i]
-            if c == "\\":
-                if i + 1 >= n:
-                    raise ParseError(f"line {lineno}: dangling backslash in label {key}")
-                nxt = line[i + 1]
-                chars.append({"n": "\n", "\\": "\\", '"': '"'}.get(nxt, "\\" + nxt))
-                i += 2
-                continue
-            if c == '"':
-                i += 1
-                break
-            chars.append(c)
-            i += 1
-        if key in seen:
-            raise ParseError(f"line {lineno}: duplicate label {key}")
-        seen.add(key)
-        labels.append((key, "".join(chars)))
-        while i < n and line[i] in " \t":
-            i += 1
-        if i < n and line[i] == ",":
-            i += 1
-        elif i < n and line[i] == "}":
-            return labels, i + 1
-        else:
-            raise ParseError(f"line {lineno}: expected ',' or '}}' after label {key}")
-
-
-def _exemplar(text: str, lineno: int) -> Exemplar:
-    text = text.strip()
-    if not text.startswith("{"):
-        raise ParseError(f"line {lineno}: malformed exemplar {text!r}")
-    labels, i = _labels(text, 1, lineno)
-    fields = text[i:].split()
-    if not fields or len(fields) > 2:
-        raise ParseError(f"line {lineno}: exemplar needs a value")
-    ts = _float(fields[1], lineno) if len(fields) == 2 else None
-    return Exemplar(dict(labels), _float(fields[0], lineno), ts)
-
-
-def _float(text: str, lineno: int) -> float:
-    special = {"+Inf": math.inf, "Inf": math.inf, "-Inf": -math.inf, "NaN": math.nan}
-    if text in special:
-        return special[text]
-    try:
-        return float(text)
-    except ValueError:
-        raise ParseError(f"line {lineno}: invalid number {text!r}") from None
-
-
-def _valid_name(name: str) -> bool:
-    return (
-        (name[0].isalpha() or name[0] in "_:")
-        and all(c.isalnum() or c in "_:" for c in name)
-        and name.isascii()
-    )
-
-
-def _valid_label(name: str) -> bool:
-    return (
-        (name[0].isalpha() or name[0] == "_")
-        and name.isascii()
-        and all(c.isalnum() or c == "_" for c in name)
-    )
-
-
-def _unescape(text: str, lineno: int, *, help_text: bool) -> str:
-    if "\\" not in text:
-        return text
-    out: list[str] = []
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if c == "\\" and i + 1 < len(text):
-            out.append({"n": "\n", "\\": "\\"}.get(text[i + 1], "\\" + text[i + 1]))
-            i += 2
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
-
-
 # -- building ---------------------------------------------------------------------------
 
 
@@ -415,7 +276,7 @@ def _build(b: _Builder) -> MetricFamily:
             )
         elif b.type is MetricType.SUMMARY:
             qs = tuple(
-                (_float(k.split("@", 1)[1], b.lines[lab]), v)
+                (parse_float(k.split("@", 1)[1], b.lines[lab]), v)
                 for k, v in slot.items()
                 if k.startswith("@")
             )
@@ -436,7 +297,7 @@ def _build_histogram(b: _Builder) -> MetricFamily:
     for lab in b.order:
         for k in b.values[lab]:
             if k.startswith("_bucket@"):
-                bounds.add(_float(k.split("@", 1)[1], b.lines[lab]))
+                bounds.add(parse_float(k.split("@", 1)[1], b.lines[lab]))
     if not bounds or max(bounds) != math.inf:
         bounds.add(math.inf)
     ordered = tuple(sorted(bounds))
@@ -444,11 +305,13 @@ def _build_histogram(b: _Builder) -> MetricFamily:
     for lab in b.order:
         slot = b.values[lab]
         per_bound = {
-            _float(k.split("@", 1)[1], 0): v for k, v in slot.items() if k.startswith("_bucket@")
+            parse_float(k.split("@", 1)[1], 0): v
+            for k, v in slot.items()
+            if k.startswith("_bucket@")
         }
         ex = b.exemplars.get(lab, {})
         ex_by_bound = {
-            _float(k.split("@", 1)[1], 0): e for k, e in ex.items() if k.startswith("_bucket@")
+            parse_float(k.split("@", 1)[1], 0): e for k, e in ex.items() if k.startswith("_bucket@")
         }
         counts: list[float] = []
         last = 0.0

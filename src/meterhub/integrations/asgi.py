@@ -34,8 +34,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping, Sequence
 from typing import Any
 
-from meterhub import REGISTRY, Hub, Registry, generate_latest
+from meterhub import REGISTRY, Hub, Registry
 from meterhub import hub as default_hub
+from meterhub.export.http import make_asgi_app
+from meterhub.guard import shielded
 from meterhub.integrations.http_server import HttpServerMetrics, template_from_converters
 
 __all__ = ["MeterHubMiddleware", "lifespan", "metrics_app", "route_template"]
@@ -202,7 +204,12 @@ class MeterHubMiddleware:
 
     def _route(self, scope: Scope, path: str, root_path: str) -> str | None:
         if self._resolver is not None:
-            return self._resolver(scope)
+            try:
+                return self._resolver(scope)
+            except Exception:
+                with shielded(self.metrics.registry.self_metrics, "route_resolver"):
+                    raise
+                return None
         route = scope.get("route")
         if (
             route is not None
@@ -224,21 +231,6 @@ class MeterHubMiddleware:
             return None
 
 
-class _MetricsApp:
-    # A class, not a function: Starlette's Route treats plain functions as request handlers
-    # and callable objects as ASGI apps.
-    def __init__(self, registry: Registry) -> None:
-        self.registry = registry
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        body = await asyncio.to_thread(generate_latest, self.registry)
-        headers = [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-
 def _declared_size(scope: Scope) -> int | None:
     # The body may never be read by the handler: Content-Length is what the client sent.
     for name, value in scope.get("headers") or ():
@@ -247,17 +239,36 @@ def _declared_size(scope: Scope) -> int | None:
     return None
 
 
-def metrics_app(registry: Registry | None = None) -> ASGIApp:
-    """A minimal ASGI app serving *registry* (default ``REGISTRY``) in text format 0.0.4.
-
-    For authentication and content negotiation use :func:`meterhub.make_asgi_app`.
+def metrics_app(
+    registry: Registry | None = None,
+    *,
+    bearer_token: str | None = None,
+    basic_auth: tuple[str, str] | None = None,
+) -> ASGIApp:
+    """An ASGI app serving *registry* (default ``REGISTRY``): :func:`meterhub.make_asgi_app`,
+    with its authentication, content negotiation and gzip.
 
     Example::
 
-        from starlette.routing import Route
-        routes = [Route("/metrics", metrics_app())]
+        routes = [Route("/metrics", metrics_app(bearer_token=os.environ["METRICS_TOKEN"]))]
     """
-    return _MetricsApp(REGISTRY if registry is None else registry)
+    return _Endpoint(
+        make_asgi_app(
+            REGISTRY if registry is None else registry,
+            bearer_token=bearer_token,
+            basic_auth=basic_auth,
+        )
+    )
+
+
+class _Endpoint:
+    # An object, not a function: Starlette's Route("/metrics", ...) treats functions as
+    # request handlers and other callables as ASGI apps.
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
 
 
 def lifespan(

@@ -9,7 +9,8 @@ Records the :mod:`~meterhub.integrations.http_server` vocabulary for every reque
   (``PROPAGATE_EXCEPTIONS``, testing mode);
 * a streamed response is timed until its last chunk has been sent (or the server closed
   it); a buffered one when Flask hands it to the server;
-* ``/metrics`` serves the registry (``metrics_path=None`` to leave it out).
+* ``/metrics`` serves the registry, optionally behind bearer or basic auth
+  (``metrics_path=None`` to leave it out).
 
 The WSGI wrapper sits around ``app.wsgi_app``, so it sees every exception Flask lets
 out; a ``teardown_request`` hook (which runs for every request) hands it the URL rule.
@@ -34,7 +35,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from meterhub import CONTENT_TYPE_LATEST, Registry, generate_latest
+import meterhub
+from meterhub import Registry
 from meterhub.integrations.http_server import HttpServerMetrics, template_from_converters
 
 __all__ = ["MeterHub"]
@@ -52,7 +54,8 @@ class MeterHub:
     """Flask extension recording HTTP-server metrics (see the module docstring).
 
     Keyword arguments not listed here go to :class:`HttpServerMetrics` (*registry*,
-    *buckets*, *exclude_paths*, ...); the metrics path is excluded automatically.
+    *buckets*, *exclude_paths*, ...); the metrics path is excluded automatically and served
+    by :func:`meterhub.make_wsgi_app` (so *bearer_token* / *basic_auth* protect it).
 
     Example::
 
@@ -70,6 +73,8 @@ class MeterHub:
         *,
         metrics_path: str | None = "/metrics",
         metrics: HttpServerMetrics | None = None,
+        bearer_token: str | None = None,
+        basic_auth: tuple[str, str] | None = None,
         **options: Any,
     ) -> None:
         if metrics_path is not None and (
@@ -85,6 +90,11 @@ class MeterHub:
             metrics = HttpServerMetrics(exclude_paths=exclude, **options)
         self.metrics = metrics
         self.metrics_path = metrics_path
+        self._bearer_token = bearer_token
+        self._basic_auth = basic_auth
+        if metrics_path is not None:
+            # Validates the credentials now rather than at the first scrape.
+            meterhub.make_wsgi_app(self.registry, bearer_token=bearer_token, basic_auth=basic_auth)
         if app is not None:
             self.init_app(app)
 
@@ -105,12 +115,16 @@ class MeterHub:
         # wrapper sees it; the signal tells the wrapper which exception it was.
         got_request_exception.connect(_remember_exception, app, weak=False)
         if self.metrics_path is not None:
-            registry = self.registry
+            endpoint = meterhub.make_wsgi_app(
+                self.registry, bearer_token=self._bearer_token, basic_auth=self._basic_auth
+            )
 
             def meterhub_metrics() -> Any:
-                return app.response_class(
-                    generate_latest(registry), mimetype=None, content_type=CONTENT_TYPE_LATEST
-                )
+                from flask import request
+
+                # The shared scrape endpoint: auth, negotiation and gzip as everywhere else.
+                environ = dict(request.environ, PATH_INFO="/")
+                return app.response_class.force_type(endpoint, environ)
 
             app.add_url_rule(self.metrics_path, "meterhub_metrics", meterhub_metrics)
         app.wsgi_app = _Instrumented(app.wsgi_app, self.metrics)

@@ -79,6 +79,7 @@ DEFAULT_EXCLUDE_PATHS: tuple[str, ...] = ("/metrics",)
 _CACHE_LIMIT = 10_000
 _ANGLE_RE = re.compile(r"<(?:[^<>:]+:)?([A-Za-z_]\w*)>")
 _BRACE_RE = re.compile(r"\{([A-Za-z_]\w*):[^{}]*\}")
+_TEMPLATES: dict[str, str] = {}
 
 
 def normalize_method(method: object) -> str:
@@ -126,7 +127,12 @@ def template_from_converters(pattern: str) -> str:
     """
     if "<" not in pattern and ":" not in pattern:
         return pattern
-    return _BRACE_RE.sub(r"{\1}", _ANGLE_RE.sub(r"{\1}", pattern))
+    cached = _TEMPLATES.get(pattern)
+    if cached is None:
+        cached = _BRACE_RE.sub(r"{\1}", _ANGLE_RE.sub(r"{\1}", pattern))
+        if len(_TEMPLATES) < _CACHE_LIMIT:  # patterns come from the app's URL map: few
+            _TEMPLATES[pattern] = cached
+    return cached
 
 
 def _exemplar_source() -> Callable[[], Mapping[str, str] | None] | None:
@@ -252,8 +258,10 @@ class HttpServerMetrics:
         """Count a request as in progress; returns the ``method`` label value to pass to
         :meth:`end`."""
         m = normalize_method(method)
-        with shielded(self._self_metrics, "http_server_requests_in_progress"):
+        try:
             self.in_progress.labels(m).inc()
+        except Exception:
+            self._failed("http_server_requests_in_progress")
         return m
 
     def end(
@@ -273,27 +281,47 @@ class HttpServerMetrics:
         what the handler raised, if anything (the status should then be 500, or 499 when
         the client went away).
         """
-        with shielded(self._self_metrics, "http_server_requests"):
-            self.in_progress.labels(method).dec()
-            key = (method, UNMATCHED_ROUTE if route is None else route, normalize_status(status))
-            children = self._cache.get(key)
-            if children is None:
-                children = self._children(key)
-            children[0].inc()
-            source = self._exemplar
-            exemplar = source() if source is not None else None
-            if exemplar:
-                children[1].observe(duration, exemplar)
-            else:
-                children[1].observe(duration)
-            if self.sizes:
-                if request_size is not None:
-                    children[2].observe(request_size)
-                if response_size is not None:
-                    children[3].observe(response_size)
-            if exception is not None:
-                exc_type = exception if isinstance(exception, type) else type(exception)
-                self.exceptions.labels(method, key[1], exc_type.__name__).inc()
+        try:
+            self._record(method, route, status, duration, request_size, response_size, exception)
+        except Exception:
+            self._failed("http_server_requests")
+
+    def _failed(self, what: str) -> None:
+        # The error policy of guard.shielded, entered only when recording failed: the
+        # happy path pays for a try block, not for a context manager per request.
+        with shielded(self._self_metrics, what):
+            raise
+
+    def _record(
+        self,
+        method: str,
+        route: str | None,
+        status: object,
+        duration: float,
+        request_size: int | None,
+        response_size: int | None,
+        exception: BaseException | type[BaseException] | None,
+    ) -> None:
+        self.in_progress.labels(method).dec()
+        key = (method, UNMATCHED_ROUTE if route is None else route, normalize_status(status))
+        children = self._cache.get(key)
+        if children is None:
+            children = self._children(key)
+        children[0].inc()
+        source = self._exemplar
+        exemplar = source() if source is not None else None
+        if exemplar:
+            children[1].observe(duration, exemplar)
+        else:
+            children[1].observe(duration)
+        if self.sizes:
+            if request_size is not None:
+                children[2].observe(request_size)
+            if response_size is not None:
+                children[3].observe(response_size)
+        if exception is not None:
+            exc_type = exception if isinstance(exception, type) else type(exception)
+            self.exceptions.labels(method, key[1], exc_type.__name__).inc()
 
     def _children(self, key: tuple[str, str, str]) -> tuple[Any, ...]:
         method, route, status = key

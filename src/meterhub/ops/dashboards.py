@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..registry import Registry
-from ..samples import MetricFamily, MetricType
+from .catalog import CatalogEntry, catalog_entries
 
 __all__ = ["SCHEMA_VERSION", "dashboard", "panel_queries", "render_dashboard"]
 
@@ -95,6 +95,11 @@ def _sections(prefix: str) -> list[tuple[str, str | None, list[Panel]]]:
                         )
                     ],
                     "percentunit",
+                ),
+                (
+                    "Call latency",
+                    _quantiles(f"{prefix}component_call_duration_seconds_bucket", "component"),
+                    "s",
                 ),
                 (
                     "Since last success",
@@ -211,33 +216,22 @@ def _sections(prefix: str) -> list[tuple[str, str | None, list[Panel]]]:
 _KNOWN_PREFIXES = ("process_", "python_", "meterhub_", "http_server_", "celery_", "slo:")
 
 
-def _family_panel(f: MetricFamily) -> Panel | None:
-    name = f.name
-    if f.type is MetricType.COUNTER:
-        return (f"{name}_total / s", [(f"sum({_rate(name + '_total')})", "")], "ops")
-    if f.type in (MetricType.GAUGE, MetricType.UNKNOWN):
-        return (name, [(_sel(name), "")], "short")
-    if f.type is MetricType.HISTOGRAM:
-        return (
-            f"{name} p95",
-            [(f"histogram_quantile(0.95, sum by (le) ({_rate(name + '_bucket')}))", "p95")],
-            "short",
-        )
-    if f.type is MetricType.SUMMARY:
-        return (
-            f"{name} mean",
-            [(f"sum({_rate(name + '_sum')}) / sum({_rate(name + '_count')})", "mean")],
-            "short",
-        )
+_GRAFANA_UNITS = {"seconds": "s", "bytes": "bytes", "ratio": "percentunit"}
+
+
+def _entry_panel(e: CatalogEntry) -> Panel | None:
+    name, unit = e.family, _GRAFANA_UNITS.get(e.unit, "short")
+    if e.type == "counter":
+        return (f"{e.name} / s", [(f"sum({_rate(e.name)})", "")], "ops")
+    if e.type in ("gauge", "unknown"):
+        return (e.name, [(_sel(e.name), "")], unit)
+    if e.type == "histogram":
+        quantile = f"histogram_quantile(0.95, sum by (le) ({_rate(name + '_bucket')}))"
+        return (f"{name} p95", [(quantile, "p95")], unit)
+    if e.type == "summary":
+        mean = f"sum({_rate(name + '_sum')}) / sum({_rate(name + '_count')})"
+        return (f"{name} mean", [(mean, "mean")], unit)
     return None
-
-
-def _names(registry: Registry) -> tuple[set[str], list[MetricFamily]]:
-    names: set[str] = set()
-    families = list(registry.collect())
-    for f in families:
-        names.add(f.name + ("_total" if f.type is MetricType.COUNTER else ""))
-    return names, families
 
 
 def dashboard(registry: Registry | None = None, title: str = "meterhub") -> dict[str, Any]:
@@ -245,7 +239,8 @@ def dashboard(registry: Registry | None = None, title: str = "meterhub") -> dict
     whose metrics it registers plus one panel per other application metric."""
     from .rules import _detect_prefix
 
-    names, families = _names(registry) if registry is not None else (None, [])
+    entries = catalog_entries(registry) if registry is not None else []
+    names = None if registry is None else {e.name for e in entries}
     prefix = _detect_prefix(names or ())
     rows: list[tuple[str, list[Panel]]] = [
         (title_, panels)
@@ -254,10 +249,10 @@ def dashboard(registry: Registry | None = None, title: str = "meterhub") -> dict
     ]
     app = [
         p
-        for f in families
-        if not f.name.startswith(_KNOWN_PREFIXES)
-        and "component_" not in f.name
-        and (p := _family_panel(f)) is not None
+        for e in entries
+        if not e.name.startswith(_KNOWN_PREFIXES)
+        and e.group != "component"
+        and (p := _entry_panel(e)) is not None
     ]
     if app:
         rows.append(("Application metrics", app))

@@ -14,7 +14,8 @@ import mmap
 import os
 import struct
 from collections.abc import Iterator
-from typing import Any
+from operator import itemgetter
+from typing import Any, cast
 
 from ..samples import Exemplar, MetricType
 from .base import MetricDesc
@@ -199,6 +200,19 @@ def read_exemplar(buf: mmap.mmap, at: int) -> Exemplar | None:
     return None
 
 
+class Columns:
+    """Where the series of one metric sit in a file: keys in file order, and one
+    ``itemgetter`` per slot that gathers that slot of every series from a copied span."""
+
+    __slots__ = ("getters", "hi", "keys", "lo", "width")
+
+    def __init__(self, keys: tuple[tuple[str, ...], ...], starts: list[int], width: int) -> None:
+        self.keys, self.width = keys, width
+        self.lo = min(starts, default=0)
+        self.hi = max(starts, default=0) + width
+        self.getters = [itemgetter(*(i - self.lo + j for i in starts)) for j in range(width)]
+
+
 Index = dict[str, dict[tuple[str, ...], tuple[int, int]]]
 
 
@@ -216,12 +230,14 @@ class FileView:
         self.name = os.path.basename(path)
         self._fd = os.open(path, os.O_RDONLY)
         self._mm: mmap.mmap | None = None
+        self._dv: memoryview[float] | None = None
         self._pos = HEADER_SIZE
         self.kind = self.pid = self.start = self.generation = self.merged = 0
         self.series: Index = {}
         self.exemplars: dict[str, dict[tuple[str, ...], dict[int, int]]] = {}
         self.descs: dict[str, MetricDesc] = {}
         self.sources: list[str] = []
+        self._columns: dict[tuple[str, int], Columns] = {}
         try:
             self._map()
             magic, version, kind, pid, start, _, gen, merged, _ = HEADER.unpack_from(self.buf, 0)
@@ -245,15 +261,29 @@ class FileView:
         return self._mm
 
     def _map(self) -> None:
+        self._unmap()
+        size = os.fstat(self._fd).st_size
+        if size < HEADER_SIZE or size % 8:
+            raise CorruptFile(f"{self.path}: {size} bytes, not a whole number of slots")
+        self._mm = mmap.mmap(self._fd, size, access=mmap.ACCESS_READ)
+
+    def _unmap(self) -> None:
+        if self._dv is not None:
+            self._dv.release()
+            self._dv = None
         if self._mm is not None:
             self._mm.close()
             self._mm = None
-        size = os.fstat(self._fd).st_size
-        if size < HEADER_SIZE:
-            raise CorruptFile(f"{self.path}: {size} bytes, shorter than the header")
-        self._mm = mmap.mmap(self._fd, size, access=mmap.ACCESS_READ)
+
+    def doubles(self) -> memoryview[float]:
+        """The whole mapping as doubles: a series at byte ``at`` starts at ``at // 8``."""
+        if self._dv is None:
+            self._dv = memoryview(self.buf).cast("d")
+        assert self._dv is not None
+        return self._dv
 
     def close(self) -> None:
+        self._unmap()
         if self._mm is not None:
             self._mm.close()
             self._mm = None
@@ -292,6 +322,9 @@ class FileView:
             self._pos = pos
 
     def _apply(self, rtype: int, key: Any, at: int, n_values: int) -> None:
+        if rtype != R_META and rtype != R_SOURCES:
+            name = str(key[0])
+            self._columns = {k: v for k, v in self._columns.items() if k[0] != name}
         if rtype == R_SERIES:
             labels = tuple(str(v) for v in key[3:])
             self.series.setdefault(str(key[0]), {})[labels] = (at, n_values)
@@ -314,16 +347,34 @@ class FileView:
         else:
             raise ValueError(f"unknown record type {rtype}")
 
-    def read_series(
-        self, name: str, width: int
-    ) -> Iterator[tuple[tuple[str, ...], tuple[float, ...]]]:
+    def read_series(self, name: str, width: int) -> Iterator[tuple[tuple[str, ...], list[float]]]:
         """Every live series of metric *name* in this file whose cell has *width* slots."""
-        buf = self.buf
-        unpack = struct.Struct(f"<{width}d").unpack_from
+        dv = self.doubles()
         for key, (at, n) in self.series.get(name, {}).items():
             # A definition changed between deploys (other buckets) cannot be merged: skip it.
             if n == width:
-                yield key, unpack(buf, at)
+                i = at >> 3
+                yield key, cast("list[float]", dv[i : i + width].tolist())
+
+    def columns(self, name: str, width: int) -> Columns:
+        """Metric *name*'s series with *width* slots, laid out for reading column by column
+        (cached until a record of that metric is appended)."""
+        cached = self._columns.get((name, width))
+        if cached is None:
+            items = [(k, at >> 3) for k, (at, n) in self.series.get(name, {}).items() if n == width]
+            cached = Columns(tuple(k for k, _ in items), [i for _, i in items], width)
+            self._columns[(name, width)] = cached
+        return cached
+
+    def read_columns(self, cols: Columns) -> list[list[float]]:
+        """The current values of *cols*: one list per slot, in the order of ``cols.keys``."""
+        if not cols.keys:
+            return [[] for _ in range(cols.width)]
+        # One C-level copy of the span, then C-level gathers: no Python code per series.
+        chunk = self.doubles()[cols.lo : cols.hi].tolist()
+        if len(cols.keys) == 1:
+            return [[chunk[i]] for i in range(cols.width)]
+        return [list(get(chunk)) for get in cols.getters]
 
     def exemplars_of(self, name: str, key: tuple[str, ...]) -> dict[int, Exemplar]:
         out: dict[int, Exemplar] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from operator import add
 
 from ..samples import Exemplar, MetricType
 from ._mmformat import KIND_ARCHIVE, FileView
@@ -24,26 +25,54 @@ def _latest(into: dict[int, Exemplar], other: dict[int, Exemplar]) -> None:
             into[slot] = ex
 
 
+def _earliest(a: float, b: float) -> float:
+    return b if b and (not a or b < a) else a
+
+
 def _summed(desc: MetricDesc, files: Iterable[FileState]) -> Iterator[SeriesData]:
-    width = cell_width(desc)
-    acc: dict[tuple[str, ...], list[float]] = {}
+    """Sums, column by column: files with the same series in the same order (workers of
+    one app) are added with C-level ``map``; other layouts fall back to a dict merge."""
+    width, name = cell_width(desc), desc.name
+    groups: dict[tuple[tuple[str, ...], ...], list[list[float]]] = {}
     exemplars: dict[tuple[str, ...], dict[int, Exemplar]] = {}
     for view, _ in files:
-        with_ex = view.exemplars.get(desc.name)
-        for key, values in view.read_series(desc.name, width):
-            cur = acc.get(key)
-            if cur is None:
-                acc[key] = list(values)
+        layout = view.columns(name, width)
+        keys = layout.keys
+        if not keys:
+            continue
+        cols = view.read_columns(layout)
+        acc = groups.get(keys)
+        if acc is None:
+            groups[keys] = cols
+        else:
+            for j in range(width - 1):
+                acc[j] = list(map(add, acc[j], cols[j]))
+            first, other = acc[-1], cols[-1]
+            if 0.0 in first or 0.0 in other:  # an unset created slot: element by element
+                acc[-1] = list(map(_earliest, first, other))
             else:
-                for i in range(width - 1):
-                    cur[i] += values[i]
-                created = values[-1]
-                if created and (not cur[-1] or created < cur[-1]):
-                    cur[-1] = created
-            if with_ex and key in with_ex:
-                _latest(exemplars.setdefault(key, {}), view.exemplars_of(desc.name, key))
-    for key, merged in acc.items():
-        yield SeriesData(key, merged, exemplars.get(key, {}))
+                acc[-1] = list(map(min, first, other))
+        with_ex = view.exemplars.get(name)
+        if with_ex:
+            for key in with_ex:
+                _latest(exemplars.setdefault(key, {}), view.exemplars_of(name, key))
+    if len(groups) == 1:
+        ((keys, cols),) = groups.items()
+        rows = zip(keys, zip(*cols))
+    else:
+        merged: dict[tuple[str, ...], list[float]] = {}
+        for keys, cols in groups.items():
+            for key, row in zip(keys, zip(*cols)):
+                cur = merged.get(key)
+                if cur is None:
+                    merged[key] = list(row)
+                    continue
+                for j in range(width - 1):
+                    cur[j] += row[j]
+                cur[-1] = _earliest(cur[-1], row[-1])
+        rows = iter(merged.items())  # type: ignore[arg-type]
+    for key, values in rows:
+        yield SeriesData(key, values, exemplars.get(key, {}))
 
 
 def _reduced(desc: MetricDesc, files: Iterable[FileState], how: str) -> Iterator[SeriesData]:

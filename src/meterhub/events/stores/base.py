@@ -4,18 +4,23 @@ Contract of every store:
 
 * ``add()`` never blocks and never raises: the event goes into a bounded in-memory buffer
   (``max_buffer`` events) that a background thread writes in batches. A full buffer drops
-  the event and counts it (``dropped["buffer_full"]``); ``add()`` then returns False.
+  the event and counts it (``dropped["buffer_full"]``); ``add()`` then returns False. So does
+  an invalid event (``dropped["invalid"]``: timestamp not finite or outside years 1-9999,
+  event type not a str).
 * ``flush(timeout)`` waits until every event added before the call is durable.
 * ``close(timeout)`` flushes and stops the writer; events still buffered when the timeout
   expires are counted in ``dropped["closed"]``.
 * A write that fails (server down) is retried with backoff, the batch kept; events keep
-  being buffered meanwhile, up to the bound.
+  being buffered meanwhile, up to the bound. A row the database refuses (a constraint, a
+  value it cannot take) is dropped alone (``dropped["rejected"]``) so it cannot block the
+  rows behind it.
 * Queries (``counts``, ``latest``) read durable rows only (``flush()`` first to see your own
   writes); they run on their own connection and may raise the database's errors.
 """
 
 from __future__ import annotations
 
+import atexit
 import collections
 import dataclasses
 import datetime as dt
@@ -23,6 +28,7 @@ import json
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
@@ -79,6 +85,11 @@ class EventStore(Protocol):
     def stats(self) -> Mapping[str, float]:
         """Counters: ``written``, ``buffered``, ``dropped_<reason>``, ``write_errors``."""
         ...
+
+
+# the datetime range (years 1-9999): every database and from_epoch() accept these
+_MIN_TS = -62_135_596_800.0
+_MAX_TS = 253_402_300_799.0
 
 
 def _clean(text: str) -> str:
@@ -165,8 +176,14 @@ class BatchingStore:
         """Buffer one event; never blocks. Example: ``store.add(time.time(), "u1", "x", {})``."""
         buf = self._buf
         if len(buf) >= self.max_buffer or self._closed:
-            with self._lock:
-                self.dropped["closed" if self._closed else "buffer_full"] += 1
+            self._drop("closed" if self._closed else "buffer_full")
+            return False
+        try:
+            valid = _MIN_TS < timestamp < _MAX_TS and type(event_type) is str  # NaN fails too
+        except TypeError:
+            valid = False
+        if not valid:
+            self._drop("invalid")
             return False
         buf.append(encode_event(timestamp, user_id, event_type, data))
         if self._thread is None:
@@ -175,12 +192,18 @@ class BatchingStore:
             self._wake.set()
         return True
 
+    def _drop(self, reason: str, n: int = 1) -> None:
+        with self._lock:
+            self.dropped[reason] += n
+
     def _start(self) -> None:
         with self._lock:
             if self._thread is None and not self._closed:
                 t = threading.Thread(target=self._run, name=f"meterhub-{self.name}", daemon=True)
                 self._thread = t
                 t.start()
+                # the writer is a daemon thread: write what is buffered when the app exits
+                atexit.register(_close_at_exit, weakref.ref(self))
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every buffered event is written; False if *timeout* expired first."""
@@ -269,6 +292,10 @@ class BatchingStore:
                 if self.last_error is None or type(exc) is not type(self.last_error):
                     log.warning("meterhub: %s write failed (will retry): %s", self.name, exc)
                 self.last_error = exc
+                if conn is not None and self._is_permanent(exc):
+                    # a row the database refuses must not block the rows behind it forever
+                    conn = self._write_one_by_one(conn)
+                    continue
                 if conn is not None:
                     self._safe_close(conn)
                     conn = None
@@ -286,8 +313,39 @@ class BatchingStore:
         with self._idle:
             self._idle.notify_all()
 
+    def _is_permanent(self, exc: Exception) -> bool:
+        """True if retrying the same batch cannot succeed (the data, not the connection)."""
+        return isinstance(exc, (ValueError, TypeError, OverflowError))
+
+    def _write_one_by_one(self, conn: Any) -> Any:
+        """Write the pending batch row by row, dropping (and counting) the refused rows.
+
+        Returns the connection, or None if it failed meanwhile (the rest is retried later).
+        """
+        pending = self._pending
+        for i, r in enumerate(pending):
+            try:
+                self._write(conn, [r])
+            except Exception as exc:
+                if not self._is_permanent(exc):
+                    self._pending = pending[i:]
+                    self._safe_close(conn)
+                    return None
+                self._drop("rejected")
+                log.warning("meterhub: %s refused an event (dropped): %s", self.name, exc)
+            else:
+                self._written += 1
+        self._pending = []
+        return conn
+
     def _safe_close(self, conn: Any) -> None:
         try:
             self._close_conn(conn)
         except Exception:
             pass
+
+
+def _close_at_exit(ref: weakref.ref[BatchingStore]) -> None:
+    store = ref()
+    if store is not None:
+        store.close(timeout=5.0)

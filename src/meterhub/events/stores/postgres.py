@@ -98,6 +98,11 @@ class PostgresEventStore(BatchingStore):
     def _close_conn(self, conn: Any) -> None:
         conn.close()
 
+    def _is_permanent(self, exc: Exception) -> bool:
+        pg = self._pg
+        refused = (pg.DataError, pg.IntegrityError)
+        return isinstance(exc, refused) or super()._is_permanent(exc)
+
     def _query(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
         with self._pg.connect(self.dsn, connect_timeout=self.connect_timeout) as conn:
             self._ensure_table(conn)

@@ -100,6 +100,10 @@ class SQLiteEventStore(BatchingStore):
     def _close_conn(self, conn: Any) -> None:
         conn.close()
 
+    def _is_permanent(self, exc: Exception) -> bool:
+        refused = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError)
+        return isinstance(exc, refused) or super()._is_permanent(exc)
+
     def _query(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
         conn = self._open()
         try:

@@ -41,15 +41,29 @@ def apply(settings: Any) -> None:
         models.connect_signals(settings.models)
     else:
         models.disconnect_signals()
-    if settings.enabled and settings.textfile_path:
-        _start_textfile(settings.textfile_path)
+    _start_textfile(settings.textfile_path if settings.enabled else None)
 
 
-def _start_textfile(path: str) -> None:
+_textfile_hub: Any = None
+
+
+def _start_textfile(path: str | None) -> None:
+    """Run one textfile flusher for *path* (``None`` stops it)."""
+    global _textfile_hub
     from meterhub import REGISTRY, Hub
 
+    previous, _textfile_hub = _textfile_hub, None
+    if previous is not None:
+        try:
+            previous.stop()
+        except Exception:
+            log.exception("meterhub: stopping the textfile flusher failed")
+    if path is None:
+        return
     try:
-        Hub(registry=REGISTRY, textfile_path=path).start()
+        hub = Hub(registry=REGISTRY, textfile_path=path)
+        hub.start()
+        _textfile_hub = hub
     except Exception:
         log.exception("meterhub: cannot start the textfile flusher for %s", path)
 

@@ -75,8 +75,10 @@ def _auth(raw: Any) -> tuple[str | None, tuple[str, str] | None]:
             raise ImproperlyConfigured(
                 "METERHUB AUTH BASIC_AUTH must be 'user:password' or (user, password)"
             )
-        if not pair[0] or not pair[1]:
-            raise ImproperlyConfigured("METERHUB AUTH BASIC_AUTH needs a user and a password")
+        if not pair[0] or not pair[1] or ":" in pair[0]:
+            raise ImproperlyConfigured(
+                "METERHUB AUTH BASIC_AUTH needs a user (without ':') and a password"
+            )
     return token, pair
 
 

@@ -83,13 +83,17 @@ class QueryMetrics:
             raise
         finally:
             elapsed = time.perf_counter() - started
-            with shielded(self._self_metrics, "django_db_queries"):
+            try:
                 conn = context["connection"]
                 key = (str(conn.alias), str(conn.vendor), statement_kind(sql))
                 self.queries.labels(*key).inc()
                 self.duration.labels(*key).observe(elapsed)
                 if error is not None:
                     self.errors.labels(*key, type(error).__name__).inc()
+            except Exception:
+                # The error policy, entered only on failure (a query is a hot path).
+                with shielded(self._self_metrics, "django_db_queries"):
+                    raise
 
 
 _wrapper: QueryMetrics | None = None

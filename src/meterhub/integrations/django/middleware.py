@@ -14,6 +14,7 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.core.exceptions import MiddlewareNotUsed
 
+from meterhub.guard import shielded
 from meterhub.integrations.http_server import HttpServerMetrics, template_from_converters
 
 from .conf import get_settings, server_metrics
@@ -99,16 +100,26 @@ class MeterHubMiddleware:
     ) -> None:
         method, started = token
         duration = time.perf_counter() - started
-        if exc is None:
-            exc = getattr(request, _EXC_ATTR, None)
-        status = 500 if response is None else response.status_code
+        try:
+            if exc is None:
+                exc = getattr(request, _EXC_ATTR, None)
+            status = 500 if response is None else response.status_code
+            route = route_of(request)
+            request_size = _request_size(request)
+            response_size = _response_size(response)
+        except Exception:
+            # A request or response object this code did not expect: never the request's
+            # problem (the error policy logs and counts it).
+            with shielded(self.metrics.registry.self_metrics, "http_server_requests"):
+                raise
+            return
         self.metrics.end(
             method,
-            route_of(request),
+            route,
             status,
             duration,
-            request_size=_request_size(request),
-            response_size=_response_size(response),
+            request_size=request_size,
+            response_size=response_size,
             exception=exc,
         )
 

@@ -1,66 +1,61 @@
 """The ``/metrics`` view, protected by bearer or basic auth when ``METERHUB["AUTH"]`` says so.
 
-Credentials are compared with :func:`hmac.compare_digest`; a request matching none of
-the configured schemes gets ``401`` with a ``WWW-Authenticate`` challenge. In
-multi-process mode (``METERHUB_MULTIPROC_DIR``) the registry merges every worker.
+The view hands the request to :func:`meterhub.make_wsgi_app`, so authentication
+(constant-time comparison, ``401`` with a ``WWW-Authenticate`` challenge), content
+negotiation (text 0.0.4 or OpenMetrics), ``name[]`` filtering and gzip behave exactly as
+in every other meterhub endpoint. In multi-process mode (``METERHUB_MULTIPROC_DIR``) the
+registry merges every worker.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
+from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpResponse
 
-from meterhub import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+import meterhub
 
 from .conf import DjangoSettings, get_settings
 
-__all__ = ["authorized", "metrics_view"]
+__all__ = ["metrics_view"]
+
+_apps: dict[tuple[str | None, tuple[str, str] | None], Callable[..., Any]] = {}
 
 
-def _same(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
-
-
-def authorized(header: str | None, conf: DjangoSettings) -> bool:
-    """Whether the ``Authorization`` *header* satisfies the configured schemes."""
-    if conf.bearer_token is None and conf.basic_auth is None:
-        return True
-    if not header:
-        return False
-    # No stripping: servers already trim the header, and anything else is not a match.
-    scheme, _, value = header.partition(" ")
-    scheme = scheme.lower()
-    if scheme == "bearer" and conf.bearer_token is not None:
-        return _same(value, conf.bearer_token)
-    if scheme == "basic" and conf.basic_auth is not None:
-        try:
-            decoded = base64.b64decode(value, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            return False
-        user, sep, password = decoded.partition(":")
-        if not sep:
-            return False
-        # Both compared (no short-circuit) so timing does not reveal which one differs.
-        ok_user = _same(user, conf.basic_auth[0])
-        ok_password = _same(password, conf.basic_auth[1])
-        return ok_user and ok_password
-    return False
+def _app(conf: DjangoSettings) -> Callable[..., Any]:
+    key = (conf.bearer_token, conf.basic_auth)
+    app = _apps.get(key)
+    if app is None:
+        app = _apps[key] = meterhub.make_wsgi_app(
+            meterhub.REGISTRY, bearer_token=conf.bearer_token, basic_auth=conf.basic_auth
+        )
+    return app
 
 
 def metrics_view(request: Any) -> HttpResponse:
-    """Serve the registry in Prometheus text format 0.0.4."""
-    conf = get_settings()
-    if not authorized(request.META.get("HTTP_AUTHORIZATION"), conf):
-        response = HttpResponse("unauthorized\n", status=401, content_type="text/plain")
-        challenges = []
-        if conf.bearer_token is not None:
-            challenges.append('Bearer realm="metrics"')
-        if conf.basic_auth is not None:
-            challenges.append('Basic realm="metrics"')
+    """Serve the registry (text 0.0.4 unless the scraper asks for OpenMetrics)."""
+    meta = request.META
+    environ = {k: v for k, v in meta.items() if k.startswith("HTTP_")}
+    environ.update(
+        REQUEST_METHOD=request.method,
+        PATH_INFO="/",
+        QUERY_STRING=meta.get("QUERY_STRING", ""),
+    )
+    started: list[tuple[str, list[tuple[str, str]]]] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        started.append((status, headers))
+
+    body = b"".join(_app(get_settings())(environ, start_response))
+    status, headers = started[0]
+    response = HttpResponse(body, status=int(status[:3]))
+    challenges = []
+    for name, value in headers:
+        if name.lower() == "www-authenticate":
+            challenges.append(value)
+        else:
+            response[name] = value
+    if challenges:
         response["WWW-Authenticate"] = ", ".join(challenges)
-        return response
-    return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
+    return response
