@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import prometheus_client as pc
-from _timing import HEADER, ns_per_op, row
+from _timing import HEADER, row
 
 import meterhub as mh
 from meterhub.events import EventRouter, PostgresEventStore, SQLiteEventStore
@@ -75,11 +75,22 @@ def _anchor() -> Callable[[str, dict[str, Any]], None]:
     return collect_metric
 
 
+def _interleaved(fns: dict[str, Callable[[], object]], number: int = 50_000) -> dict[str, float]:
+    """Best ns/call of each function over rounds that alternate between them: on a shared
+    machine, load bursts then hit every contender alike."""
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(15):
+        for name, fn in fns.items():
+            t0 = time.perf_counter_ns()
+            for _ in range(number):
+                fn()
+            best[name] = min(best[name], (time.perf_counter_ns() - t0) / number)
+    return best
+
+
 def _emit_rows() -> list[str]:
     emit = _router(mh.Registry(self_metrics=False)).emit
     anchor = _anchor()
-    ours = ns_per_op(lambda: emit("game_completed", PAYLOAD))
-    theirs = ns_per_op(lambda: anchor("game_completed", PAYLOAD))
     reg = mh.Registry(self_metrics=False)
     games = mh.Counter("games_completed", "G.", ["game_mode", "result"], registry=reg)
     duration = mh.Histogram("game_duration_seconds", "D.", ["game_mode"], registry=reg)
@@ -89,7 +100,14 @@ def _emit_rows() -> list[str]:
         games.labels(mode, data.get("result", "unknown")).inc()
         duration.labels(mode).observe(data.get("duration", 0.0))
 
-    floor = ns_per_op(lambda: by_hand(PAYLOAD))
+    best = _interleaved(
+        {
+            "ours": lambda: emit("game_completed", PAYLOAD),
+            "anchor": lambda: anchor("game_completed", PAYLOAD),
+            "floor": lambda: by_hand(PAYLOAD),
+        }
+    )
+    ours, theirs, floor = best["ours"], best["anchor"], best["floor"]
     verdict = "ok" if ours <= 2000 else "MISSED"
     return [
         row("emit() -> counter + histogram", ours, theirs, "ns", 1.0),

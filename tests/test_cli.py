@@ -111,6 +111,18 @@ def test_lint_url_and_multiproc_dir_and_app(served: str, multiproc_dir: Path) ->
     assert run("lint", "--app", "meterhub:REGISTRY").exit_code == 0
 
 
+def test_lint_and_top_with_a_bearer_token(app_registry: Registry) -> None:
+    server = start_http_server(0, registry=app_registry, bearer_token="s3cret")
+    try:
+        url = f"{server.url}/metrics"
+        assert_bad_input(run("lint", url), "answered HTTP 401")
+        assert run("lint", url, "--token", "s3cret").exit_code == 0
+        result = run("top", url, "--token", "s3cret", "--iterations", "1", "--interval", "0.1")
+        assert result.exit_code == 0, result.output
+    finally:
+        server.shutdown()
+
+
 def test_lint_max_series_threshold(tmp_path: Path) -> None:
     path = tmp_path / "wide.prom"
     path.write_text("# TYPE x_total counter\n" + "".join(f'x_total{{s="{i}"}} 1\n' for i in "abc"))

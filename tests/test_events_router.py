@@ -169,6 +169,9 @@ def test_label_values_normalised(hub: Hub, registry: Registry) -> None:
     router.counter("e", "e_total", labels={"a": "unknown"})
     for value in (7, True, ["x"], {"k": 1}, None, "", 'q"\\\n\u2603'):
         router.emit("e", {"a": value})
+    for value in (0, 0.0, False):  # equal as dict keys, distinct as label values
+        router.emit("e", {"a": value, "b": None})
+        router.emit("e", {"a": value, "b": None})
     got = {s.labels["a"]: s.value for s in _samples(registry, "e_total")}
     assert got == {
         "7": 1,
@@ -178,6 +181,9 @@ def test_label_values_normalised(hub: Hub, registry: Registry) -> None:
         "unknown": 1,
         "": 1,
         'q"\\\n\u2603': 1,
+        "0": 2,
+        "0.0": 2,
+        "False": 2,
     }
 
 

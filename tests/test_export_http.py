@@ -21,12 +21,15 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as parse_openmetrics,
 )
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from meterhub import Counter, Histogram, Registry
+from meterhub.export._endpoint import Endpoint
 from meterhub.export.http import MetricsHandler, make_asgi_app, make_wsgi_app, start_http_server
 
 OM_ACCEPT = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
@@ -382,3 +385,25 @@ def test_utf8_bearer_token_compares_as_bytes_sent(reg: Registry) -> None:
         req = b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer "
         assert raw(s, req + "t0k-✓".encode() + b"\r\n\r\n").startswith(b"HTTP/1.1 200")
         assert raw(s, req + "t0k-✗".encode() + b"\r\n\r\n").startswith(b"HTTP/1.1 401")
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.text(max_size=80), st.text(max_size=30), st.text(max_size=60), st.booleans())
+def test_endpoint_always_answers_a_parseable_scrape(
+    reg: Registry, accept: str, encoding: str, query: str, head: bool
+) -> None:
+    endpoint = Endpoint(reg)
+    hdrs = {"accept": accept, "accept-encoding": encoding}
+    resp = endpoint.handle("HEAD" if head else "GET", "/metrics", query, hdrs.get)
+    assert resp.status == 200
+    headers = dict(resp.headers)
+    if head:
+        full = endpoint.handle("GET", "/metrics", query, hdrs.get)
+        assert resp.body == b"" and int(headers["Content-Length"]) == len(full.body)
+        return
+    assert int(headers["Content-Length"]) == len(resp.body)
+    body = gzip.decompress(resp.body) if headers.get("Content-Encoding") == "gzip" else resp.body
+    parse = parse_openmetrics if "openmetrics" in headers["Content-Type"] else parse_text
+    list(parse(body.decode()))

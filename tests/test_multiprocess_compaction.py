@@ -11,10 +11,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from meterhub import Counter, Gauge, Histogram, Registry
+import meterhub
+from meterhub import Counter, Gauge, Histogram, Registry, generate_latest
 from meterhub.multiprocess import MultiProcessCollector, compact_directory, mark_process_dead
 from meterhub.store._mmdir import process_start
+from meterhub.store._mmformat import HEADER, KIND_PROCESS, MAGIC, VERSION
 from meterhub.store.mmap import MultiProcessStore
 
 ctx = multiprocessing.get_context("fork")
@@ -206,3 +210,41 @@ def test_compaction_needs_no_write_access_to_live_files(tmp_path: Path) -> None:
     assert compact_directory(tmp_path) == 0
     shutil.rmtree(tmp_path / "corrupt", ignore_errors=True)
     assert reg.get_sample_value("mine_total") == 1
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(body=st.binary(min_size=0, max_size=600), used=st.integers(min_value=0, max_value=2000))
+def test_any_garbage_after_a_valid_header_never_breaks_a_scrape(
+    tmp_path: Path, body: bytes, used: int
+) -> None:
+    """Fuzz the record parser: a file is either read or moved aside, never an exception."""
+    d = tmp_path / f"f{abs(hash((body, used)))}"
+    d.mkdir()
+    header = HEADER.pack(MAGIC, VERSION, KIND_PROCESS, 1, 1, 64 + used, 0, 0, 0)
+    data = header + body
+    data += b"\0" * (-len(data) % 8)
+    (d / "p_999999999_1.db").write_bytes(data)
+    reg = Registry(self_metrics=False)
+    reg.register(MultiProcessCollector(d))
+    text = generate_latest(reg)
+    assert b"meterhub_multiprocess_files_corrupt_total" in text
+
+
+def test_created_is_the_earliest_across_processes(tmp_path: Path) -> None:
+    meterhub.configure(strict=True, created=True)
+    reg = _registry(tmp_path)
+    c = Counter("born", "Born.", ["k"], registry=reg)
+    c.labels("a").inc()
+    parent_created = reg.get_sample_value("born_created", {"k": "a"})
+
+    def child() -> None:
+        c.labels("a").inc()
+        os._exit(0)
+
+    p = ctx.Process(target=child)
+    p.start()
+    p.join(30)
+    assert reg.get_sample_value("born_total", {"k": "a"}) == 2
+    assert reg.get_sample_value("born_created", {"k": "a"}) == parent_created

@@ -97,6 +97,36 @@ def test_golden_every_type() -> None:
     assert text == golden.read_text()
 
 
+def every_type_registry() -> Registry:
+    """Every metric type recorded through the public API (no exemplars: they carry a time)."""
+    reg = Registry(self_metrics=False)
+    c = Counter("http_requests", "HTTP requests.", ["method", "path"], registry=reg)
+    c.labels("GET", "/").inc(3)
+    c.labels("POST", HOSTILE).inc(0.5)
+    Gauge("queue_length", "Queue.", registry=reg).set(7)
+    Gauge("temperature", "T.", unit="celsius", registry=reg).set(-3.25)
+    h = Histogram("request_duration_seconds", "Latency.", ["route"], buckets=[0.1, 0.5, 1],
+                  registry=reg)  # fmt: skip
+    for v in (0.05, 0.2, 0.7, 3):
+        h.labels("/users/{id}").observe(v)
+    s = Summary("payload_bytes", "Payload.", registry=reg)
+    s.observe(100)
+    Info("build", "Build.", registry=reg).info({"version": "1.2.3"})
+    Enum("job_state", "State.", ["job"], states=["idle", "running"], registry=reg).labels(
+        "nightly"
+    ).state("running")
+    return reg
+
+
+def test_golden_from_registry() -> None:
+    text = generate_latest_openmetrics(every_type_registry()).decode()
+    golden = GOLDEN / "openmetrics_registry.txt"
+    if os.environ.get("METERHUB_UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text()
+    text_string_to_metric_families(text)
+
+
 def samples_of(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], Any]:
     return {
         (s.name, tuple(sorted(s.labels.items()))): s

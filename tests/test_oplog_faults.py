@@ -227,3 +227,20 @@ async def test_stop_times_out_when_the_disk_never_recovers(tmp_path: Path) -> No
         await log.stop(timeout=0.3)
     stats = await log.get_stats()
     assert stats.total_abandoned == 7 and stats.queue_size == 0 and not stats.is_running
+
+
+def test_interpreter_exit_flushes_a_running_log(tmp_path: Path) -> None:
+    run_child(
+        f"""
+        from meterhub import Registry
+        from meterhub.oplog import OperationLog
+        log = OperationLog({str(tmp_path)!r}, flush_interval_seconds=3600,
+                           registry=Registry(self_metrics=False))
+        log.start_sync()
+        for i in range(42):
+            log.record_operation_nowait("exit", "flush", 1.0, metadata={{"seq": i}})
+        # no stop(): the process just ends
+        """
+    )
+    seqs = [r["metadata"]["seq"] for b in read_batches(tmp_path) for r in b.records]
+    assert seqs == list(range(42))

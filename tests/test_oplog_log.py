@@ -463,3 +463,35 @@ def test_write_group_commits_a_prefix_in_order(tmp_path: Path) -> None:
         ok = [(f"metrics_{i}.json", b"x" * i) for i in range(5)]
         assert write_group(tmp_path, ok, fsync=True, pool=pool) == (5, None)
     assert (tmp_path / "metrics_4.json").read_bytes() == b"xxxx"
+
+
+async def test_blocked_task_cancelled_and_stop_wakes_waiters(tmp_path: Path) -> None:
+    log = make_log(
+        tmp_path,
+        flush_interval_seconds=3600,
+        max_batch_size=1,
+        max_queue_size=1,
+        queue_full_policy="block",
+    )
+    gate = _stall(log)
+    try:
+        await log.start()
+        await log.record_operation("t", "n", 1.0)
+        cancelled = asyncio.create_task(log.record_operation("t", "n", 2.0))
+        waiting = asyncio.create_task(log.record_operation("t", "n", 3.0))
+        await asyncio.sleep(0.01)
+        cancelled.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        assert not waiting.done()
+        stopping = asyncio.create_task(log.stop())
+        # closing the buffer wakes the waiter: the log is no longer running
+        with pytest.raises(RuntimeError, match="not running"):
+            await asyncio.wait_for(waiting, 10)
+        gate.set()
+        await asyncio.wait_for(stopping, 10)
+    finally:
+        gate.set()
+        log._test_restore()  # type: ignore[attr-defined]
+    stats = log.stats()
+    assert (stats.total_recorded, stats.total_persisted) == (1, 1)

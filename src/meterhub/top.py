@@ -36,7 +36,9 @@ __all__ = [
 QUANTILES = (0.5, 0.95, 0.99)
 
 
-def read_source(source: str, *, timeout: float = 5.0) -> list[MetricFamily]:
+def read_source(
+    source: str, *, timeout: float = 5.0, token: str | None = None
+) -> list[MetricFamily]:
     """Snapshot *source*: an ``http(s)://`` URL, a multi-process directory or a textfile.
 
     Raises ``ValueError`` (a :class:`~meterhub.errors.ParseError` for garbage) or
@@ -44,14 +46,19 @@ def read_source(source: str, *, timeout: float = 5.0) -> list[MetricFamily]:
     """
     if not source.startswith(("http://", "https://")) and os.path.isdir(source):
         return collect_directory(source)
-    return _parse(fetch_text(source, timeout=timeout), source)
+    return _parse(fetch_text(source, timeout=timeout, token=token), source)
 
 
-def fetch_text(source: str, *, timeout: float = 5.0) -> str:
-    """The exposition text of a URL or a file (``OSError``/``ParseError`` naming *source*)."""
+def fetch_text(source: str, *, timeout: float = 5.0, token: str | None = None) -> str:
+    """The exposition text of a URL (sent *token* as a bearer token) or a file.
+
+    Raises ``OSError``/:class:`~meterhub.errors.ParseError` with a message naming *source*.
+    """
     if source.startswith(("http://", "https://")):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        request = urllib.request.Request(source, headers=headers)
         try:
-            with urllib.request.urlopen(source, timeout=timeout) as resp:
+            with urllib.request.urlopen(request, timeout=timeout) as resp:
                 raw: bytes = resp.read()
         except urllib.error.HTTPError as exc:
             raise OSError(f"{source} answered HTTP {exc.code}") from None

@@ -157,3 +157,39 @@ def test_with_prometheus_the_jira_alert_fires(tmp_path: Path) -> None:
     proc = demo(tmp_path / "demo", "--duration", "6", "--workers", "1", "--with-prometheus")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "ComponentFailureRatioHigh is firing" in proc.stdout
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "meterhub.cli", *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},  # wide enough that no metric name is folded
+    )
+
+
+def test_the_other_subcommands_read_what_the_demo_left(
+    demo_run: tuple[Path, Any], tmp_path: Path
+) -> None:
+    directory, _ = demo_run
+    textfile = directory / "textfile" / "alertdesk.prom"
+    lint = cli("lint", str(textfile))  # the demo's own exposition follows the practice
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    out = tmp_path / "sidecar.prom"
+    sidecar = cli(
+        "textfile", "--multiproc-dir", str(directory / "multiproc"), "--out", str(out), "--once"
+    )
+    assert sidecar.returncode == 0, sidecar.stderr
+    merged = {f.name: f for f in parse_text(out.read_text())}
+    assert sum(s.values[0] for s in merged["alertdesk_alerts_processed"].series) > 0
+    top = cli("top", str(directory / "multiproc"), "--iterations", "1", "--interval", "0.1")
+    assert top.returncode == 0 and "alertdesk_alerts_processed" in top.stdout, top.stderr
+    stats = cli("oplog", "stats", str(directory / "oplog"), "--json")
+    assert stats.returncode == 0, stats.stderr
+    assert {row["operation_type"] for row in json.loads(stats.stdout)} == {"alert"}
+    counts = cli("events", "counts", "--db", str(directory / "events.db"), "--json")
+    assert counts.returncode == 0, counts.stderr
+    assert set(json.loads(counts.stdout)) == {"user_logged_in", "game_completed"}

@@ -69,8 +69,8 @@ def friendly(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
-            raise
+        except (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError):
+            raise  # click's own handling (a closed pipe, as in `| head`, is not an error)
         except (MeterhubError, ValueError, OSError, TypeError, LookupError) as exc:
             raise CliError(_one_line(exc)) from None
 
@@ -82,6 +82,8 @@ def _one_line(exc: BaseException) -> str:
     first = text.splitlines()[0]
     if isinstance(exc, FileNotFoundError) and exc.filename:
         return f"{exc.filename}: no such file or directory"
+    if isinstance(exc, LookupError):  # a bare KeyError reads as just the key: say what it is
+        return f"{type(exc).__name__}: {first}"
     return first
 
 

@@ -48,6 +48,11 @@ _duration = click.option(
 )
 
 
+_token = click.option(
+    "--token", default=None, envvar="METERHUB_TOKEN", help="Bearer token for a protected URL."
+)
+
+
 @click.command()
 @click.option("--multiproc-dir", required=True, metavar="DIR", help="The multi-process dir.")
 @click.option("--port", type=click.IntRange(0, 65535), default=9464, show_default=True)
@@ -115,16 +120,17 @@ def textfile(multiproc_dir: str, out: str, interval: float, once: bool, duration
 @click.option("--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True)
 @click.option("--iterations", type=click.IntRange(min=0), default=0, help="Stop after N refreshes.")
 @click.option("--busiest", type=click.IntRange(min=1), default=10, show_default=True)
+@_token
 @friendly
-def top(source: str, interval: float, iterations: int, busiest: int) -> None:
+def top(source: str, interval: float, iterations: int, busiest: int, token: str | None) -> None:
     """Live view of a /metrics URL, a multi-process directory or a textfile."""
     from ..top import read_source
     from ._render import watch
 
-    first = read_source(source)  # bad input fails here, before any screen is drawn
+    first = read_source(source, token=token)  # bad input fails here, before any screen
     with contextlib.suppress(KeyboardInterrupt):
         watch(
-            lambda: read_source(source),
+            lambda: read_source(source, token=token),
             first,
             source,
             interval,
@@ -137,8 +143,9 @@ def top(source: str, interval: float, iterations: int, busiest: int) -> None:
 @click.argument("source", required=False)
 @click.option("--app", default=None, metavar="MODULE:ATTR", help="Lint an app's registry.")
 @click.option("--max-series", type=click.IntRange(min=1), default=None, help="Cardinality limit.")
+@_token
 @friendly
-def lint(source: str | None, app: str | None, max_series: int | None) -> None:
+def lint(source: str | None, app: str | None, max_series: int | None, token: str | None) -> None:
     """Check exposition against Prometheus naming and cardinality practice.
 
     SOURCE is a /metrics URL, a textfile or a multi-process directory. Exit status 1 when
@@ -156,7 +163,7 @@ def lint(source: str | None, app: str | None, max_series: int | None) -> None:
         findings = lint_families(collect_directory(source), source, max_series=limit)
     else:
         assert source is not None
-        findings = lint_text(fetch_text(source), source, max_series=limit)
+        findings = lint_text(fetch_text(source, token=token), source, max_series=limit)
     for finding in findings:
         click.echo(str(finding))
     errors = sum(1 for f in findings if f.severity == "error")

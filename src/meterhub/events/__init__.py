@@ -10,8 +10,9 @@ declarative rules (or a YAML file) and custom handlers, and stores it in an even
     router.track_event(user_id, "user_logged_in", {"auth_method": "email"})
 
 Modules: :mod:`.rules` (rule definitions, YAML), :mod:`.compile` (the hot path),
-:mod:`.router`, :mod:`.limits` (rate limit), :mod:`.stores` (SQLite, PostgreSQL, operation log),
-:mod:`.stats` (store counters as metrics). See docs/events.md.
+:mod:`.router`, :mod:`.limits` (rate limit), :mod:`.counters` (drops, unmapped types, errors),
+:mod:`.stores` (SQLite, PostgreSQL, operation log), :mod:`.stats` (store counters as metrics).
+See docs/events.md.
 """
 
 from __future__ import annotations

@@ -74,19 +74,17 @@ class _Children:
     def slow(self, k: tuple[Any, ...]) -> Any:
         if not self.defaults:
             return self.metric
-        try:
+        # Only str/None tuples are cached: 0 == 0.0 == False would share one entry.
+        cacheable = all(v is None or type(v) is str for v in k)
+        if cacheable:
             hit = self.raw.get(k)
-        except TypeError:  # an unhashable payload value (list, dict)
-            hit, hashable = None, False
-        else:
-            hashable = True
-        if hit is not None and self.get(hit[0]) is hit[1]:  # still the metric's child
-            return hit[1]
+            if hit is not None and self.get(hit[0]) is hit[1]:  # still the metric's child
+                return hit[1]
         key = tuple(
             d if v is None else (v if type(v) is str else str(v)) for v, d in zip(k, self.defaults)
         )
         child = self.labels(*key)
-        if hashable and len(self.raw) < _RAW_CACHE_MAX:
+        if cacheable and len(self.raw) < _RAW_CACHE_MAX:
             self.raw[k] = (key, child)
         return child
 

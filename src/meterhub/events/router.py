@@ -23,13 +23,12 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .._config import get_config
 from ..errors import DefinitionError, RecordingError
 from ..hub import Hub
-from ..metrics import Counter
 from .compile import METRIC_TYPES, Action, SwitchState, compile_rule
+from .counters import OTHER, EventCounters
 from .limits import TokenBucket
-from .rules import Rule, RuleKind, load_rules_file
+from .rules import Rule, RuleKind, check_limit, load_rules_file
 from .stats import register_store
 from .stores.base import EventStore
 
@@ -39,14 +38,12 @@ log = logging.getLogger("meterhub.events")
 
 F = TypeVar("F", bound=Callable[[Mapping[str, Any]], Any])
 _EMPTY: dict[str, Any] = {}
-_OTHER = "__other__"
-_INVALID = "__invalid__"
 
 
 class _Route:
     """Everything one event type triggers."""
 
-    __slots__ = ("actions", "dropped", "event_type", "handlers", "limit", "limiter")
+    __slots__ = ("actions", "event_type", "handlers", "limit", "limiter")
 
     def __init__(self, event_type: str) -> None:
         self.event_type = event_type
@@ -54,7 +51,6 @@ class _Route:
         self.handlers: tuple[Callable[[Mapping[str, Any]], Any], ...] = ()
         self.limit: int | None = None
         self.limiter: TokenBucket | None = None
-        self.dropped: Any = None  # the rate_limited child, created on first drop
 
 
 class EventRouter:
@@ -91,45 +87,19 @@ class EventRouter:
             raise TypeError(f"hub must be a meterhub.Hub, got {hub!r}")
         if store is not None and not isinstance(store, EventStore):
             raise TypeError(f"store must implement meterhub.events.EventStore, got {store!r}")
-        if max_per_minute is not None and (
-            isinstance(max_per_minute, bool) or not isinstance(max_per_minute, int)
-        ):
-            raise DefinitionError(f"max_per_minute must be a positive int, got {max_per_minute!r}")
-        if max_per_minute is not None and max_per_minute < 1:
-            raise DefinitionError(f"max_per_minute must be a positive int, got {max_per_minute!r}")
+        check_limit(max_per_minute, "max_per_minute")
         self.hub = hub
         self.registry = hub.registry
         self.store = store
         self.max_per_minute = max_per_minute
-        self.max_unmapped_types = max_unmapped_types
         self._clock = clock
         self._on = SwitchState(switch)
         self._lock = threading.Lock()
         self._routes: dict[str, _Route] = {}
-        self._unmapped_seen: set[str] = set()
-        self._errors_logged: set[tuple[str, str]] = set()
         self._rules: list[Rule] = []
-        reg = self.registry
-        self._dropped = Counter(
-            "meterhub_events_dropped",
-            "Events neither routed nor stored, by event type and reason.",
-            ["event_type", "reason"],
-            registry=reg,
-        )
-        self._unmapped = Counter(
-            "meterhub_events_unmapped",
-            "Events of a type without rules or handlers (bounded label; __other__ beyond it).",
-            ["event_type"],
-            registry=reg,
-        )
-        self._errors = Counter(
-            "meterhub_events_errors",
-            "Event routing/storing failures absorbed instead of raised, by type and reason.",
-            ["event_type", "reason"],
-            registry=reg,
-        )
+        self._counts = EventCounters(self.registry, max_unmapped_types)
         if store is not None:
-            register_store(reg, store)
+            register_store(self.registry, store)
 
     # -- definition -----------------------------------------------------------------------
 
@@ -187,7 +157,7 @@ class EventRouter:
         def invalid(reason: str, message: str) -> None:
             # a missing field is data, not a bug: counted, never raised
             raise_as = None if reason == "missing_value" else RecordingError
-            self._count_error(event_type, reason, message, raise_as)
+            self._counts.error(event_type, reason, message, raise_as)
 
         action = compile_rule(rule, metric, invalid)
         with self._lock:
@@ -296,10 +266,9 @@ class EventRouter:
 
     def rate_limit(self, event_type: str, max_per_minute: int) -> None:
         """Limit *event_type* to *max_per_minute* events (token bucket, burst = the limit)."""
-        if isinstance(max_per_minute, bool) or not isinstance(max_per_minute, int):
-            raise DefinitionError(f"max_per_minute must be a positive int, got {max_per_minute!r}")
-        if max_per_minute < 1:
-            raise DefinitionError(f"max_per_minute must be a positive int, got {max_per_minute!r}")
+        if max_per_minute is None:
+            raise DefinitionError("max_per_minute must be a positive int, got None")
+        check_limit(max_per_minute, f"rate_limit({event_type!r}): max_per_minute")
         with self._lock:
             route = self._route_for(event_type)
             route.limit = max_per_minute
@@ -328,11 +297,11 @@ class EventRouter:
         except TypeError:
             route = None
         if route is None:
-            self._count_unmapped(event_type)
+            self._counts.unmapped(event_type)
             return
         limiter = route.limiter
         if limiter is not None and not limiter.take():
-            self._count_rate_limited(route)
+            self._counts.rate_limited(route.event_type)
             return
         if route.handlers or type(data) is not dict:
             self._dispatch(route, data)
@@ -343,7 +312,7 @@ class EventRouter:
             try:
                 act(get)
             except Exception as exc:
-                self._failed(route, exc)
+                self._counts.failed(route.event_type, exc)
 
     def track_event(
         self,
@@ -368,22 +337,22 @@ class EventRouter:
                 "track_event() needs a router with a store: EventRouter(hub=..., store=...)"
             )
         if type(event_type) is not str or not event_type:
-            self._count_unmapped(event_type)
+            self._counts.unmapped(event_type)
             return False
         route = self._routes.get(event_type)
         if route is not None:
             limiter = route.limiter
             if limiter is not None and not limiter.take():
-                self._count_rate_limited(route)
+                self._counts.rate_limited(route.event_type)
                 return False
         try:
             stored = store.add(time.time(), user_id, event_type, event_data)
         except Exception as exc:
             stored = False
-            self._count_error(event_type if route else _OTHER, "store_error", repr(exc), None)
+            self._counts.error(event_type if route else OTHER, "store_error", repr(exc), None)
         if enabled and self._on.on:
             if route is None:
-                self._count_unmapped(event_type)
+                self._counts.unmapped(event_type)
             else:
                 self._dispatch(route, event_data)
         return stored
@@ -402,7 +371,7 @@ class EventRouter:
             get = data.get
         except AttributeError:
             if data is not None:
-                self._count_error(
+                self._counts.error(
                     route.event_type,
                     "invalid_payload",
                     f"payload must be a mapping, got {type(data).__name__}",
@@ -415,48 +384,9 @@ class EventRouter:
             try:
                 act(get)
             except Exception as exc:
-                self._failed(route, exc)
+                self._counts.failed(route.event_type, exc)
         for handler in route.handlers:
             try:
                 handler(data)
             except Exception as exc:
-                self._failed(route, exc)
-
-    # -- counting what went wrong ---------------------------------------------------------
-
-    def _failed(self, route: _Route, exc: Exception) -> None:
-        if get_config().strict:
-            raise exc
-        self._count_error(route.event_type, "handler_error", f"{type(exc).__name__}: {exc}", None)
-
-    def _count_error(
-        self, event_type: str, reason: str, message: str, raise_as: type[Exception] | None
-    ) -> None:
-        if raise_as is not None and get_config().strict:
-            raise raise_as(f"event {event_type!r}: {message}")
-        key = (event_type, reason)
-        if key not in self._errors_logged:  # log once, like the core's error policy
-            self._errors_logged.add(key)
-            log.warning("meterhub: event %r: %s (counted in meterhub_events_errors_total)",
-                        event_type, message)  # fmt: skip
-        self._errors.labels(*key).inc()
-
-    def _count_rate_limited(self, route: _Route) -> None:
-        child = route.dropped
-        if child is None:
-            child = route.dropped = self._dropped.labels(route.event_type, "rate_limited")
-        child.inc()
-
-    def _count_unmapped(self, event_type: Any) -> None:
-        if type(event_type) is not str or not event_type:
-            label = _INVALID
-        else:
-            label = event_type[:100]
-            seen = self._unmapped_seen
-            if label not in seen:
-                with self._lock:
-                    if len(seen) < self.max_unmapped_types:
-                        seen.add(label)
-                    else:
-                        label = _OTHER
-        self._unmapped.labels(label).inc()
+                self._counts.failed(route.event_type, exc)

@@ -135,14 +135,15 @@ class Rule:
             object.__setattr__(self, "buckets", tuple(float(b) for b in self.buckets))
         if self.switch is not None and (not isinstance(self.switch, str) or not self.switch):
             raise DefinitionError(f"{where}, field 'switch': expected a non-empty str")
-        _check_limit(self.max_per_minute, f"{where}, field 'max_per_minute'")
+        check_limit(self.max_per_minute, f"{where}, field 'max_per_minute'")
 
     @property
     def labelnames(self) -> tuple[str, ...]:
         return tuple(self.labels)
 
 
-def _check_limit(value: Any, where: str) -> None:
+def check_limit(value: Any, where: str) -> None:
+    """Refuse a rate limit that is not a positive int (None: no limit)."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise DefinitionError(f"{where}: expected a positive int, got {value!r}")
 
@@ -162,7 +163,7 @@ def parse_rules(doc: Any, source: str = "<rules>") -> tuple[list[Rule], int | No
     if unknown:
         raise DefinitionError(f"{source}: unknown top-level key(s) {sorted(map(str, unknown))}")
     limit = doc.get("max_per_minute")
-    _check_limit(limit, f"{source}, field 'max_per_minute'")
+    check_limit(limit, f"{source}, field 'max_per_minute'")
     events = doc.get("events")
     if not isinstance(events, Mapping) or not events:
         raise DefinitionError(f"{source}: 'events' must be a non-empty mapping of event types")

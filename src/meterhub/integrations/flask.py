@@ -8,7 +8,7 @@ Records the :mod:`~meterhub.integrations.http_server` vocabulary for every reque
   and by type in ``http_server_exceptions_total`` - also when Flask re-raises it
   (``PROPAGATE_EXCEPTIONS``, testing mode);
 * a streamed response is timed until its last chunk has been sent (or the server closed
-  it); a buffered one when Flask hands it to the server;
+  it); a response of known length (every buffered one) when Flask hands it to the server;
 * ``/metrics`` serves the registry, optionally behind bearer or basic auth
   (``metrics_path=None`` to leave it out).
 
@@ -35,6 +35,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from flask import current_app, got_request_exception, request
+
 import meterhub
 from meterhub import Registry
 from meterhub.integrations.http_server import HttpServerMetrics, template_from_converters
@@ -43,7 +45,6 @@ __all__ = ["MeterHub"]
 
 _ROUTE_KEY = "meterhub.route"
 _EXC_KEY = "meterhub.exception"
-_SIZE_KEY = "meterhub.size"
 _WRAPPED = "_meterhub_wrapped"
 
 StartResponse = Callable[..., Any]
@@ -108,9 +109,6 @@ class MeterHub:
             return
         setattr(app, _WRAPPED, True)
         app.teardown_request(_remember_route)
-        app.after_request(_remember_size)
-        from flask import got_request_exception
-
         # Flask turns an unhandled view exception into a 500 response before the WSGI
         # wrapper sees it; the signal tells the wrapper which exception it was.
         got_request_exception.connect(_remember_exception, app, weak=False)
@@ -120,8 +118,6 @@ class MeterHub:
             )
 
             def meterhub_metrics() -> Any:
-                from flask import request
-
                 # The shared scrape endpoint: auth, negotiation and gzip as everywhere else.
                 environ = dict(request.environ, PATH_INFO="/")
                 return app.response_class.force_type(endpoint, environ)
@@ -132,31 +128,16 @@ class MeterHub:
 
 
 def _remember_exception(sender: Any, exception: BaseException, **extra: Any) -> None:
-    from flask import request
-
     request.environ[_EXC_KEY] = exception
 
 
-def _remember_size(response: Any) -> Any:
-    from flask import request
-
-    # A known length means a buffered body; a generator body has none until it is sent.
-    size = response.calculate_content_length()
-    if size is not None:
-        request.environ[_SIZE_KEY] = size
-    return response
-
-
 def _remember_route(exc: BaseException | None) -> None:
-    from flask import request
-
     rule = request.url_rule
     request.environ[_ROUTE_KEY] = rule.rule if rule is not None else _allowed_rule()
 
 
 def _allowed_rule() -> str | None:
     """For a 405, the rule the path matched with another method (else ``None``)."""
-    from flask import current_app, request
     from werkzeug.exceptions import MethodNotAllowed
 
     error = request.routing_exception
@@ -186,9 +167,13 @@ class _Instrumented:
         method = metrics.begin(environ.get("REQUEST_METHOD"))
         started = time.perf_counter()
         status: list[str] = []
+        length: list[int] = []
 
         def capture(code: str, headers: Any, exc_info: Any = None) -> Any:
             status[:] = [code]
+            for name, value in headers:
+                if name.lower() == "content-length":
+                    length[:] = [int(value)] if value.isdigit() else []
             return start_response(code, headers, exc_info)
 
         def finish(exc: BaseException | None, sent: int | None) -> None:
@@ -210,10 +195,10 @@ class _Instrumented:
         except BaseException as exc:
             finish(exc, None)
             raise
-        size = environ.get(_SIZE_KEY)
-        if size is not None:
-            # A buffered body: the response is complete, record now (no wait for close()).
-            finish(None, size)
+        if length:
+            # A body of known length (what Flask sends for every non-streamed response)
+            # is complete now: record without waiting for the server's close().
+            finish(None, length[0])
             return body
         return _Body(body, finish)
 

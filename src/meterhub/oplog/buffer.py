@@ -51,7 +51,8 @@ class RecordBuffer:
         self._space = threading.Condition(self._lock)
         self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._sync_waiters = 0
-        self._open = False
+        self.is_open = False
+        """Whether records are accepted (a plain attribute: read on every record)."""
         self.pending = 0
         """Records accepted and not yet persisted (queued or in the writer's hands)."""
         self.recorded = 0
@@ -61,17 +62,13 @@ class RecordBuffer:
 
     def open(self) -> None:
         with self._lock:
-            self._open = True
+            self.is_open = True
 
     def close(self) -> None:
         """Refuse new records from now on and wake everyone waiting for space."""
         with self._lock:
-            self._open = False
+            self.is_open = False
         self._notify_space()
-
-    @property
-    def is_open(self) -> bool:
-        return self._open
 
     # -- recorders -------------------------------------------------------------------------
 
@@ -81,7 +78,7 @@ class RecordBuffer:
         Raises ``RuntimeError`` once the buffer is closed (the log is not running).
         """
         with self._lock:
-            if not self._open:
+            if not self.is_open:
                 raise RuntimeError("OperationLog is not running: call start() first")
             if self.pending >= self.max_size:
                 if drop:
@@ -101,7 +98,7 @@ class RecordBuffer:
         with self._space:
             self._sync_waiters += 1
             try:
-                if self._open and self.pending >= self.max_size:
+                if self.is_open and self.pending >= self.max_size:
                     self._space.wait(timeout)
             finally:
                 self._sync_waiters -= 1
@@ -111,7 +108,7 @@ class RecordBuffer:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         with self._lock:
-            if not self._open or self.pending < self.max_size:
+            if not self.is_open or self.pending < self.max_size:
                 return
             self._async_waiters.append((loop, fut))
         await fut

@@ -10,9 +10,11 @@ in how they wait when the buffer is full under the ``"block"`` policy.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import math
 import os
 import threading
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -33,6 +35,19 @@ __all__ = ["OperationLog", "OplogStats", "QueuePolicy"]
 
 QueuePolicy = Literal["drop", "block", "raise"]
 _POLICIES = ("drop", "block", "raise")
+
+# Logs still running when the interpreter exits are flushed (the writer is a daemon thread).
+_running: weakref.WeakSet[OperationLog] = weakref.WeakSet()
+EXIT_FLUSH_TIMEOUT = 5.0
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    for log in list(_running):
+        try:
+            log.stop_sync(EXIT_FLUSH_TIMEOUT)
+        except Exception:  # exiting anyway; the writer already logged what went wrong
+            pass
 
 
 @dataclass(frozen=True)
@@ -128,6 +143,7 @@ class OperationLog:
                 f"got {queue_full_policy!r}"
             )
         self.policy: QueuePolicy = queue_full_policy
+        self._drop = queue_full_policy == "drop"
         self.retention_days = (
             None if retention_days is None else _positive("retention_days", retention_days, float)
         )
@@ -170,6 +186,7 @@ class OperationLog:
                 )
                 self._buffer.open()
                 self._writer.start()
+                _running.add(self)
             except BaseException:
                 self._writer = None
                 self._buffer.close()
@@ -187,6 +204,7 @@ class OperationLog:
             if writer is None:
                 return
             self._buffer.close()
+            _running.discard(self)
             try:
                 finished = writer.stop(timeout)
             finally:
@@ -288,7 +306,7 @@ class OperationLog:
             operation_type, operation_name, duration_ms, success, error_message, metadata
         )
         buffer = self._buffer
-        if buffer.offer(record, self.policy == "drop"):
+        if buffer.offer(record, self._drop):
             return True
         if self.policy != "block":
             return self._full(record)
@@ -322,7 +340,7 @@ class OperationLog:
             operation_type, operation_name, duration_ms, success, error_message, metadata
         )
         buffer = self._buffer
-        if buffer.offer(record, self.policy == "drop"):
+        if buffer.offer(record, self._drop):
             return True
         if self.policy != "block":
             return self._full(record)

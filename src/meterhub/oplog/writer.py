@@ -26,7 +26,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .buffer import Record, RecordBuffer
 from .files import BatchIds, encode_batch, fsync_directory, write_group
@@ -131,6 +130,10 @@ class BatchWriter:
             )
         try:
             self._loop()
+        except Exception as exc:  # a bug, not a disk error: never die silently
+            self._state.last_error = f"writer crashed: {type(exc).__name__}: {exc}"
+            log.exception("meterhub oplog: the writer thread for %s crashed", self._dir)
+            raise
         finally:
             if self._pool is not None:
                 self._pool.shutdown(wait=True)
@@ -239,6 +242,3 @@ class BatchWriter:
                 lost,
                 self._dir,
             )
-
-    def snapshot(self) -> dict[str, Any]:  # pragma: no cover - debugging aid
-        return {"backlog": len(self._backlog), "carry": len(self._carry)}

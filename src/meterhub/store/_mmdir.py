@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import re
+import select
 import struct
 from collections.abc import Callable, Iterator
 
@@ -55,6 +57,8 @@ PROC_RE = re.compile(r"^p_(\d+)_(\d+)\.db(\.tmp)?$")
 ARCHIVE_RE = re.compile(r"^archive_(\d+)\.db$")
 LOCK_NAME = ".lock"
 CORRUPT_DIR = "corrupt"
+
+log = logging.getLogger("meterhub")
 
 _failpoint: Callable[[str], None] | None = None
 """Tests set this to crash compaction at a named step (see tests/test_multiprocess_compaction)."""
@@ -160,7 +164,41 @@ class Directory:
         self.path = path
         self._views: dict[str, FileView] = {}
         self._dead: set[str] = set()
+        self._pidfds: dict[str, int] = {}
         self.archive: FileView | None = None
+
+    def _still_alive(self, name: str) -> bool:
+        """Liveness by pid and start time, then by a pidfd: a pidfd names one process (not
+        a pid), so polling it is immune to pid reuse and costs no ``/proc`` read."""
+        fd = self._pidfds.get(name)
+        if fd is not None:
+            return not select.select([fd], [], [], 0)[0]  # readable once it has exited
+        m = PROC_RE.match(name)
+        assert m is not None
+        pid = int(m.group(1))
+        try:
+            fd = os.pidfd_open(pid)  # type: ignore[attr-defined,unused-ignore]
+        except (AttributeError, OSError):
+            return _alive(name)
+        # Opened first, checked second: if the start time matches, fd is that very process.
+        if process_start(pid) != int(m.group(2)):
+            os.close(fd)
+            return False
+        self._pidfds[name] = fd
+        return True
+
+    def _forget(self, name: str) -> None:
+        fd = self._pidfds.pop(name, None)
+        if fd is not None:
+            os.close(fd)
+
+    def close(self) -> None:
+        """Close every open file and pidfd (a forked child drops its parent's reader)."""
+        for view in self._views.values():
+            view.close()
+        self._views.clear()
+        for name in list(self._pidfds):
+            self._forget(name)
 
     def snapshot(self, compact_dead: bool = True) -> list[FileState]:
         for attempt in range(3):
@@ -172,7 +210,11 @@ class Directory:
                 continue
             dead = any(not alive for _, alive in states[1:])
             if compact_dead and attempt < 2 and (dead or leftovers):
-                compact(self.path)
+                try:
+                    compact(self.path)
+                except Exception:  # a scrape must succeed even when compaction cannot
+                    log.exception("meterhub: compacting %s failed; will retry", self.path)
+                    compact_dead = False
                 continue
             return [s for s in states if s[0] is not None]  # type: ignore[misc]
         return [s for s in states if s[0] is not None]  # type: ignore[misc]
@@ -184,8 +226,8 @@ class Directory:
                 view = self._views[name] = FileView(os.path.join(self.path, name))
             view.refresh()
             return view
-        except FileNotFoundError:
-            return None
+        except OSError:
+            return None  # gone (compacted meanwhile) or unreadable: not ours to judge
         except CorruptFile:
             if view is not None:
                 view.close()
@@ -219,12 +261,13 @@ class Directory:
                 view = self._open(name, corrupt)
                 if view is not None:
                     wanted.add(name)
-                    if name not in self._dead and not _alive(name):
+                    if name not in self._dead and not self._still_alive(name):
                         self._dead.add(name)
                     states.append((view, name not in self._dead))
         for name in list(self._views):
             if name not in wanted:
                 self._views.pop(name).close()
+                self._forget(name)
         self.archive = archive
         return states, corrupt, leftovers
 

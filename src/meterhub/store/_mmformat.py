@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from operator import itemgetter
 from typing import Any, cast
 
+from ..naming import LABEL_NAME_RE, METRIC_NAME_RE
 from ..samples import Exemplar, MetricType
 from .base import MetricDesc
 
@@ -78,6 +79,14 @@ def desc_to_json(desc: MetricDesc) -> bytes:
 
 
 def _desc_from_json(obj: Any) -> MetricDesc:
+    name, labelnames = obj["name"], obj["labelnames"]
+    # A garbled definition must not reach a renderer: names are checked like at definition.
+    if not isinstance(name, str) or not METRIC_NAME_RE.match(name):
+        raise ValueError(f"bad metric name {name!r}")
+    if not isinstance(labelnames, list) or not all(
+        isinstance(n, str) and LABEL_NAME_RE.match(n) for n in labelnames
+    ):
+        raise ValueError(f"bad label names {labelnames!r}")
     return MetricDesc(
         str(obj["name"]),
         str(obj["doc"]),
@@ -204,13 +213,17 @@ class Columns:
     """Where the series of one metric sit in a file: keys in file order, and one
     ``itemgetter`` per slot that gathers that slot of every series from a copied span."""
 
-    __slots__ = ("getters", "hi", "keys", "lo", "width")
+    __slots__ = ("getters", "hi", "keys", "lo", "sig", "width")
 
     def __init__(self, keys: tuple[tuple[str, ...], ...], starts: list[int], width: int) -> None:
         self.keys, self.width = keys, width
+        self.sig = hash(keys)  # tuples do not cache their hash; merging groups files by it
         self.lo = min(starts, default=0)
         self.hi = max(starts, default=0) + width
-        self.getters = [itemgetter(*(i - self.lo + j for i in starts)) for j in range(width)]
+        multi = len(starts) > 1  # itemgetter returns a tuple only for two indexes or more
+        self.getters = [
+            itemgetter(*(i - self.lo + j for i in starts)) for j in range(width) if multi
+        ]
 
 
 Index = dict[str, dict[tuple[str, ...], tuple[int, int]]]
@@ -300,7 +313,7 @@ class FileView:
                 raise CorruptFile(f"{self.path}: truncated ({len(self.buf)} < {used} bytes)")
         try:
             self._parse(used)
-        except (ValueError, TypeError, KeyError, IndexError, struct.error) as exc:
+        except (ValueError, TypeError, KeyError, IndexError, RecursionError, struct.error) as exc:
             raise CorruptFile(f"{self.path}: bad record at byte {self._pos}: {exc}") from None
 
     def _parse(self, used: int) -> None:

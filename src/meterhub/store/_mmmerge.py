@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from operator import add
 
+from .._config import get_config
 from ..samples import Exemplar, MetricType
 from ._mmformat import KIND_ARCHIVE, FileView
 from .base import MetricDesc, SeriesData, cell_width
@@ -31,9 +32,11 @@ def _earliest(a: float, b: float) -> float:
 
 def _summed(desc: MetricDesc, files: Iterable[FileState]) -> Iterator[SeriesData]:
     """Sums, column by column: files with the same series in the same order (workers of
-    one app) are added with C-level ``map``; other layouts fall back to a dict merge."""
+    one app) are added with C-level ``map``; other layouts fall back to a dict merge.
+    ``created`` (the last slot) is merged only when it is rendered (``METERHUB_CREATED``)."""
     width, name = cell_width(desc), desc.name
-    groups: dict[tuple[tuple[str, ...], ...], list[list[float]]] = {}
+    created = get_config().created
+    groups: dict[int, list[tuple[tuple[tuple[str, ...], ...], list[list[float]]]]] = {}
     exemplars: dict[tuple[str, ...], dict[int, Exemplar]] = {}
     for view, _ in files:
         layout = view.columns(name, width)
@@ -41,27 +44,26 @@ def _summed(desc: MetricDesc, files: Iterable[FileState]) -> Iterator[SeriesData
         if not keys:
             continue
         cols = view.read_columns(layout)
-        acc = groups.get(keys)
+        same = groups.setdefault(layout.sig, [])
+        acc = next((c for k, c in same if k is keys or k == keys), None)
         if acc is None:
-            groups[keys] = cols
+            same.append((keys, cols))
         else:
             for j in range(width - 1):
                 acc[j] = list(map(add, acc[j], cols[j]))
-            first, other = acc[-1], cols[-1]
-            if 0.0 in first or 0.0 in other:  # an unset created slot: element by element
-                acc[-1] = list(map(_earliest, first, other))
-            else:
-                acc[-1] = list(map(min, first, other))
+            if created:
+                acc[-1] = [_earliest(a, b) for a, b in zip(acc[-1], cols[-1])]
         with_ex = view.exemplars.get(name)
         if with_ex:
             for key in with_ex:
                 _latest(exemplars.setdefault(key, {}), view.exemplars_of(name, key))
-    if len(groups) == 1:
-        ((keys, cols),) = groups.items()
+    flat = [group for same in groups.values() for group in same]
+    if len(flat) == 1:
+        ((keys, cols),) = flat
         rows = zip(keys, zip(*cols))
     else:
         merged: dict[tuple[str, ...], list[float]] = {}
-        for keys, cols in groups.items():
+        for keys, cols in flat:
             for key, row in zip(keys, zip(*cols)):
                 cur = merged.get(key)
                 if cur is None:

@@ -222,6 +222,7 @@ class MultiProcessStore:
             registry.register(StoreSelfMetrics(self))
 
     def _after_fork_in_child(self) -> None:
+        self._reader.close()
         self._reset()
         for metric in list(self._metrics):
             metric._reattach()

@@ -111,8 +111,13 @@ def encode_event(
     except (TypeError, ValueError):  # circular structures, keys that are not str
         payload = _encode(str(data))
     if user_id is not None:
-        user_id = _clean(user_id if type(user_id) is str else str(user_id))
-    return (timestamp, user_id, _clean(event_type), payload)
+        if type(user_id) is not str:
+            user_id = str(user_id)
+        if not user_id.isascii() or "\x00" in user_id:
+            user_id = _clean(user_id)
+    if not event_type.isascii() or "\x00" in event_type:
+        event_type = _clean(event_type)
+    return (timestamp, user_id, event_type, payload)
 
 
 def to_epoch(since: dt.datetime | float | None) -> float:
