@@ -2,6 +2,7 @@
 
 from .negotiate import choose_encoder
 from .openmetrics import CONTENT_TYPE_OPENMETRICS, generate_latest_openmetrics, render_openmetrics
+from .parser import parse_text
 from .text import CONTENT_TYPE_LATEST, format_value, generate_latest, render_text
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "format_value",
     "generate_latest",
     "generate_latest_openmetrics",
+    "parse_text",
     "render_openmetrics",
     "render_text",
 ]

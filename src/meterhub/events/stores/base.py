@@ -26,6 +26,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import os
 import threading
 import time
 import weakref
@@ -160,14 +161,7 @@ class BatchingStore:
         self.max_buffer = max_buffer
         self.batch_size = batch_size
         self.interval = interval
-        self._buf: collections.deque[Row] = collections.deque()
-        self._wake = threading.Event()
-        self._idle = threading.Condition()
-        self._pending: list[Row] = []  # the batch being written (kept across retries)
-        # True while the writer holds events that are in neither _buf nor _pending
-        self._draining = False
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._reset_writer()
         self._closing = False
         self._closed = False
         self._written = 0
@@ -196,6 +190,19 @@ class BatchingStore:
         elif len(buf) >= self.batch_size and not self._wake.is_set():
             self._wake.set()
         return True
+
+    def _reset_writer(self) -> None:
+        """Fresh buffer, locks and no writer thread: at construction and in a forked child
+        (which inherits the parent's buffer - the parent writes it - but not its thread)."""
+        self._buf: collections.deque[Row] = collections.deque()
+        self._wake = threading.Event()
+        self._idle = threading.Condition()
+        self._pending: list[Row] = []  # the batch being written (kept across retries)
+        # True while the writer holds events that are in neither _buf nor _pending
+        self._draining = False
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        _STORES.add(self)
 
     def _drop(self, reason: str, n: int = 1) -> None:
         with self._lock:
@@ -348,6 +355,19 @@ class BatchingStore:
             self._close_conn(conn)
         except Exception:
             pass
+
+
+_STORES: weakref.WeakSet[BatchingStore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_STORES):
+        if not store._closed:
+            store._reset_writer()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _close_at_exit(ref: weakref.ref[BatchingStore]) -> None:
