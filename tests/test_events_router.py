@@ -504,7 +504,7 @@ def lenient_router() -> Iterator[tuple[EventRouter, Registry]]:
 
 
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=75, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(events=st.lists(payloads, max_size=20))
 def test_hostile_payloads_never_raise_and_render(

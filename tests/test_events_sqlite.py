@@ -369,3 +369,38 @@ def test_rows_the_database_refuses_do_not_block_the_others(db: Path) -> None:
     store.close()
     assert store.dropped == {"rejected": 2}
     assert sorted(e.event_type for e in store.latest()) == ["a", "b", "c"]
+
+
+_FORK = """
+import os, sys
+from meterhub.events import SQLiteEventStore
+store = SQLiteEventStore(sys.argv[1])
+for i in range(1000):
+    store.add(float(i), "parent", "e", {})
+assert store.flush(60)
+for i in range(10):
+    store.add(float(i), "parent", "late", {})
+pid = os.fork()
+if pid == 0:  # the child writes its own events with its own writer, never the parent's
+    for i in range(100):
+        store.add(float(i), "child", "e", {})
+    store.close(60)
+    os._exit(0 if store.dropped == {} else 1)
+_, status = os.waitpid(pid, 0)
+store.close(60)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_fork_child_gets_its_own_writer(db: Path) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _FORK, str(db)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    conn = sqlite3.connect(db)
+    per_user = dict(conn.execute("SELECT user_id, count(*) FROM meterhub_events GROUP BY user_id"))
+    conn.close()
+    assert per_user == {"parent": 1010, "child": 100}

@@ -64,6 +64,12 @@ def test_write_is_complete_0644_and_leaves_nothing(tmp_path: Path, registry: Reg
         assert r.returncode == 0, r.stdout + r.stderr
 
 
+def test_lone_surrogate_label_does_not_block_writes(tmp_path: Path, registry: Registry) -> None:
+    Gauge("g", "G.", ["l"], registry=registry).labels("x\ud800").set(1)
+    write_to_textfile(tmp_path / "app.prom", registry)
+    assert 'g{l="x?"} 1' in (tmp_path / "app.prom").read_text()
+
+
 def test_errors_name_the_path_and_leave_nothing(tmp_path: Path, registry: Registry) -> None:
     with pytest.raises(ExportError, match="no/such/dir"):
         write_to_textfile(tmp_path / "no/such/dir/app.prom", registry)

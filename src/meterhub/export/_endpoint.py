@@ -154,7 +154,8 @@ class Endpoint:
         )
         try:
             families = _collect(self.registry, neg.names)
-            body = neg.render(families).encode("utf-8")
+            # "replace": one label value with a lone surrogate must not fail every scrape
+            body = neg.render(families).encode("utf-8", "replace")
         except Exception:
             log.exception("meterhub: collecting metrics for a scrape failed")
             return _plain(500, "Internal Server Error")

@@ -54,7 +54,7 @@ _PLAIN = re.compile(r"[A-Za-z0-9_.~:-]+\Z")
 def _segment(name: str, value: str) -> str:
     if _PLAIN.match(value) and value not in (".", ".."):
         return f"{name}/{value}"
-    encoded = base64.urlsafe_b64encode(value.encode("utf-8")).decode("ascii") or "="
+    encoded = base64.urlsafe_b64encode(value.encode("utf-8", "replace")).decode("ascii") or "="
     return f"{name}@base64/{encoded}"
 
 
@@ -150,7 +150,7 @@ def _use_gateway(
             registry = REGISTRY
         if not callable(getattr(registry, "collect", None)):
             raise TypeError(f"registry must have a collect() method, got {registry!r}")
-        data = render_text(registry.collect()).encode("utf-8")
+        data = render_text(registry.collect()).encode("utf-8", "replace")
         if compression == "gzip":
             c = zlib.compressobj(6, zlib.DEFLATED, 31)
             data = c.compress(data) + c.flush()

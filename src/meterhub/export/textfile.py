@@ -109,7 +109,7 @@ def write_to_textfile(path: str | os.PathLike[str], registry: Any = REGISTRY) ->
         raise ValueError(f"path must name a file, got {path!r}")
     if not callable(getattr(registry, "collect", None)):
         raise TypeError(f"registry must have a collect() method, got {registry!r}")
-    write_bytes_atomically(path, render_text(registry.collect()).encode("utf-8"))
+    write_bytes_atomically(path, render_text(registry.collect()).encode("utf-8", "replace"))
 
 
 STALE_TEMP_SECONDS = 300.0

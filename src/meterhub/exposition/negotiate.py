@@ -99,7 +99,7 @@ def choose_encoder(accept: str | None) -> tuple[Callable[[object], bytes], str]:
     render, content_type = choose_renderer(accept)
 
     def generate(registry: object) -> bytes:
-        return render(registry.collect()).encode("utf-8")  # type: ignore[attr-defined]
+        return render(registry.collect()).encode("utf-8", "replace")  # type: ignore[attr-defined]
 
     return generate, content_type
 

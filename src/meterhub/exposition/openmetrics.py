@@ -181,4 +181,4 @@ def generate_latest_openmetrics(registry: Registry | None = None) -> bytes:
         from ..registry import REGISTRY
 
         registry = REGISTRY
-    return render_openmetrics(registry.collect()).encode("utf-8")
+    return render_openmetrics(registry.collect()).encode("utf-8", "replace")

@@ -132,8 +132,11 @@ def _remember_exception(sender: Any, exception: BaseException, **extra: Any) -> 
 
 
 def _remember_route(exc: BaseException | None) -> None:
-    rule = request.url_rule
-    request.environ[_ROUTE_KEY] = rule.rule if rule is not None else _allowed_rule()
+    try:
+        rule = request.url_rule
+        request.environ[_ROUTE_KEY] = rule.rule if rule is not None else _allowed_rule()
+    except Exception:
+        pass  # a teardown hook must not fail the request: the route stays unmatched
 
 
 def _allowed_rule() -> str | None:

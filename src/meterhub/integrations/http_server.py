@@ -252,7 +252,8 @@ class HttpServerMetrics:
         exact = self._exact
         if path in exact or (path[-1:] == "/" and path[:-1] in exact):
             return True
-        return any(path.startswith(p) for p in self._prefixes)
+        prefixes = self._prefixes
+        return bool(prefixes) and path.startswith(prefixes)
 
     def begin(self, method: object) -> str:
         """Count a request as in progress; returns the ``method`` label value to pass to
