@@ -76,3 +76,19 @@ def test_strict_is_the_configuration_switch() -> None:
     meterhub.configure(env={"METERHUB_STRICT": "true"})
     with pytest.raises(RecordingError):
         Counter("c", "C.", registry=Registry()).inc(-1)
+
+
+def test_lone_surrogates_never_reach_the_exposition(lenient: None) -> None:
+    from meterhub import generate_latest
+
+    reg = Registry()
+    c = Counter("c", "C.", ["v"], registry=reg)
+    c.labels("\ud800").inc()
+    Info("i", "I.", registry=reg).info({"k": "\udfff"})
+    Counter("e", "E.", registry=reg).inc(1, exemplar={"trace_id": "\ud800"})
+    generate_latest(reg)  # must not raise UnicodeEncodeError
+    assert (
+        reg.get_sample_value("meterhub_errors_total", {"metric": "c", "reason": "label_value"}) == 1
+    )
+    with pytest.raises(ValueError, match="valid unicode"):
+        Counter("d", "\ud800", registry=reg)

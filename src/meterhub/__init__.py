@@ -32,7 +32,13 @@ from .errors import (
     QueueFullError,
     RecordingError,
 )
-from .exposition import CONTENT_TYPE_LATEST, generate_latest
+from .exposition import (
+    CONTENT_TYPE_LATEST,
+    CONTENT_TYPE_OPENMETRICS,
+    choose_encoder,
+    generate_latest,
+    generate_latest_openmetrics,
+)
 from .families import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -50,13 +56,13 @@ from .samples import Exemplar, MetricFamily, MetricType, Sample, Series, Timesta
 
 # Public names that live in modules with heavier imports: loaded on first access.
 _LAZY = {
-    "CONTENT_TYPE_OPENMETRICS": "meterhub.exposition.openmetrics",
     "Component": "meterhub.component",
     "EventRouter": "meterhub.events",
     "PostgresEventStore": "meterhub.events",
     "SQLiteEventStore": "meterhub.events",
     "HealthChecks": "meterhub.health",
     "MetricsHandler": "meterhub.export.http",
+    "MetricsServer": "meterhub.export.http",
     "OperationLog": "meterhub.oplog",
     "TextfileExporter": "meterhub.export.textfile",
     "delete_from_gateway": "meterhub.export.pushgateway",
@@ -98,6 +104,7 @@ __all__ = [
     "MetricFamily",
     "MetricType",
     "MetricsHandler",
+    "MetricsServer",
     "OperationLog",
     "ParseError",
     "PlatformCollector",
@@ -117,11 +124,13 @@ __all__ = [
     "TextfileExporter",
     "Timestamp",
     "UnknownMetricFamily",
+    "choose_encoder",
     "configure",
     "delete_from_gateway",
     "disable",
     "enable",
     "generate_latest",
+    "generate_latest_openmetrics",
     "get_config",
     "hub",
     "is_enabled",

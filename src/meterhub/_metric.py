@@ -36,6 +36,16 @@ _HAS_CREATED = (MetricType.COUNTER, MetricType.HISTOGRAM, MetricType.SUMMARY)
 _UNREGISTERED = Registry(store=LocalStore(), self_metrics=False)
 
 
+def _encodable(values: tuple[str, ...]) -> bool:
+    """True if every value can be written as UTF-8 (no lone surrogates)."""
+    try:
+        for v in values:
+            v.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class Child:
     """One series of a metric: its label values and its cell."""
 
@@ -84,8 +94,8 @@ class MetricBase(Generic[C]):
         **extra: Any,
     ) -> M:
         full = build_name(name, namespace, subsystem, unit, cls._type.value)
-        if not isinstance(documentation, str):
-            raise DefinitionError(f"metric {full!r}: documentation must be a str")
+        if not isinstance(documentation, str) or not _encodable((documentation,)):
+            raise DefinitionError(f"metric {full!r}: documentation must be a valid unicode str")
         names = validate_label_names(full, labelnames, cls._reserved_labels)
         if switch is not None and (not isinstance(switch, str) or not switch):
             raise DefinitionError(f"metric {full!r}: switch must be a non-empty str")
@@ -206,6 +216,13 @@ class MetricBase(Generic[C]):
             return self._null_child()
         child = self._children.get(key)
         if child is None:
+            if not _encodable(key):
+                self._error(
+                    "label_value",
+                    f"label values {key!r} are not valid unicode "
+                    "(lone surrogates cannot be exposed)",
+                )
+                return self._null_child()
             with self._lock:
                 child = self._children.get(key)
                 if child is None:

@@ -19,7 +19,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from ._metric import Child, MetricBase
+from ._metric import Child, MetricBase, _encodable
 from ._scope import Scope
 from .errors import DefinitionError
 from .naming import LABEL_NAME_RE
@@ -57,7 +57,12 @@ def _exemplar(metric: MetricBase[Any], labels: Any, value: float) -> Exemplar | 
         return None
     pairs = {}
     for k, v in labels.items():
-        if not isinstance(k, str) or not LABEL_NAME_RE.match(k) or not isinstance(v, str):
+        if (
+            not isinstance(k, str)
+            or not LABEL_NAME_RE.match(k)
+            or not isinstance(v, str)
+            or not _encodable((v,))
+        ):
             metric._error("exemplar", f"exemplar label {k!r}={v!r} is not a valid str pair")
             return None
         pairs[k] = v
@@ -615,8 +620,8 @@ class InfoChild(Child):
             if k in names:
                 metric._error("info", f"info key {k!r} clashes with a label name")
                 return
-            if not isinstance(v, str):
-                metric._error("info", f"info value for {k!r} must be a str, got {v!r}")
+            if not isinstance(v, str) or not _encodable((v,)):
+                metric._error("info", f"info value for {k!r} must be a valid str, got {v!r}")
                 return
         key = (*self._key, json.dumps(sorted(val.items()), ensure_ascii=False))
         store = metric._store
