@@ -148,6 +148,40 @@ def test_request_and_response_sizes() -> None:
     assert value("http_server_response_size_bytes_sum", **labels) >= len(b"user 4")
 
 
+def test_streaming_response_timed_to_its_last_chunk() -> None:
+    from django_project.views import SEEN_DURING_STREAM
+
+    before = requests("GET", "/stream/", 200)
+    size = value("http_server_response_size_bytes_sum", method="GET", route="/stream/")
+    response = client().get("/stream/")
+    assert value("http_server_requests_in_progress", method="GET") == 1  # still streaming
+    assert b"".join(response.streaming_content) == b"a" * 10 + b"b" * 5
+    assert SEEN_DURING_STREAM[-1] == before  # not recorded before the last chunk
+    assert requests("GET", "/stream/", 200) == before + 1
+    assert value("http_server_response_size_bytes_sum", method="GET", route="/stream/") == (
+        size + 15
+    )
+    assert value("http_server_requests_in_progress", method="GET") == 0
+
+
+def test_streaming_response_closed_unread_is_still_recorded() -> None:
+    before = requests("GET", "/stream/", 200)
+    response = client().get("/stream/")
+    response.close()
+    assert requests("GET", "/stream/", 200) == before + 1
+    assert value("http_server_requests_in_progress", method="GET") == 0
+
+
+async def test_async_streaming_response() -> None:
+    from django.test import AsyncClient
+
+    before = requests("GET", "/astream/", 200)
+    response = await AsyncClient().get("/astream/")
+    chunks = [c async for c in response.streaming_content]
+    assert b"".join(chunks) == b"x" * 7 + b"y" * 3
+    assert requests("GET", "/astream/", 200) == before + 1
+
+
 def test_metrics_disabled_removes_the_middleware() -> None:
     from django.core.exceptions import MiddlewareNotUsed
     from django.test import override_settings

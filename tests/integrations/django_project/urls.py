@@ -15,6 +15,8 @@ urlpatterns = [
     path("boom/", views.boom),
     path("books/", views.books),
     path("health", views.health),
+    path("stream/", views.stream),
+    path("astream/", views.astream),
     path("api/<str:version>/", include(api)),
     path("", include("meterhub.integrations.django.urls")),
 ]

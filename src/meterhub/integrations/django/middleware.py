@@ -18,6 +18,7 @@ from meterhub.guard import shielded
 from meterhub.integrations.http_server import HttpServerMetrics, template_from_converters
 
 from .conf import get_settings, server_metrics
+from .streaming import defer_until_streamed, is_deferrable
 
 __all__ = ["MeterHubMiddleware", "route_of"]
 
@@ -106,6 +107,19 @@ class MeterHubMiddleware:
             status = 500 if response is None else response.status_code
             route = route_of(request)
             request_size = _request_size(request)
+            if response is not None and is_deferrable(response):
+                metrics = self.metrics
+
+                def finish(sent: int) -> None:
+                    elapsed = time.perf_counter() - started
+                    metrics.end(
+                        method, route, status, elapsed, request_size=request_size,
+                        response_size=sent, exception=exc,
+                    )  # fmt: skip
+
+                # Streamed: the duration runs to the last chunk, not to the view's return.
+                defer_until_streamed(response, finish)
+                return
             response_size = _response_size(response)
         except Exception:
             # A request or response object this code did not expect: never the request's
