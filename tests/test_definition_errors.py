@@ -17,7 +17,7 @@ from meterhub.naming import LABEL_NAME_RE, METRIC_NAME_RE
         (lambda r: Counter("bad-name", "d", registry=r), "invalid metric name"),
         (lambda r: Counter("", "d", registry=r), "non-empty"),
         (lambda r: Counter(42, "d", registry=r), "non-empty str"),
-        (lambda r: Counter("ok", 42, registry=r), "documentation must be a str"),
+        (lambda r: Counter("ok", 42, registry=r), "documentation must be a"),
         (lambda r: Counter("ok", "d", ["1x"], registry=r), "invalid label name"),
         (lambda r: Counter("ok", "d", ["__x"], registry=r), "reserved '__' prefix"),
         (lambda r: Counter("ok", "d", ["a", "a"], registry=r), "duplicate label name"),
