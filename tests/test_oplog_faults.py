@@ -244,3 +244,20 @@ def test_interpreter_exit_flushes_a_running_log(tmp_path: Path) -> None:
     )
     seqs = [r["metadata"]["seq"] for b in read_batches(tmp_path) for r in b.records]
     assert seqs == list(range(42))
+
+
+def test_works_without_orjson(tmp_path: Path) -> None:
+    out = run_child(
+        f"""
+        import sys
+        sys.modules["orjson"] = None  # as if the optional dependency were not installed
+        from meterhub import Registry
+        from meterhub.oplog import OperationLog, have_orjson, read_batches
+        assert not have_orjson()
+        with OperationLog({str(tmp_path)!r}, registry=Registry(self_metrics=False)) as log:
+            log.record_operation_nowait("std", "json", 1.5, metadata={{"é": ["\\ud800", 1]}})
+        (batch,) = read_batches({str(tmp_path)!r})
+        print(batch.records[0]["metadata"] == {{"é": ["\\ud800", 1]}})
+        """
+    )
+    assert out.strip() == "True"

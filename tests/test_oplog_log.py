@@ -495,3 +495,23 @@ async def test_blocked_task_cancelled_and_stop_wakes_waiters(tmp_path: Path) -> 
         log._test_restore()  # type: ignore[attr-defined]
     stats = log.stats()
     assert (stats.total_recorded, stats.total_persisted) == (1, 1)
+
+
+def test_idle_writer_sleeps_instead_of_spinning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from meterhub.oplog.writer import BatchWriter
+
+    naps: list[float] = []
+    real_sleep = BatchWriter._sleep
+
+    def counting_sleep(self: BatchWriter, seconds: float) -> None:
+        naps.append(seconds)
+        real_sleep(self, seconds)
+
+    monkeypatch.setattr(BatchWriter, "_sleep", counting_sleep)
+    with make_log(tmp_path, flush_interval_seconds=3600):
+        wait_for(lambda: len(naps) >= 1)
+        threading.Event().wait(0.2)  # an idle log: the writer must stay asleep meanwhile
+    assert len(naps) <= 3, f"the writer woke {len(naps)} times while idle"
+    assert naps[0] > 3000

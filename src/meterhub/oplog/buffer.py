@@ -15,11 +15,11 @@ import asyncio
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 __all__ = ["RecordBuffer"]
 
-Record = dict[str, Any]
+Record = str
+"""A record as the writer gets it: its JSON text (see ``files.encode_record``)."""
 
 
 def _wake(fut: asyncio.Future[None]) -> None:
@@ -34,9 +34,9 @@ class RecordBuffer:
 
         >>> buf = RecordBuffer(max_size=2, batch_size=2, on_batch_ready=lambda: None)
         >>> buf.open()
-        >>> buf.offer({"n": 1}, drop=True), buf.offer({"n": 2}, drop=True)
+        >>> buf.offer('{"n":1}', drop=True), buf.offer('{"n":2}', drop=True)
         (True, True)
-        >>> buf.offer({"n": 3}, drop=True), buf.dropped
+        >>> buf.offer('{"n":3}', drop=True), buf.dropped
         (False, 1)
         >>> taken = buf.take(); buf.release(len(taken)); buf.pending
         0

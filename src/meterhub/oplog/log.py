@@ -25,7 +25,7 @@ from typing import Any, Literal
 from ..errors import QueueFullError
 from ..registry import REGISTRY, Registry
 from .buffer import Record, RecordBuffer
-from .files import DirectoryLock, remove_stale_temp_files
+from .files import DirectoryLock, encode_record, fast_dumps, remove_stale_temp_files
 from .instruments import OplogInstruments
 from .read import cleanup
 from .validate import make_record
@@ -144,6 +144,7 @@ class OperationLog:
             )
         self.policy: QueuePolicy = queue_full_policy
         self._drop = queue_full_policy == "drop"
+        self._fast_json = fast_dumps is not None
         self.retention_days = (
             None if retention_days is None else _positive("retention_days", retention_days, float)
         )
@@ -275,7 +276,13 @@ class OperationLog:
         self._metrics.observe(
             record["operation_type"], record["operation_name"], success, record["duration_ms"]
         )
-        return record
+        dumps = fast_dumps
+        if dumps is not None and self._fast_json:  # encode_record(), inlined: the hot path
+            try:
+                return dumps(record).decode()
+            except TypeError:
+                pass
+        return encode_record(record, fast=False)
 
     def _full(self, record: Record) -> bool:
         """The policy for a full buffer, except ``"block"``'s waiting: False means dropped."""

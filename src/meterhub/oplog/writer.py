@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -69,7 +70,6 @@ class BatchWriter:
         on_error: Callable[[], None],
         housekeeping: Callable[[], None] | None = None,
         housekeeping_interval: float = 3600.0,
-        fast_json: bool = True,
     ) -> None:
         self._dir = directory
         self._buffer = buffer
@@ -81,7 +81,6 @@ class BatchWriter:
         self._on_error = on_error
         self._housekeeping = housekeeping
         self._housekeeping_interval = housekeeping_interval
-        self._fast_json = fast_json
         self._wake = threading.Event()
         self._stopping = False
         self._abandon = False
@@ -141,7 +140,8 @@ class BatchWriter:
     def _loop(self) -> None:
         buffer = self._buffer
         next_flush = time.monotonic() + self._interval
-        next_housekeeping = time.monotonic()
+        # Without housekeeping this must not be a past time, or the loop would never sleep.
+        next_housekeeping = time.monotonic() if self._housekeeping is not None else math.inf
         while not self._abandon:
             now = time.monotonic()
             if self._housekeeping is not None and now >= next_housekeeping:
@@ -201,7 +201,7 @@ class BatchWriter:
         files = []
         for batch in group:
             batch_id, stamp = state.ids.next()
-            data = encode_batch(batch, batch_id, stamp, fast=self._fast_json)
+            data = encode_batch(batch, batch_id, stamp)
             files.append((f"metrics_{batch_id}.json", data))
         committed, error = write_group(self._dir, files, fsync=self._fsync, pool=self._pool)
         if committed:
