@@ -238,3 +238,69 @@ def test_mark_process_dead_needs_a_directory(tmp_path: Path) -> None:
         mark_process_dead(12345)
     with pytest.raises(ValueError, match="does not exist"):
         mark_process_dead(12345, tmp_path / "missing")
+
+
+def test_a_full_disk_never_crashes_recording(tmp_path: Path) -> None:
+    """The file size limit stands in for a full disk: growth fails with an OSError (the
+    blocks are reserved up front), recording goes on, the series already there are kept."""
+    reg = _registry(tmp_path)
+    c = Counter("full", "Full.", ["i"], registry=reg)
+
+    def child() -> None:
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+        for i in range(5000):  # far beyond one 64 KiB segment
+            c.labels(str(i)).inc()
+        c.labels("0").inc()
+        os._exit(0)
+
+    _run(child)
+    assert reg.get_sample_value("full_total", {"i": "0"}) == 2
+    assert reg.get_sample_value("full_total", {"i": "4999"}) is None
+
+
+def test_one_shot_collections_leak_no_descriptors(tmp_path: Path) -> None:
+    from meterhub.multiprocess import collect_directory
+
+    reg = _registry(tmp_path)
+    Counter("fds", "Fds.", registry=reg).inc()
+    _run(lambda: Counter("fds", "Fds.", registry=_registry(tmp_path)).inc() or os._exit(0))
+    list(collect_directory(tmp_path))
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(50):
+        families = {f.name: f for f in collect_directory(tmp_path)}
+        assert families["fds"].series[0].values == (2.0,)
+    assert len(os.listdir("/proc/self/fd")) <= before + 2
+
+
+def test_concurrent_scrapes_and_recording_threads_agree(tmp_path: Path) -> None:
+    import threading
+
+    reg = _registry(tmp_path)
+    c = Counter("threads", "Threads.", ["i"], registry=reg)
+    side = _sidecar(tmp_path)
+    errors: list[BaseException] = []
+
+    def record() -> None:
+        for n in range(3000):
+            c.labels(str(n % 300)).inc()  # new series keep growing the file meanwhile
+
+    def scrape() -> None:
+        try:
+            for _ in range(30):
+                generate_latest(side)
+                generate_latest(reg)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=record) for _ in range(2)]
+    threads += [threading.Thread(target=scrape) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors
+    total = sum(s.value for f in side.collect() if f.name == "threads" for s in f.samples)
+    assert total == 6000

@@ -33,12 +33,15 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from functools import partial
+from itertools import repeat
+from typing import Any
 
 from ._config import get_config
 from .samples import LabelPairs, MetricFamily, MetricType, Series
 from .store._mmdir import compact
-from .store._mmmerge import merge
+from .store._mmmerge import Summed, merge, summed_columns
 from .store.base import MetricDesc, SeriesData
 from .store.mmap import MultiProcessStore, directory_self_metrics
 
@@ -79,7 +82,17 @@ def mark_process_dead(pid: int, directory: str | os.PathLike[str] | None = None)
 
 
 def compact_directory(directory: str | os.PathLike[str] | None = None) -> int:
-    """Merge every dead process's files into the archive now; return files merged."""
+    """Merge every dead process's files into the archive now; return files merged.
+
+    Collection does this by itself; call it from a supervisor or a cron job to keep the
+    directory small while nobody scrapes.
+
+    Example::
+
+        >>> import tempfile
+        >>> compact_directory(tempfile.mkdtemp())
+        0
+    """
     return compact(_directory(directory))
 
 
@@ -111,7 +124,53 @@ def _to_series(desc: MetricDesc, data: SeriesData, created: bool) -> Series:
     return Series(labels, (v[0],))
 
 
-def _families(store: MultiProcessStore) -> Iterator[MetricFamily]:
+_LABELS_CACHE_MAX = 200_000
+"""Label pairs kept across scrapes by one collector, at most (then it starts over)."""
+
+
+_new_series = partial(tuple.__new__, Series)  # Series._make without a Python-level call
+
+
+class _LabelsCache:
+    """Label pairs of merged series, kept across scrapes: per key (bounded), and per
+    metric for the last key list seen (the same object while no file gained a series)."""
+
+    def __init__(self) -> None:
+        self.pairs: dict[tuple[str, tuple[str, ...]], LabelPairs] = {}
+        self.lists: dict[str, tuple[object, list[LabelPairs]]] = {}
+
+    def of(self, desc: MetricDesc, keys: Sequence[tuple[str, ...]]) -> list[LabelPairs]:
+        name = desc.name
+        last = self.lists.get(name)
+        if last is not None and last[0] is keys:
+            return last[1]
+        if len(self.pairs) >= _LABELS_CACHE_MAX:
+            self.pairs.clear()
+        names, pairs, out = desc.labelnames, self.pairs, []
+        for key in keys:
+            found = pairs.get((name, key))
+            if found is None:
+                found = pairs[(name, key)] = tuple(zip(names, key))
+            out.append(found)
+        self.lists[name] = (keys, out)
+        return out
+
+
+def _counter_series(
+    desc: MetricDesc, summed: Summed, created: bool, cache: _LabelsCache
+) -> tuple[Series, ...]:
+    """Counters without per-series Python work: the common case of a large scrape."""
+    ex = summed.exemplars
+    exemplars: Iterable[tuple[Any, ...]] = (
+        [(e[0],) if (e := ex.get(k)) and 0 in e else () for k in summed.keys] if ex else repeat(())
+    )
+    stamps: Iterable[float | None] = summed.cols[1] if created else repeat(None)
+    labels = cache.of(desc, summed.keys)
+    rows = zip(labels, zip(summed.cols[0]), exemplars, stamps, repeat(None), repeat(()))
+    return tuple(map(_new_series, rows))
+
+
+def _families(store: MultiProcessStore, labels_cache: _LabelsCache) -> Iterator[MetricFamily]:
     files = store.snapshot()
     descs: dict[str, MetricDesc] = {}
     # The newest process's definition wins when a deploy changed one (others are skipped).
@@ -122,7 +181,11 @@ def _families(store: MultiProcessStore) -> Iterator[MetricFamily]:
     for name in sorted(descs):
         d = descs[name]
         try:
-            series = tuple(_to_series(d, s, created) for s in merge(d, files))
+            if d.type is MetricType.COUNTER:
+                summed = summed_columns(d, files)
+                series = _counter_series(d, summed, created, labels_cache)
+            else:
+                series = tuple(_to_series(d, s, created) for s in merge(d, files))
         except (ValueError, IndexError, TypeError):
             continue  # a garbled info key: skip the family, keep the scrape
         kind = d.type
@@ -146,13 +209,18 @@ class MultiProcessCollector:
 
     def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
         self._store = MultiProcessStore(_directory(directory))
-        self._last = 0.0
+        self._labels = _LabelsCache()
+
+    def close(self) -> None:
+        """Close the files this collector keeps open between scrapes."""
+        self._store.close()
 
     def collect(self) -> Iterator[MetricFamily]:
         t0 = time.perf_counter()
-        families = list(_families(self._store))
         s = self._store
-        s.files_merged = len(s._reader._views)
+        with s._read_lock:
+            families = list(_families(s, self._labels))
+            s.files_merged = len(s._reader._views)
         elapsed = time.perf_counter() - t0
         s.merge_seconds += elapsed
         yield from families
@@ -178,4 +246,8 @@ def collect_directory(directory: str | os.PathLike[str] | None = None) -> Iterat
         >>> [f.name for f in collect_directory(tempfile.mkdtemp())][:1]
         ['meterhub_multiprocess_files_merged']
     """
-    return MultiProcessCollector(directory).collect()
+    collector = MultiProcessCollector(directory)
+    try:
+        return iter(list(collector.collect()))
+    finally:
+        collector.close()

@@ -27,7 +27,6 @@ import fcntl
 import logging
 import os
 import re
-import select
 import struct
 from collections.abc import Callable, Iterator
 
@@ -40,7 +39,6 @@ from ._mmformat import (
     R_SERIES,
     R_SOURCES,
     CorruptFile,
-    FileView,
     FileWriter,
     _dumps,
     desc_to_json,
@@ -49,9 +47,10 @@ from ._mmformat import (
     write_exemplar,
 )
 from ._mmmerge import SUMMED, FileState, _reduced, _summed
+from ._mmview import FileView
 from .base import MetricDesc, SeriesData, cell_width
 
-__all__ = ["Directory", "compact", "corrupt_count", "process_start", "quarantine"]
+__all__ = ["compact", "corrupt_count", "locked", "process_start", "quarantine"]
 
 PROC_RE = re.compile(r"^p_(\d+)_(\d+)\.db(\.tmp)?$")
 ARCHIVE_RE = re.compile(r"^archive_(\d+)\.db$")
@@ -151,125 +150,6 @@ def corrupt_count(path: str) -> int:
 def _archives(names: list[str]) -> list[tuple[int, str]]:
     found = [(int(m.group(1)), n) for n in names if (m := ARCHIVE_RE.match(n))]
     return sorted(found)
-
-
-class Directory:
-    """A reader's cached view of the directory: open files and their indexes.
-
-    Not thread-safe; the store serializes calls. :meth:`snapshot` returns the files to
-    merge with their liveness, compacting dead processes first when there are any.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._views: dict[str, FileView] = {}
-        self._dead: set[str] = set()
-        self._pidfds: dict[str, int] = {}
-        self.archive: FileView | None = None
-
-    def _still_alive(self, name: str) -> bool:
-        """Liveness by pid and start time, then by a pidfd: a pidfd names one process (not
-        a pid), so polling it is immune to pid reuse and costs no ``/proc`` read."""
-        fd = self._pidfds.get(name)
-        if fd is not None:
-            return not select.select([fd], [], [], 0)[0]  # readable once it has exited
-        m = PROC_RE.match(name)
-        assert m is not None
-        pid = int(m.group(1))
-        try:
-            fd = os.pidfd_open(pid)  # type: ignore[attr-defined,unused-ignore]
-        except (AttributeError, OSError):
-            return _alive(name)
-        # Opened first, checked second: if the start time matches, fd is that very process.
-        if process_start(pid) != int(m.group(2)):
-            os.close(fd)
-            return False
-        self._pidfds[name] = fd
-        return True
-
-    def _forget(self, name: str) -> None:
-        fd = self._pidfds.pop(name, None)
-        if fd is not None:
-            os.close(fd)
-
-    def close(self) -> None:
-        """Close every open file and pidfd (a forked child drops its parent's reader)."""
-        for view in self._views.values():
-            view.close()
-        self._views.clear()
-        for name in list(self._pidfds):
-            self._forget(name)
-
-    def snapshot(self, compact_dead: bool = True) -> list[FileState]:
-        for attempt in range(3):
-            states, corrupt, leftovers = self._scan()
-            if corrupt:
-                with locked(self.path, exclusive=True):
-                    for name in corrupt:
-                        quarantine(self.path, name)
-                continue
-            dead = any(not alive for _, alive in states[1:])
-            if compact_dead and attempt < 2 and (dead or leftovers):
-                try:
-                    compact(self.path)
-                except Exception:  # a scrape must succeed even when compaction cannot
-                    log.exception("meterhub: compacting %s failed; will retry", self.path)
-                    compact_dead = False
-                continue
-            return [s for s in states if s[0] is not None]  # type: ignore[misc]
-        return [s for s in states if s[0] is not None]  # type: ignore[misc]
-
-    def _open(self, name: str, corrupt: list[str]) -> FileView | None:
-        view = self._views.get(name)
-        try:
-            if view is None:
-                view = self._views[name] = FileView(os.path.join(self.path, name))
-            view.refresh()
-            return view
-        except OSError:
-            return None  # gone (compacted meanwhile) or unreadable: not ours to judge
-        except CorruptFile:
-            if view is not None:
-                view.close()
-                del self._views[name]
-            corrupt.append(name)
-            return None
-
-    def _scan(self) -> tuple[list[tuple[FileView | None, bool]], list[str], bool]:
-        corrupt: list[str] = []
-        with locked(self.path, exclusive=False):
-            names = os.listdir(self.path)
-            archive: FileView | None = None
-            archives = _archives(names)
-            for _, name in reversed(archives):
-                archive = self._open(name, corrupt)
-                if archive is not None:
-                    break
-            skip = set(archive.sources) if archive else set()
-            # Left by a compaction that crashed after its commit point (no lock is held
-            # now, so none is running): the next compaction's recovery removes them.
-            leftovers = (
-                len(archives) > 1
-                or bool(skip.intersection(names))
-                or any(n.endswith((".part", ".part.tmp")) for n in names)
-            )
-            wanted = {archive.name} if archive else set()
-            states: list[tuple[FileView | None, bool]] = [(archive, False)]
-            for name in sorted(names):
-                if name in skip or not name.endswith(".db") or not PROC_RE.match(name):
-                    continue
-                view = self._open(name, corrupt)
-                if view is not None:
-                    wanted.add(name)
-                    if name not in self._dead and not self._still_alive(name):
-                        self._dead.add(name)
-                    states.append((view, name not in self._dead))
-        for name in list(self._views):
-            if name not in wanted:
-                self._views.pop(name).close()
-                self._forget(name)
-        self.archive = archive
-        return states, corrupt, leftovers
 
 
 def _archive_series(desc: MetricDesc, files: list[FileState]) -> list[SeriesData]:

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import repeat
 from operator import add
+from typing import NamedTuple
 
 from .._config import get_config
 from ..samples import Exemplar, MetricType
-from ._mmformat import KIND_ARCHIVE, FileView
+from ._mmformat import KIND_ARCHIVE
+from ._mmview import FileView
 from .base import MetricDesc, SeriesData, cell_width
 
-__all__ = ["SUMMED", "FileState", "merge"]
+__all__ = ["SUMMED", "FileState", "Summed", "merge", "summed_columns"]
 
 SUMMED = (MetricType.COUNTER, MetricType.HISTOGRAM, MetricType.SUMMARY)
 """Types whose values add up across processes (their last slot is ``created``: min)."""
 
 FileState = tuple[FileView, bool]
 """A file and whether its process is alive (an archive counts as not alive)."""
+
+
+_NONE: dict[int, Exemplar] = {}
+"""Shared by every series without exemplars (never mutated)."""
 
 
 def _latest(into: dict[int, Exemplar], other: dict[int, Exemplar]) -> None:
@@ -30,13 +37,21 @@ def _earliest(a: float, b: float) -> float:
     return b if b and (not a or b < a) else a
 
 
-def _summed(desc: MetricDesc, files: Iterable[FileState]) -> Iterator[SeriesData]:
+class Summed(NamedTuple):
+    """A summed metric, column-wise: ``cols[j][n]`` is slot *j* of series ``keys[n]``."""
+
+    keys: Sequence[tuple[str, ...]]
+    cols: list[Sequence[float]]
+    exemplars: dict[tuple[str, ...], dict[int, Exemplar]]
+
+
+def summed_columns(desc: MetricDesc, files: Iterable[FileState]) -> Summed:
     """Sums, column by column: files with the same series in the same order (workers of
     one app) are added with C-level ``map``; other layouts fall back to a dict merge.
     ``created`` (the last slot) is merged only when it is rendered (``METERHUB_CREATED``)."""
     width, name = cell_width(desc), desc.name
     created = get_config().created
-    groups: dict[int, list[tuple[tuple[tuple[str, ...], ...], list[list[float]]]]] = {}
+    groups: dict[int, list[tuple[tuple[tuple[str, ...], ...], list[Sequence[float]]]]] = {}
     exemplars: dict[tuple[str, ...], dict[int, Exemplar]] = {}
     for view, _ in files:
         layout = view.columns(name, width)
@@ -59,22 +74,31 @@ def _summed(desc: MetricDesc, files: Iterable[FileState]) -> Iterator[SeriesData
                 _latest(exemplars.setdefault(key, {}), view.exemplars_of(name, key))
     flat = [group for same in groups.values() for group in same]
     if len(flat) == 1:
-        ((keys, cols),) = flat
-        rows = zip(keys, zip(*cols))
+        keys, cols = flat[0]
+        return Summed(keys, list(cols), exemplars)
+    merged: dict[tuple[str, ...], list[float]] = {}
+    for keys, cols in flat:
+        for key, row in zip(keys, zip(*cols)):
+            cur = merged.get(key)
+            if cur is None:
+                merged[key] = list(row)
+                continue
+            for j in range(width - 1):
+                cur[j] += row[j]
+            cur[-1] = _earliest(cur[-1], row[-1])
+    columns: list[Sequence[float]] = (
+        list(zip(*merged.values())) if merged else [[] for _ in range(width)]
+    )
+    return Summed(list(merged), columns, exemplars)
+
+
+def _summed(desc: MetricDesc, files: Iterable[FileState]) -> Iterator[SeriesData]:
+    keys, cols, exemplars = summed_columns(desc, files)
+    if exemplars:
+        exs: Iterable[dict[int, Exemplar]] = (exemplars.get(k, _NONE) for k in keys)
     else:
-        merged: dict[tuple[str, ...], list[float]] = {}
-        for keys, cols in flat:
-            for key, row in zip(keys, zip(*cols)):
-                cur = merged.get(key)
-                if cur is None:
-                    merged[key] = list(row)
-                    continue
-                for j in range(width - 1):
-                    cur[j] += row[j]
-                cur[-1] = _earliest(cur[-1], row[-1])
-        rows = iter(merged.items())  # type: ignore[arg-type]
-    for key, values in rows:
-        yield SeriesData(key, values, exemplars.get(key, {}))
+        exs = repeat(_NONE)
+    return map(SeriesData._make, zip(keys, zip(*cols), exs, repeat(())))
 
 
 def _reduced(desc: MetricDesc, files: Iterable[FileState], how: str) -> Iterator[SeriesData]:

@@ -38,18 +38,25 @@ are never resized: ``mmap`` refuses to while a ``memoryview`` cell points into i
 
 Merging rules (every process's file plus the archive)
 -----------------------------------------------------
-* counters, histograms, summaries: slots add up; ``created`` is the earliest; the
-  exemplar of a slot is the most recent one of any process.
+* counters, histograms, summaries: slots add up; ``created`` is the earliest (merged
+  only when rendered, ``METERHUB_CREATED``); the exemplar of a slot is the most recent
+  one of any process.
 * gauges, by ``multiprocess_mode``: ``all`` one series per process with a ``pid`` label;
   ``sum``/``max``/``min``; ``mostrecent`` the value written last (timestamp slot); the
   ``live*`` variants look at live processes only.
 * Info: the union of the distinct info label sets of all processes.
 * Enum: one series per process with a ``pid`` label, like gauges in ``all`` mode.
 
-A dead process's file is compacted into the archive (see :mod:`meterhub.multiprocess`):
-its sums are kept, its gauges in ``sum``/``max``/``min``/``mostrecent`` modes are merged,
-and everything describing a live process (``all``/``live*`` gauges, Info, Enum) is
-dropped - which keeps the directory and the scrape flat however many workers come and go.
+A dead process's file is compacted into the archive (steps and crash safety in
+:mod:`._mmdir`): its sums are kept (series that never left zero are not), its gauges in
+``sum``/``max``/``min``/``mostrecent`` modes are merged, and everything describing a live
+process (``all``/``live*`` gauges, Info, Enum) is dropped - which keeps the directory and
+the scrape flat however many workers come and go.
+
+Fork: an ``os.register_at_fork`` hook gives the child a fresh store state; every metric
+that uses the store (they register with :meth:`MultiProcessStore.track`) then re-fetches
+its children's cells (``MetricBase._reattach``), which creates them, zeroed, in the
+child's own file. The parent's cells are never written by the child.
 
 ``remove``/``clear`` write a tombstone in *this* process's file: they drop this process's
 contribution. Other live processes keep theirs, and values already archived stay.
@@ -66,6 +73,7 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import mmap
 import os
 import threading
@@ -75,7 +83,7 @@ from collections.abc import Iterator
 from typing import Any, cast
 
 from ..samples import Exemplar, MetricFamily, MetricType, Series
-from ._mmdir import Directory, corrupt_count, proc_file_name, process_start
+from ._mmdir import corrupt_count, proc_file_name, process_start
 from ._mmformat import (
     EXEMPLAR_DOUBLES,
     KIND_PROCESS,
@@ -91,9 +99,12 @@ from ._mmformat import (
     write_exemplar,
 )
 from ._mmmerge import FileState, merge
+from ._mmread import Directory
 from .base import Cell, MetricDesc, SeriesData, cell_width
 
 __all__ = ["MultiProcessStore"]
+
+log = logging.getLogger("meterhub")
 
 
 class MultiProcessStore:
@@ -102,6 +113,16 @@ class MultiProcessStore:
     Creating series takes a lock; recording does not. Reading merges every process's
     file (see the module docstring for the rules). Fork-safe: in a child forked after
     metrics exist, every metric is re-pointed at cells of the child's own new file.
+
+    Example::
+
+        >>> import tempfile
+        >>> from meterhub import Gauge, Registry
+        >>> store = MultiProcessStore(tempfile.mkdtemp())
+        >>> reg = Registry(store=store, self_metrics=False)
+        >>> Gauge("busy", "Busy.", registry=reg, multiprocess_mode="livesum").set(2)
+        >>> reg.get_sample_value("busy")
+        2.0
     """
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
@@ -113,12 +134,13 @@ class MultiProcessStore:
         self._metrics: weakref.WeakSet[Any] = weakref.WeakSet()
         self._registries: weakref.WeakSet[Any] = weakref.WeakSet()
         self._reset()
-        ref = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: _after_fork(ref))
+        _STORES.add(self)
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
-        self._read_lock = threading.Lock()
+        # Reentrant: a collector holds it across snapshot() and the merge of that snapshot
+        # (another thread's refresh may remap the files the merge is reading).
+        self._read_lock = threading.RLock()
         self._writer: FileWriter | None = None
         self._cells: dict[tuple[str, tuple[str, ...]], memoryview[float]] = {}
         self._metas: set[str] = set()
@@ -126,6 +148,7 @@ class MultiProcessStore:
         self._reader = Directory(self.directory)
         self.files_merged = 0
         self.merge_seconds = 0.0
+        self._disk_warned = False
 
     def __repr__(self) -> str:
         return f"MultiProcessStore({self.directory!r})"
@@ -149,11 +172,24 @@ class MultiProcessStore:
         with self._lock:
             cell = self._cells.get((desc.name, key))
             if cell is None:
-                writer = self._file()
-                if desc.name not in self._metas:
-                    writer.append(R_META, desc_to_json(desc), 0)
-                    self._metas.add(desc.name)
-                cell = writer.cell(series_key(desc, key), cell_width(desc))
+                try:
+                    writer = self._file()
+                    if desc.name not in self._metas:
+                        writer.append(R_META, desc_to_json(desc), 0)
+                        self._metas.add(desc.name)
+                    cell = writer.cell(series_key(desc, key), cell_width(desc))
+                except OSError as exc:
+                    # Disk full, file size limit, read-only directory: recording must go
+                    # on, so this series lives in this process only (not collected).
+                    if not self._disk_warned:
+                        self._disk_warned = True
+                        log.warning(
+                            "meterhub: cannot grow %s (%s); new series of this "
+                            "process are not collected",
+                            self.directory,
+                            exc,
+                        )
+                    return [0.0] * cell_width(desc)
                 self._cells[(desc.name, key)] = cell
             # A memoryview of doubles is a mutable sequence of floats (typeshed disagrees).
             return cast(Cell, cell)
@@ -221,17 +257,30 @@ class MultiProcessStore:
         if registry.self_metrics in getattr(registry, "_collectors", {}):
             registry.register(StoreSelfMetrics(self))
 
+    def close(self) -> None:
+        """Close the files this store opened to read (its own file stays: cells use it)."""
+        with self._read_lock:
+            self._reader.close()
+
     def _after_fork_in_child(self) -> None:
         self._reader.close()
+        if self._writer is not None:
+            self._writer.detach()
         self._reset()
         for metric in list(self._metrics):
             metric._reattach()
 
 
-def _after_fork(ref: weakref.ref[MultiProcessStore]) -> None:
-    store = ref()
-    if store is not None:
+_STORES: weakref.WeakSet[MultiProcessStore] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for store in list(_STORES):
         store._after_fork_in_child()
+
+
+# One hook for every store (a hook per store would pile up: they cannot be unregistered).
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def _family(name: str, doc: str, kind: MetricType, value: float) -> MetricFamily:
