@@ -257,8 +257,17 @@ def test_all_metric_kinds_from_a_registry_parse(registry: Registry) -> None:
 
 
 def test_lone_surrogates_do_not_break_the_output(registry: Registry) -> None:
-    Counter("c", "C.", ["l"], registry=registry).labels("bad \ud800 value").inc()
-    Counter("d", "D.", registry=registry).inc(exemplar={"t": "\udfff"})
+    """The core refuses lone surrogates; a custom collector can still yield them, and the
+    output must survive that (replaced by '?')."""
+    from meterhub import CounterMetricFamily
+
+    class Hostile:
+        def collect(self):  # type: ignore[no-untyped-def]
+            c = CounterMetricFamily("c", "C.", labels=["l"])
+            c.add_metric(["bad \ud800 value"], 1)
+            yield c
+
+    registry.register(Hostile())
     text = generate_latest_openmetrics(registry).decode()
     assert 'c_total{l="bad ? value"} 1' in text
     text_string_to_metric_families(text)

@@ -65,9 +65,18 @@ def test_write_is_complete_0644_and_leaves_nothing(tmp_path: Path, registry: Reg
 
 
 def test_lone_surrogate_label_does_not_block_writes(tmp_path: Path, registry: Registry) -> None:
-    Gauge("g", "G.", ["l"], registry=registry).labels("x\ud800").set(1)
+    """A custom collector bypasses the core's refusal of lone surrogates: writes survive it."""
+    from meterhub import GaugeMetricFamily
+
+    class Hostile:
+        def collect(self):  # type: ignore[no-untyped-def]
+            g = GaugeMetricFamily("g2", "G.", labels=["l"])
+            g.add_metric(["x\ud800"], 1)
+            yield g
+
+    registry.register(Hostile())
     write_to_textfile(tmp_path / "app.prom", registry)
-    assert 'g{l="x?"} 1' in (tmp_path / "app.prom").read_text()
+    assert 'g2{l="x?"} 1' in (tmp_path / "app.prom").read_text()
 
 
 def test_errors_name_the_path_and_leave_nothing(tmp_path: Path, registry: Registry) -> None:
