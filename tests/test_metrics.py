@@ -184,12 +184,16 @@ def test_unregistered_metric(registry: Registry) -> None:
 def test_created_samples_opt_in(registry: Registry) -> None:
     import meterhub
 
-    c = Counter("made", "M.", registry=registry)
-    c.inc()
-    assert value(registry, "made_created") is None
+    before = Counter("before", "B.", registry=registry)
+    before.inc()
+    assert value(registry, "before_created") is None
     meterhub.configure(created=True, strict=True)
-    created = value(registry, "made_created")
+    made = Counter("made", "M.", ["k"], registry=registry)
+    made.labels("a").inc()
+    created = value(registry, "made_created", k="a")
     assert created is not None and abs(created - time.time()) < 60
+    # A series created while _created samples were off has no timestamp to show.
+    assert value(registry, "before_created") is None
 
 
 def test_label_values_of_any_type_become_strings(registry: Registry) -> None:

@@ -25,7 +25,7 @@ from .naming import build_name, validate_label_names
 from .registry import Registry
 from .samples import LabelPairs, MetricFamily, MetricType, Series
 from .store import LocalStore, MetricDesc, SeriesData, ValueStore
-from .store.base import Cell, cell_width
+from .store.base import Cell, LocalCell, cell_width
 
 __all__ = ["Child", "MetricBase"]
 
@@ -44,6 +44,11 @@ def _encodable(values: tuple[str, ...]) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def created_sample(value: float, on: bool) -> float | None:
+    """The ``_created`` value to render: ``None`` when off or never recorded (0.0)."""
+    return value if on and value else None
 
 
 class Child:
@@ -234,8 +239,7 @@ class MetricBase(Generic[C]):
     def _new_child(self, key: tuple[str, ...]) -> C:
         cell = self._cell_for(key)
         child: C = self._child_cls(self, key, cell)  # type: ignore[assignment]
-        if self._type in _HAS_CREATED and cell[-1] == 0.0:
-            cell[-1] = time.time()
+        self._stamp_created(cell)
         self._children[key] = child
         return child
 
@@ -249,10 +253,16 @@ class MetricBase(Generic[C]):
         self._lock = threading.Lock()
         for key, child in list(self._children.items()):
             cell = self._cell_for(key)
-            if self._type in (MetricType.COUNTER, MetricType.HISTOGRAM, MetricType.SUMMARY):
-                cell[-1] = time.time()
+            self._stamp_created(cell)
             child._cell = cell
             child._switch(self._recording)
+
+    def _stamp_created(self, cell: Cell) -> None:
+        # Only while _created samples are on: the timestamp is a float object per series,
+        # a tenth of a series' memory, for samples that are off by default. A series
+        # created while they were off renders without one (0.0 means "not recorded").
+        if self._type in _HAS_CREATED and cell[-1] == 0.0 and get_config().created:
+            cell[-1] = time.time()
 
     def _overflow(self) -> C:
         if self._self_metrics is not None:
@@ -313,12 +323,16 @@ class MetricBase(Generic[C]):
         names = self._desc.labelnames
         series = [
             self._series(tuple(zip(names, data.key)) + data.extra_labels, data, created)
-            for data in self._store.read(self._desc)
+            for data in self._store.read(self._desc, self._local_cells())
         ]
         d = self._desc
         yield MetricFamily(
             d.name, d.documentation, self._family_type(), d.unit, tuple(series), d.buckets, d.states
         )
+
+    def _local_cells(self) -> list[LocalCell]:
+        """The ``(key, cell)`` pairs this process's children record into."""
+        return [(key, child._cell) for key, child in list(self._children.items())]
 
     def _family_type(self) -> MetricType:
         return self._type

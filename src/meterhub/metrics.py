@@ -19,14 +19,14 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from ._metric import Child, MetricBase, _encodable
+from ._metric import Child, MetricBase, _encodable, created_sample
 from ._scope import Scope
 from .errors import DefinitionError
 from .naming import LABEL_NAME_RE
 from .registry import REGISTRY, Registry
 from .samples import Exemplar, LabelPairs, MetricType, Series
 from .store import SeriesData
-from .store.base import Cell
+from .store.base import Cell, LocalCell
 
 __all__ = [
     "DEFAULT_BUCKETS",
@@ -200,7 +200,7 @@ class Counter(MetricBase[CounterChild]):
     def _series(self, labels: LabelPairs, data: SeriesData, created: bool) -> Series:
         ex = data.exemplars.get(0)
         return Series(
-            labels, (data.values[0],), (ex,) if ex else (), data.values[1] if created else None
+            labels, (data.values[0],), (ex,) if ex else (), created_sample(data.values[1], created)
         )
 
 
@@ -506,7 +506,7 @@ class Histogram(MetricBase[HistogramChild]):
             cumulative.append(total)
         ex = data.exemplars
         exemplars = tuple(ex.get(i) for i in range(len(values) - 2)) if ex else ()
-        return Series(labels, tuple(cumulative), exemplars, values[-1] if created else None)
+        return Series(labels, tuple(cumulative), exemplars, created_sample(values[-1], created))
 
 
 # ---------------------------------------------------------------------------------- Summary
@@ -595,7 +595,7 @@ class Summary(MetricBase[SummaryChild]):
 
     def _series(self, labels: LabelPairs, data: SeriesData, created: bool) -> Series:
         v = data.values
-        return Series(labels, (v[0], v[1]), (), v[2] if created else None)
+        return Series(labels, (v[0], v[1]), (), created_sample(v[2], created))
 
 
 # ------------------------------------------------------------------------------------- Info
@@ -604,7 +604,7 @@ class Summary(MetricBase[SummaryChild]):
 class InfoChild(Child):
     """One series of an :class:`Info`. Its key is the label values plus the encoded info."""
 
-    __slots__ = ("_info_key",)
+    __slots__ = ("_info_cell", "_info_key")
 
     def info(self, val: Mapping[str, str]) -> None:
         """Set the info pairs (replacing the previous ones)."""
@@ -634,6 +634,7 @@ class InfoChild(Child):
             cell = store.cell(metric._desc, key)
             cell[0] = 1.0
             self._info_key = key
+            self._info_cell = cell
 
     def _drop(self) -> None:
         old = getattr(self, "_info_key", None)
@@ -690,6 +691,13 @@ class Info(MetricBase[InfoChild]):
     def _cell_for(self, key: tuple[str, ...]) -> Cell:
         # A child's stored key gains the encoded info pairs once info() is called.
         return [0.0]
+
+    def _local_cells(self) -> list[LocalCell]:
+        return [
+            (child._info_key, child._info_cell)
+            for child in list(self._children.values())
+            if getattr(child, "_info_key", None) is not None
+        ]
 
     def _series(self, labels: LabelPairs, data: SeriesData, created: bool) -> Series:
         # zip() in collect() left the last key element (the encoded info pairs) out.

@@ -32,15 +32,19 @@ Layout of a cell, by metric type (``width`` slots):
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableSequence, Sequence
+from collections.abc import Iterable, Iterator, MutableSequence, Sequence
 from typing import NamedTuple, Protocol
 
 from ..samples import Exemplar, MetricType
 
-__all__ = ["Cell", "MetricDesc", "SeriesData", "ValueStore", "cell_width"]
+__all__ = ["Cell", "LocalCell", "MetricDesc", "SeriesData", "ValueStore", "cell_width"]
 
 Cell = MutableSequence[float]
 """A series' values: ``list[float]`` or a ``memoryview`` of doubles."""
+
+
+LocalCell = tuple[tuple[str, ...], Cell]
+"""A series key and the cell a metric child records into."""
 
 
 class MetricDesc(NamedTuple):
@@ -101,6 +105,12 @@ class ValueStore(Protocol):
         """Keep *exemplar* as the latest one of *slot* (a counter value or a bucket)."""
         ...
 
-    def read(self, desc: MetricDesc) -> Iterator[SeriesData]:
-        """Every series of *desc*, merged across processes where that applies."""
+    def read(self, desc: MetricDesc, local: Iterable[LocalCell]) -> Iterator[SeriesData]:
+        """Every series of *desc*, merged across processes where that applies.
+
+        *local* is the ``(key, cell)`` pairs this process's metric holds. ``LocalStore``
+        reads exactly those (keeping no second index of its own saves memory per series);
+        a store that keeps its own record of every cell, like the multi-process one,
+        ignores it.
+        """
         ...

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from ..samples import Exemplar
-from .base import Cell, MetricDesc, SeriesData, cell_width
+from .base import Cell, LocalCell, MetricDesc, SeriesData, cell_width
 
 __all__ = ["LocalStore"]
 
@@ -16,8 +16,10 @@ _NO_EXEMPLARS: dict[int, Exemplar] = {}  # shared, never mutated
 class LocalStore:
     """Cells in this process's memory (the default store).
 
-    Creating, removing and reading series take a lock; recording into a cell does not
-    (see :mod:`meterhub.store.base`).
+    A cell is a plain ``list`` held by the metric child that records into it; the store
+    keeps no index of its own (collection reads the metric's cells), which halves the
+    bookkeeping per series. Exemplars, which are rare, are kept here. Recording into a
+    cell takes no lock (see :mod:`meterhub.store.base`).
 
     Example::
 
@@ -29,25 +31,17 @@ class LocalStore:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._cells: dict[str, dict[tuple[str, ...], list[float]]] = {}
         self._exemplars: dict[str, dict[tuple[str, ...], dict[int, Exemplar]]] = {}
 
     def cell(self, desc: MetricDesc, key: tuple[str, ...]) -> Cell:
-        with self._lock:
-            series = self._cells.setdefault(desc.name, {})
-            cell = series.get(key)
-            if cell is None:
-                cell = series[key] = [0.0] * cell_width(desc)
-            return cell
+        return [0.0] * cell_width(desc)
 
     def remove(self, desc: MetricDesc, key: tuple[str, ...]) -> None:
         with self._lock:
-            self._cells.get(desc.name, {}).pop(key, None)
             self._exemplars.get(desc.name, {}).pop(key, None)
 
     def clear(self, desc: MetricDesc) -> None:
         with self._lock:
-            self._cells.pop(desc.name, None)
             self._exemplars.pop(desc.name, None)
 
     def set_exemplar(
@@ -56,10 +50,9 @@ class LocalStore:
         with self._lock:
             self._exemplars.setdefault(desc.name, {}).setdefault(key, {})[slot] = exemplar
 
-    def read(self, desc: MetricDesc) -> Iterator[SeriesData]:
+    def read(self, desc: MetricDesc, local: Iterable[LocalCell]) -> Iterator[SeriesData]:
         with self._lock:
-            items = list(self._cells.get(desc.name, {}).items())
             exemplars = {k: dict(v) for k, v in self._exemplars.get(desc.name, {}).items()}
-        for key, cell in items:
+        for key, cell in local:
             # list(cell) is one C call: a consistent copy even while other threads record.
             yield SeriesData(key, list(cell), exemplars.get(key, _NO_EXEMPLARS))

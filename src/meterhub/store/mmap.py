@@ -79,7 +79,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, cast
 
 from ..samples import Exemplar, MetricFamily, MetricType, Series
@@ -100,7 +100,7 @@ from ._mmformat import (
 )
 from ._mmmerge import FileState, merge
 from ._mmread import Directory
-from .base import Cell, MetricDesc, SeriesData, cell_width
+from .base import Cell, LocalCell, MetricDesc, SeriesData, cell_width
 
 __all__ = ["MultiProcessStore"]
 
@@ -226,7 +226,8 @@ class MultiProcessStore:
             # An exemplar too big for its slot (only with many escaped characters) is dropped.
             write_exemplar(where[0], where[1], exemplar)
 
-    def read(self, desc: MetricDesc) -> Iterator[SeriesData]:
+    def read(self, desc: MetricDesc, local: Iterable[LocalCell] = ()) -> Iterator[SeriesData]:
+        # This process's cells are in its own file, which read_all merges with the others.
         return iter(self.read_all([desc])[desc.name])
 
     # -- beyond the protocol --------------------------------------------------------------
