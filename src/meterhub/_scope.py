@@ -13,7 +13,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Scope"]
+__all__ = ["Scope", "decorate"]
 
 S = TypeVar("S")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -69,18 +69,24 @@ class Scope(Generic[S]):
 
     def __call__(self, func: F) -> F:
         """Decorate *func*: every call runs inside a fresh scope (awaited for coroutines)."""
-        if inspect.iscoroutinefunction(func):
+        return decorate(func, self._fresh)
 
-            @functools.wraps(func)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                with self._fresh():
-                    return await func(*args, **kwargs)
 
-            return async_wrapper  # type: ignore[return-value]
+def decorate(func: F, fresh: Callable[[], Any]) -> F:
+    """Wrap *func* so each call runs in ``fresh()``, a new object usable with ``with`` and
+    ``async with``; coroutine functions get an async wrapper that uses ``async with``."""
+    if inspect.iscoroutinefunction(func):
 
         @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with self._fresh():
-                return func(*args, **kwargs)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            async with fresh():
+                return await func(*args, **kwargs)
 
-        return wrapper  # type: ignore[return-value]
+        return async_wrapper  # type: ignore[return-value]
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with fresh():
+            return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

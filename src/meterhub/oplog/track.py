@@ -8,13 +8,12 @@ policy suspends a task instead of blocking its event loop.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .._scope import decorate
 from .validate import check_metadata
 
 if TYPE_CHECKING:
@@ -88,21 +87,7 @@ class TrackedOperation:
 
     def __call__(self, func: F) -> F:
         """Decorate *func*: each call is timed in a fresh scope (awaited for coroutines)."""
-        if inspect.iscoroutinefunction(func):
-
-            @functools.wraps(func)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                async with self._fresh():
-                    return await func(*args, **kwargs)
-
-            return async_wrapper  # type: ignore[return-value]
-
-        @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with self._fresh():
-                return func(*args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
+        return decorate(func, self._fresh)
 
 
 def track_operation(
