@@ -322,7 +322,13 @@ class MetricBase(Generic[C]):
         created = get_config().created
         names = self._desc.labelnames
         series = [
-            self._series(tuple(zip(names, data.key)) + data.extra_labels, data, created)
+            self._series(
+                tuple(zip(names, data.key)) + data.extra_labels
+                if data.extra_labels
+                else tuple(zip(names, data.key)),
+                data,
+                created,
+            )
             for data in self._store.read(self._desc, self._local_cells())
         ]
         d = self._desc

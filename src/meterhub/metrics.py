@@ -198,10 +198,11 @@ class Counter(MetricBase[CounterChild]):
         return self._null_child().count_exceptions(exception)
 
     def _series(self, labels: LabelPairs, data: SeriesData, created: bool) -> Series:
+        values = data.values
+        if not data.exemplars and not created:  # the common case, kept cheap
+            return Series(labels, (values[0],))
         ex = data.exemplars.get(0)
-        return Series(
-            labels, (data.values[0],), (ex,) if ex else (), created_sample(data.values[1], created)
-        )
+        return Series(labels, (values[0],), (ex,) if ex else (), created_sample(values[1], created))
 
 
 # ------------------------------------------------------------------------------------ Gauge

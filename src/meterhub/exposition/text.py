@@ -8,7 +8,7 @@ except that integral values print without a spurious ``.0``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from ..samples import MetricFamily, MetricType, Series, format_le
@@ -41,6 +41,21 @@ def format_value(value: float) -> str:
         >>> format_value(3.0), format_value(0.25), format_value(float("inf"))
         ('3', '0.25', '+Inf')
     """
+    text = _FORMATTED.get(value)
+    if text is None:
+        text = _format_value(value)
+        if len(_FORMATTED) < _FORMATTED_MAX:
+            _FORMATTED[value] = text
+    return text
+
+
+# Bucket counts, zeros and small totals repeat across series and scrapes: a bounded memo
+# of their text saves most of the formatting work (NaN never hits: it is unequal to itself).
+_FORMATTED: dict[float, str] = {}
+_FORMATTED_MAX = 8192
+
+
+def _format_value(value: float) -> str:
     try:
         integral = value.is_integer()  # False for NaN and the infinities
     except AttributeError:  # an int (int.is_integer needs Python 3.12)
@@ -70,12 +85,19 @@ def escape_help(text: str) -> str:
     return text
 
 
-def label_prefix(pairs: Iterable[tuple[str, str]]) -> str:
+def label_prefix(pairs: Sequence[tuple[str, str]]) -> str:
     """``'{a="x",b="y",'`` for a series' labels (``'{'`` when there are none).
 
     Callers close it with ``'}'`` (after trimming the comma) or append one more pair.
     """
-    return "{" + "".join([f'{k}="{escape_label_value(v)}",' for k, v in pairs])
+    esc = escape_label_value
+    if len(pairs) == 1:  # the common shapes, without building a list
+        ((k, v),) = pairs
+        return f'{{{k}="{esc(v)}",'
+    if len(pairs) == 2:
+        (k1, v1), (k2, v2) = pairs
+        return f'{{{k1}="{esc(v1)}",{k2}="{esc(v2)}",'
+    return "{" + "".join([f'{k}="{esc(v)}",' for k, v in pairs])
 
 
 def _close(prefix: str) -> str:
@@ -134,11 +156,11 @@ def render_family(family: MetricFamily, out: list[str]) -> None:
                 out.append(f'{name}{prefix}{name}="{escape_label_value(state)}"}} {fmt(on)}{ts}\n')
     else:
         for s in family.series:
-            out.append(
-                f"{head}{_close(label_prefix(s.labels))} {fmt(s.values[0])}{_timestamp(s)}\n"
-            )
+            labels = _close(label_prefix(s.labels)) if s.labels else ""
+            ts = "" if s.timestamp is None else _timestamp(s)
+            out.append(f"{head}{labels} {fmt(s.values[0])}{ts}\n")
             if s.created is not None:
-                created.append(f"{name}_created{_close(label_prefix(s.labels))} {fmt(s.created)}\n")
+                created.append(f"{name}_created{labels} {fmt(s.created)}\n")
     if created:
         out.append(
             f"# HELP {name}_created {escape_help(family.documentation)}\n"
