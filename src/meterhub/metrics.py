@@ -11,87 +11,42 @@ Recording never raises into business code unless strict mode is on (see
 
 from __future__ import annotations
 
-import itertools
-import json
 import math
 import time
-from bisect import bisect_left
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ._metric import Child, MetricBase, _encodable, created_sample
+from ._distributions import DEFAULT_BUCKETS, INF, Histogram, HistogramChild, Summary, SummaryChild
+from ._metric import Child, MetricBase, created_sample
 from ._scope import Scope
+from ._states import Enum, EnumChild, Info, InfoChild
+from ._values import checked_exemplar, checked_number
 from .errors import DefinitionError
-from .naming import LABEL_NAME_RE
 from .registry import REGISTRY, Registry
-from .samples import Exemplar, LabelPairs, MetricType, Series
+from .samples import LabelPairs, MetricType, Series
 from .store import SeriesData
-from .store.base import Cell, LocalCell
 
 __all__ = [
     "DEFAULT_BUCKETS",
     "INF",
     "Counter",
+    "CounterChild",
     "Enum",
+    "EnumChild",
     "Gauge",
+    "GaugeChild",
     "Histogram",
+    "HistogramChild",
     "Info",
+    "InfoChild",
     "Summary",
+    "SummaryChild",
 ]
 
-INF = math.inf
-DEFAULT_BUCKETS: tuple[float, ...] = (
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, INF,
-)  # fmt: skip
 MULTIPROCESS_MODES = frozenset(
     {"all", "liveall", "sum", "livesum", "max", "livemax", "min", "livemin",
      "mostrecent", "livemostrecent"}
 )  # fmt: skip
-EXEMPLAR_MAX_CHARS = 128
-
-
-def _exemplar(metric: MetricBase[Any], labels: Any, value: float) -> Exemplar | None:
-    """Validate exemplar labels (at most 128 characters of names and values together)."""
-    if not isinstance(labels, Mapping):
-        metric._error("exemplar", f"exemplar must be a dict of str to str, got {labels!r}")
-        return None
-    pairs = {}
-    for k, v in labels.items():
-        if (
-            not isinstance(k, str)
-            or not LABEL_NAME_RE.match(k)
-            or not isinstance(v, str)
-            or not _encodable((v,))
-        ):
-            metric._error("exemplar", f"exemplar label {k!r}={v!r} is not a valid str pair")
-            return None
-        pairs[k] = v
-    length = sum(len(k) + len(v) for k, v in pairs.items())
-    if length > EXEMPLAR_MAX_CHARS:
-        metric._error(
-            "exemplar",
-            f"exemplar labels are {length} characters long; the limit is {EXEMPLAR_MAX_CHARS}",
-        )
-        return None
-    return Exemplar(pairs, float(value), time.time())
-
-
-def _number(metric: MetricBase[Any], value: Any, what: str) -> float | None:
-    """*value* as a float, or ``None`` after reporting why it is not one."""
-    if isinstance(value, (str, bytes)):
-        metric._error("not_a_number", f"{what} must be a number, got {value!r}")
-        return None
-    if not isinstance(value, (int, float)):
-        try:
-            value = float(value)  # numpy scalars, Decimal, Fraction
-        except (TypeError, ValueError):
-            metric._error("not_a_number", f"{what} must be a number, got {value!r}")
-            return None
-    try:
-        return float(value)
-    except OverflowError:
-        metric._error("not_a_number", f"{what} {value!r} does not fit in a float")
-        return None
 
 
 # ---------------------------------------------------------------------------------- Counter
@@ -114,7 +69,7 @@ class CounterChild(Child):
 
     def _inc_checked(self, amount: Any, exemplar: Mapping[str, str] | None) -> None:
         metric = self._metric
-        value = _number(metric, amount, "counter increment")
+        value = checked_number(metric, amount, "counter increment")
         if value is None:
             return
         if math.isnan(value):
@@ -127,7 +82,7 @@ class CounterChild(Child):
             return
         self._v[0] += value
         if exemplar is not None:
-            ex = _exemplar(metric, exemplar, value)
+            ex = checked_exemplar(metric, exemplar, value)
             if ex is not None and self._v is self._cell:
                 metric._store.set_exemplar(metric._desc, self._key, 0, ex)
 
@@ -218,7 +173,7 @@ class GaugeChild(Child):
         try:
             self._v[0] += amount
         except Exception:
-            value = _number(self._metric, amount, "gauge increment")
+            value = checked_number(self._metric, amount, "gauge increment")
             if value is not None:
                 self._v[0] += value
 
@@ -227,7 +182,7 @@ class GaugeChild(Child):
         try:
             self._v[0] -= amount
         except Exception:
-            value = _number(self._metric, amount, "gauge decrement")
+            value = checked_number(self._metric, amount, "gauge decrement")
             if value is not None:
                 self._v[0] -= value
 
@@ -236,7 +191,7 @@ class GaugeChild(Child):
         if value.__class__ is float:
             self._v[0] = value
         else:
-            number = _number(self._metric, value, "gauge value")
+            number = checked_number(self._metric, value, "gauge value")
             if number is not None:
                 self._v[0] = number
 
@@ -276,7 +231,7 @@ class MostRecentGaugeChild(GaugeChild):
         self._v[1] = t
 
     def set(self, value: float) -> None:
-        number = _number(self._metric, value, "gauge value")
+        number = checked_number(self._metric, value, "gauge value")
         if number is not None:
             t = time.time()
             v = self._v
@@ -374,417 +329,3 @@ class MostRecentGauge(Gauge):
     """A :class:`Gauge` in a ``mostrecent`` multiprocess mode (made by ``Gauge(...)``)."""
 
     _child_cls = MostRecentGaugeChild
-
-
-# -------------------------------------------------------------------------------- Histogram
-
-
-class HistogramChild(Child):
-    """One series of a :class:`Histogram`."""
-
-    __slots__ = ("_bounds",)
-
-    def __init__(self, metric: MetricBase[Any], key: tuple[str, ...], cell: Any) -> None:
-        super().__init__(metric, key, cell)
-        self._bounds = metric._desc.buckets
-
-    def observe(self, amount: float, exemplar: Mapping[str, str] | None = None) -> None:
-        """Record one observation of *amount*, optionally with an exemplar for its bucket."""
-        try:
-            i = bisect_left(self._bounds, amount)
-            if amount == amount and exemplar is None:
-                # No call between these two updates: a reader sees both or neither.
-                v = self._v
-                v[0] += amount
-                v[i + 1] += 1.0
-                return
-        except Exception:
-            pass
-        self._observe_checked(amount, exemplar)
-
-    def _observe_checked(self, amount: Any, exemplar: Mapping[str, str] | None) -> None:
-        metric = self._metric
-        value = _number(metric, amount, "observation")
-        if value is None:
-            return
-        if math.isnan(value):
-            metric._error("nan", "observe(nan) refused")
-            return
-        i = bisect_left(self._bounds, value)
-        v = self._v
-        v[0] += value
-        v[i + 1] += 1.0
-        if exemplar is not None:
-            ex = _exemplar(metric, exemplar, value)
-            if ex is not None and self._v is self._cell:
-                metric._store.set_exemplar(metric._desc, self._key, i, ex)
-
-    def time(self) -> Scope[float]:
-        """Observe the duration in seconds of a block or (sync or async) function."""
-        return Scope(time.perf_counter, lambda t0, exc: self.observe(time.perf_counter() - t0))
-
-
-def _check_buckets(name: str, buckets: Sequence[float]) -> tuple[float, ...]:
-    try:
-        bounds = [float(b) for b in buckets]
-    except (TypeError, ValueError):
-        raise DefinitionError(
-            f"metric {name!r}: buckets must be numbers, got {buckets!r}"
-        ) from None
-    if not bounds:
-        raise DefinitionError(f"metric {name!r}: at least one bucket is required")
-    if any(math.isnan(b) for b in bounds):
-        raise DefinitionError(f"metric {name!r}: a bucket bound is NaN")
-    if any(a >= b for a, b in itertools.pairwise(bounds)):
-        raise DefinitionError(
-            f"metric {name!r}: buckets must be strictly increasing and unique, got {bounds}"
-        )
-    if bounds[-1] != INF:
-        bounds.append(INF)
-    return tuple(bounds)
-
-
-class Histogram(MetricBase[HistogramChild]):
-    """Observations counted in buckets (request durations, payload sizes).
-
-    Example::
-
-        >>> from meterhub import Histogram, Registry
-        >>> reg = Registry(self_metrics=False)
-        >>> latency = Histogram("latency_seconds", "Latency.", buckets=(0.1, 1), registry=reg)
-        >>> latency.observe(0.05)
-        >>> reg.get_sample_value("latency_seconds_bucket", {"le": "0.1"})
-        1.0
-    """
-
-    _type = MetricType.HISTOGRAM
-    _child_cls = HistogramChild
-    _child_methods = ("observe", "time")
-    _reserved_labels = ("le",)
-    _suffixes = ("_bucket", "_count", "_sum", "_created")
-
-    def __new__(
-        cls,
-        name: str,
-        documentation: str,
-        labelnames: Iterable[str] = (),
-        namespace: str = "",
-        subsystem: str = "",
-        unit: str = "",
-        registry: Registry | None = REGISTRY,
-        buckets: Sequence[float] = DEFAULT_BUCKETS,
-        *,
-        switch: str | None = None,
-        max_series: int | None = None,
-    ) -> Histogram:
-        bounds = _check_buckets(name, buckets)
-        return cls._define(
-            name,
-            documentation,
-            labelnames,
-            namespace,
-            subsystem,
-            unit,
-            registry,
-            switch,
-            max_series,
-            buckets=bounds,
-        )
-
-    def observe(self, amount: float, exemplar: Mapping[str, str] | None = None) -> None:
-        self._labeled_parent("observe")
-
-    def time(self) -> Scope[float]:
-        self._labeled_parent("time")
-        return self._null_child().time()
-
-    def _series(self, labels: LabelPairs, data: SeriesData, created: bool) -> Series:
-        values = data.values
-        cumulative: list[float] = [values[0]]
-        total = 0.0
-        for count in values[1:-1]:
-            total += count
-            cumulative.append(total)
-        ex = data.exemplars
-        exemplars = tuple(ex.get(i) for i in range(len(values) - 2)) if ex else ()
-        return Series(labels, tuple(cumulative), exemplars, created_sample(values[-1], created))
-
-
-# ---------------------------------------------------------------------------------- Summary
-
-
-class SummaryChild(Child):
-    """One series of a :class:`Summary`."""
-
-    __slots__ = ()
-
-    def observe(self, amount: float) -> None:
-        """Record one observation of *amount*."""
-        try:
-            if amount == amount:
-                v = self._v
-                v[0] += 1.0
-                v[1] += amount
-                return
-        except Exception:
-            pass
-        value = _number(self._metric, amount, "observation")
-        if value is None:
-            return
-        if math.isnan(value):
-            self._metric._error("nan", "observe(nan) refused")
-            return
-        v = self._v
-        v[0] += 1.0
-        v[1] += value
-
-    def time(self) -> Scope[float]:
-        """Observe the duration in seconds of a block or (sync or async) function."""
-        return Scope(time.perf_counter, lambda t0, exc: self.observe(time.perf_counter() - t0))
-
-
-class Summary(MetricBase[SummaryChild]):
-    """Count and sum of observations (as prometheus_client's Summary: no quantiles).
-
-    Example::
-
-        >>> from meterhub import Summary, Registry
-        >>> reg = Registry(self_metrics=False)
-        >>> size = Summary("payload_bytes", "Payload sizes.", registry=reg)
-        >>> size.observe(512)
-        >>> reg.get_sample_value("payload_bytes_sum")
-        512.0
-    """
-
-    _type = MetricType.SUMMARY
-    _child_cls = SummaryChild
-    _child_methods = ("observe", "time")
-    _reserved_labels = ("quantile",)
-    _suffixes = ("_count", "_sum", "_created")
-
-    def __new__(
-        cls,
-        name: str,
-        documentation: str,
-        labelnames: Iterable[str] = (),
-        namespace: str = "",
-        subsystem: str = "",
-        unit: str = "",
-        registry: Registry | None = REGISTRY,
-        *,
-        switch: str | None = None,
-        max_series: int | None = None,
-    ) -> Summary:
-        return cls._define(
-            name,
-            documentation,
-            labelnames,
-            namespace,
-            subsystem,
-            unit,
-            registry,
-            switch,
-            max_series,
-        )
-
-    def observe(self, amount: float) -> None:
-        self._labeled_parent("observe")
-
-    def time(self) -> Scope[float]:
-        self._labeled_parent("time")
-        return self._null_child().time()
-
-    def _series(self, labels: LabelPairs, data: SeriesData, created: bool) -> Series:
-        v = data.values
-        return Series(labels, (v[0], v[1]), (), created_sample(v[2], created))
-
-
-# ------------------------------------------------------------------------------------- Info
-
-
-class InfoChild(Child):
-    """One series of an :class:`Info`. Its key is the label values plus the encoded info."""
-
-    __slots__ = ("_info_cell", "_info_key")
-
-    def info(self, val: Mapping[str, str]) -> None:
-        """Set the info pairs (replacing the previous ones)."""
-        metric = self._metric
-        if not isinstance(val, Mapping):
-            metric._error("info", f"info() needs a dict of str to str, got {val!r}")
-            return
-        names = metric._desc.labelnames
-        for k, v in val.items():
-            if not isinstance(k, str) or not LABEL_NAME_RE.match(k) or k.startswith("__"):
-                metric._error("info", f"info key {k!r} is not a valid label name")
-                return
-            if k in names:
-                metric._error("info", f"info key {k!r} clashes with a label name")
-                return
-            if not isinstance(v, str) or not _encodable((v,)):
-                metric._error("info", f"info value for {k!r} must be a valid str, got {v!r}")
-                return
-        key = (*self._key, json.dumps(sorted(val.items()), ensure_ascii=False))
-        store = metric._store
-        with metric._lock:
-            old = getattr(self, "_info_key", None)
-            if old == key:
-                return
-            if old is not None:
-                store.remove(metric._desc, old)
-            cell = store.cell(metric._desc, key)
-            cell[0] = 1.0
-            self._info_key = key
-            self._info_cell = cell
-
-    def _drop(self) -> None:
-        old = getattr(self, "_info_key", None)
-        if old is not None:
-            self._metric._store.remove(self._metric._desc, old)
-
-
-class Info(MetricBase[InfoChild]):
-    """Static key-value facts about the target (version, build).
-
-    Example::
-
-        >>> from meterhub import Info, Registry
-        >>> reg = Registry(self_metrics=False)
-        >>> Info("build", "Build facts.", registry=reg).info({"version": "1.2.3"})
-        >>> reg.get_sample_value("build_info", {"version": "1.2.3"})
-        1.0
-    """
-
-    _type = MetricType.INFO
-    _child_cls = InfoChild
-    _child_methods = ("info",)
-    _suffixes = ("_info",)
-
-    def __new__(
-        cls,
-        name: str,
-        documentation: str,
-        labelnames: Iterable[str] = (),
-        namespace: str = "",
-        subsystem: str = "",
-        unit: str = "",
-        registry: Registry | None = REGISTRY,
-        *,
-        switch: str | None = None,
-    ) -> Info:
-        if unit:
-            raise DefinitionError(f"metric {name!r}: an info metric has no unit")
-        return cls._define(
-            name,
-            documentation,
-            labelnames,
-            namespace,
-            subsystem,
-            "",
-            registry,
-            switch,
-            None,
-        )
-
-    def info(self, val: Mapping[str, str]) -> None:
-        self._labeled_parent("info")
-
-    def _cell_for(self, key: tuple[str, ...]) -> Cell:
-        # A child's stored key gains the encoded info pairs once info() is called.
-        return [0.0]
-
-    def _local_cells(self) -> list[LocalCell]:
-        return [
-            (child._info_key, child._info_cell)
-            for child in list(self._children.values())
-            if getattr(child, "_info_key", None) is not None
-        ]
-
-    def _series(self, labels: LabelPairs, data: SeriesData, created: bool) -> Series:
-        # zip() in collect() left the last key element (the encoded info pairs) out.
-        pairs: LabelPairs = tuple((k, v) for k, v in json.loads(data.key[-1]))
-        return Series(labels + pairs, (1.0,))
-
-
-# ------------------------------------------------------------------------------------- Enum
-
-
-class EnumChild(Child):
-    """One series of an :class:`Enum`."""
-
-    __slots__ = ("_index",)
-
-    def __init__(self, metric: MetricBase[Any], key: tuple[str, ...], cell: Cell) -> None:
-        super().__init__(metric, key, cell)
-        self._index = {s: float(i) for i, s in enumerate(metric._desc.states)}
-
-    def state(self, state: str) -> None:
-        """Set the current state (one of the metric's ``states``)."""
-        try:
-            self._v[0] = self._index[state]
-        except (KeyError, TypeError):
-            self._metric._error(
-                "unknown_state",
-                f"state {state!r} is not one of {list(self._metric._desc.states)}",
-            )
-
-
-class Enum(MetricBase[EnumChild]):
-    """Which of a fixed set of states something is in (exposed as a state set).
-
-    Example::
-
-        >>> from meterhub import Enum, Registry
-        >>> reg = Registry(self_metrics=False)
-        >>> e = Enum("task_state", "State.", states=["idle", "busy"], registry=reg)
-        >>> e.state("busy")
-        >>> reg.get_sample_value("task_state", {"task_state": "busy"})
-        1.0
-    """
-
-    _type = MetricType.STATESET
-    _child_cls = EnumChild
-    _child_methods = ("state",)
-
-    def __new__(
-        cls,
-        name: str,
-        documentation: str,
-        labelnames: Sequence[str] = (),
-        namespace: str = "",
-        subsystem: str = "",
-        unit: str = "",
-        registry: Registry | None = REGISTRY,
-        states: Sequence[str] | None = None,
-        *,
-        switch: str | None = None,
-    ) -> Enum:
-        if unit:
-            raise DefinitionError(f"metric {name!r}: an enum metric has no unit")
-        if not states or isinstance(states, str) or not all(isinstance(s, str) for s in states):
-            raise DefinitionError(f"metric {name!r}: states must be a non-empty list of str")
-        if len(set(states)) != len(states):
-            raise DefinitionError(f"metric {name!r}: duplicate states in {list(states)}")
-        if name in labelnames:
-            raise DefinitionError(f"metric {name!r}: a label cannot have the metric's name")
-        return cls._define(
-            name,
-            documentation,
-            labelnames,
-            namespace,
-            subsystem,
-            "",
-            registry,
-            switch,
-            None,
-            states=tuple(states),
-        )
-
-    def state(self, state: str) -> None:
-        self._labeled_parent("state")
-
-    def _series(self, labels: LabelPairs, data: SeriesData, created: bool) -> Series:
-        current = int(data.values[0])
-        return Series(
-            labels, tuple(1.0 if i == current else 0.0 for i in range(len(self._desc.states)))
-        )
