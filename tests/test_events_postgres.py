@@ -156,10 +156,8 @@ def test_restart_while_tracking_100k_events(postgres_server: Any) -> None:
 
 
 def test_threads_exact_row_counts(postgres_db: str) -> None:
-    """8 threads x 25k events (scaled down 4x from the issue's 100k per thread for the shared
-    2-core CI box, where 8 x 50k already takes ~20 s; the SQLite test runs 8 x 50k and the
-    router-only test the full 8 x 100k)."""
-    threads, n = 8, 25_000
+    """8 threads x 100k events: exact rows per user and exact metric totals."""
+    threads, n = 8, 100_000
     reg = Registry(self_metrics=False)
     store = PostgresEventStore(postgres_db, max_buffer=threads * n)
     router = EventRouter(hub=Hub(registry=reg), store=store)

@@ -265,10 +265,8 @@ def test_track_event_disabled_stores_without_metrics(db: Path) -> None:
 
 
 def test_threads_exact_metric_totals_and_row_counts(db: Path) -> None:
-    """8 threads x 50k track_event calls: exact rows and metric totals. (The issue's 100k per
-    thread takes ~17 s on the shared 2-core CI box, so this is scaled down 2x; the router-only
-    test in test_events_router.py runs the full 8 x 100k.)"""
-    threads, n = 8, 50_000
+    """8 threads x 100k track_event calls: exact rows and metric totals."""
+    threads, n = 8, 100_000
     reg = Registry(self_metrics=False)
     router = seed_router(db, reg, max_buffer=threads * n)
     barrier = threading.Barrier(threads)
