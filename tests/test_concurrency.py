@@ -126,3 +126,13 @@ def test_concurrent_child_creation_is_single(registry: Registry) -> None:
     assert len({id(child) for child in children}) == 300
     for i in range(300):
         assert registry.get_sample_value("c_total", {"k": f"v{i}"}) == THREADS
+
+
+def test_free_threaded_without_gil_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from meterhub.store import require_gil
+
+    monkeypatch.setattr(sys, "_is_gil_enabled", lambda: False, raising=False)
+    with pytest.raises(RuntimeError, match="PYTHON_GIL=1"):
+        require_gil()
+    monkeypatch.setattr(sys, "_is_gil_enabled", lambda: True, raising=False)
+    require_gil()

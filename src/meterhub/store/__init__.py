@@ -10,10 +10,29 @@ that is exact without a lock.
 
 from __future__ import annotations
 
+import sys
+
 from .base import MetricDesc, SeriesData, ValueStore
 from .local import LocalStore
 
 __all__ = ["LocalStore", "MetricDesc", "SeriesData", "ValueStore", "default_store"]
+
+
+def require_gil() -> None:
+    """Refuse to run where recording without locks would not be exact.
+
+    The cells' lock-free updates rely on the GIL (see :mod:`meterhub.store.base`); on a
+    free-threaded build started without it, counts could be lost, so say so instead.
+    """
+    gil_enabled = getattr(sys, "_is_gil_enabled", None)
+    if gil_enabled is not None and not gil_enabled():
+        raise RuntimeError(
+            "meterhub records without locks and needs the GIL: this free-threaded Python "
+            "runs without it. Start it with PYTHON_GIL=1 (or -X gil=1)."
+        )
+
+
+require_gil()
 
 
 def default_store() -> ValueStore:

@@ -17,8 +17,9 @@ is computed first, then sum and bucket are updated with no call between them, an
 reader copies the whole cell with one C-level call (``list(cell)`` / ``cell.tolist()``).
 
 ``tests/test_concurrency.py`` checks exactness with 8 threads and a 1 µs switch
-interval. Free-threaded builds (``python3.13t``) do not give this guarantee; meterhub
-refuses to run there until it has a per-cell locking store.
+interval. Free-threaded builds (``python3.13t``) do not give this guarantee without the
+GIL; :func:`meterhub.store.require_gil` refuses to run there unless the GIL is enabled
+(``PYTHON_GIL=1``), until meterhub has a per-cell locking store.
 
 Layout of a cell, by metric type (``width`` slots):
 
