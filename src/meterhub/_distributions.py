@@ -211,31 +211,6 @@ class Summary(MetricBase[SummaryChild]):
     _reserved_labels = ("quantile",)
     _suffixes = ("_count", "_sum", "_created")
 
-    def __new__(
-        cls,
-        name: str,
-        documentation: str,
-        labelnames: Iterable[str] = (),
-        namespace: str = "",
-        subsystem: str = "",
-        unit: str = "",
-        registry: Registry | None = REGISTRY,
-        *,
-        switch: str | None = None,
-        max_series: int | None = None,
-    ) -> Summary:
-        return cls._define(
-            name,
-            documentation,
-            labelnames,
-            namespace,
-            subsystem,
-            unit,
-            registry,
-            switch,
-            max_series,
-        )
-
     def observe(self, amount: float) -> None:
         self._labeled_parent("observe")
 

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar, Generic, TypeVar
 
 from ._config import get_config, is_enabled, watch_switch
 from .errors import DefinitionError
 from .guard import OVERFLOW_VALUE, SelfMetrics, recording_error
 from .naming import build_name, validate_label_names
-from .registry import Registry
+from .registry import REGISTRY, Registry
 from .samples import LabelPairs, MetricFamily, MetricType, Series
 from .store import LocalStore, MetricDesc, SeriesData, ValueStore
 from .store.base import Cell, LocalCell, cell_width
@@ -83,6 +83,25 @@ class MetricBase(Generic[C]):
     _store: ValueStore
     _self_metrics: SelfMetrics | None
     _children: dict[tuple[Any, ...], C]
+
+    def __new__(
+        cls: type[M],
+        name: str,
+        documentation: str,
+        labelnames: Iterable[str] = (),
+        namespace: str = "",
+        subsystem: str = "",
+        unit: str = "",
+        registry: Registry | None = REGISTRY,
+        *,
+        switch: str | None = None,
+        max_series: int | None = None,
+    ) -> M:
+        """prometheus_client's constructor (types with extra parameters define their own)."""
+        return cls._define(
+            name, documentation, labelnames, namespace, subsystem, unit, registry, switch,
+            max_series,
+        )  # fmt: skip
 
     @classmethod
     def _define(

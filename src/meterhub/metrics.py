@@ -116,31 +116,6 @@ class Counter(MetricBase[CounterChild]):
     _child_methods = ("inc", "count_exceptions")
     _suffixes = ("_total", "_created")
 
-    def __new__(
-        cls,
-        name: str,
-        documentation: str,
-        labelnames: Iterable[str] = (),
-        namespace: str = "",
-        subsystem: str = "",
-        unit: str = "",
-        registry: Registry | None = REGISTRY,
-        *,
-        switch: str | None = None,
-        max_series: int | None = None,
-    ) -> Counter:
-        return cls._define(
-            name,
-            documentation,
-            labelnames,
-            namespace,
-            subsystem,
-            unit,
-            registry,
-            switch,
-            max_series,
-        )
-
     def inc(self, amount: float = 1.0, exemplar: Mapping[str, str] | None = None) -> None:
         """Add *amount* (unlabeled counters; labeled ones use ``labels(...).inc()``)."""
         self._labeled_parent("inc")
