@@ -263,7 +263,7 @@ HOSTILE = [
 def test_hostile_strings_round_trip(tmp_path: Path, fast: bool) -> None:
     log = OperationLog(tmp_path, registry=Registry(self_metrics=False), fsync=False)
     log.start_sync()
-    log._fast_json = fast  # without orjson both runs use the standard library
+    log._fast = fast  # the one-pass path of common records, or the full path for all
     for text in HOSTILE:
         log.record_operation_nowait(
             "hostile", text, 1.0, False, text, metadata={"value": text, "nested": [text]}

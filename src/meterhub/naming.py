@@ -46,6 +46,12 @@ Compared after lower-casing and removing ``-`` and ``_``: ``User_ID``, ``user-id
 
 _pii_labels = DEFAULT_PII_LABELS
 
+KNOWN_CLEAN_NAMES: set[str] = set()
+"""Names already checked and found not to be on the deny-list: a cache for hot paths
+(operation-log metadata keys). It is never rebound, only emptied when the deny-list is
+replaced, so a reference to it stays valid. Fill it with :func:`remember_clean_name`."""
+_CLEAN_NAMES_MAX = 4096
+
 # Suffixes a metric's own samples use; a user name ending in one would collide.
 _RESERVED_SUFFIXES = {
     "counter": ("_created",),
@@ -58,6 +64,20 @@ def set_pii_labels(names: Iterable[str]) -> None:
     """Replace the PII deny-list (names are normalised the same way as label names)."""
     global _pii_labels
     _pii_labels = frozenset(_normalise(n) for n in names)
+    KNOWN_CLEAN_NAMES.clear()
+
+
+def remember_clean_name(name: str) -> bool:
+    """Whether *name* is clean (not on the deny-list); clean names are cached (bounded)."""
+    if name in KNOWN_CLEAN_NAMES:
+        return True
+    deny = _pii_labels
+    if _normalise(name) in deny:
+        return False
+    # Not cached if the deny-list was replaced meanwhile: the check used the old one.
+    if len(KNOWN_CLEAN_NAMES) < _CLEAN_NAMES_MAX and deny is _pii_labels:
+        KNOWN_CLEAN_NAMES.add(name)
+    return True
 
 
 def _normalise(name: str) -> str:

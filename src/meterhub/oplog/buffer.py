@@ -1,12 +1,17 @@
-"""The bounded, thread-safe buffer between recorders and the writer thread.
+"""The bounded buffer between recorders and the writer thread.
 
-Recorders (event-loop tasks and threads alike) append under one short lock: a length
-check, a ``deque.append`` and two integer updates, never any I/O. The writer takes the
-whole deque at once by swapping it for an empty one, so it holds the lock for O(1) too.
+Recorders (event-loop tasks and threads alike) append without a lock: a bound check, a
+counter increment and a ``deque.append``. That relies on the same CPython guarantee as the
+metric cells (see ``store/base.py``): with the GIL, ``self.accepted += 1`` on an int and
+``deque.append`` are never interrupted half-way, so the counters stay exact. The writer is
+the only consumer; it pops what it takes, so a recorder never appends to a deque the writer
+already let go of.
 
 The bound counts every record not yet persisted: queued *and* in the writer's hands
-(being written or waiting for a retry after a disk error). Memory is therefore bounded
-by ``max_size`` records whatever the disk does.
+(being written or waiting for a retry after a disk error), i.e. ``accepted - released``.
+The check and the append are two steps, so threads racing at the bound can overshoot it
+by at most one record each; memory stays bounded by ``max_size`` plus the number of
+recording threads, whatever the disk does.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
-__all__ = ["RecordBuffer"]
+__all__ = ["Record", "RecordBuffer"]
 
 Record = str
 """A record as the writer gets it: its JSON text (see ``files.encode_record``)."""
@@ -51,12 +56,23 @@ class RecordBuffer:
         self._space = threading.Condition(self._lock)
         self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._sync_waiters = 0
+        self._wake_sent = False
         self.is_open = False
         """Whether records are accepted (a plain attribute: read on every record)."""
-        self.pending = 0
-        """Records accepted and not yet persisted (queued or in the writer's hands)."""
-        self.recorded = 0
+        self.accepted = 0
+        """Records accepted since creation (only recorders change it)."""
+        self.released = 0
+        """Records persisted or abandoned since creation (only the writer changes it)."""
         self.dropped = 0
+
+    @property
+    def pending(self) -> int:
+        """Records accepted and not yet persisted (queued or in the writer's hands)."""
+        return self.accepted - self.released
+
+    @property
+    def recorded(self) -> int:
+        return self.accepted
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -77,21 +93,35 @@ class RecordBuffer:
 
         Raises ``RuntimeError`` once the buffer is closed (the log is not running).
         """
-        with self._lock:
-            if not self.is_open:
-                raise RuntimeError("OperationLog is not running: call start() first")
-            if self.pending >= self.max_size:
-                if drop:
+        if not self.is_open:
+            raise RuntimeError("OperationLog is not running: call start() first")
+        if self.accepted - self.released >= self.max_size:
+            if drop:
+                with self._lock:
                     self.dropped += 1
-                return False
-            queue = self._queue
-            queue.append(record)
-            self.pending += 1
-            self.recorded += 1
-            ready = len(queue) == self.batch_size
-        if ready:
+            return False
+        self.accepted += 1
+        queue = self._queue
+        queue.append(record)
+        if not self.is_open:
+            self.withdraw(record)
+        if len(queue) >= self.batch_size and not self._wake_sent:
+            self._wake_sent = True
             self._on_batch_ready()
         return True
+
+    def withdraw(self, record: Record) -> None:
+        """The log closed while *record* was appended: take it back unless the writer has it.
+
+        Raises ``RuntimeError`` when taken back (the record is not recorded). When the
+        writer already took it, its final flush writes it and the offer stands.
+        """
+        try:
+            self._queue.remove(record)
+        except ValueError:
+            return
+        self.accepted -= 1
+        raise RuntimeError("OperationLog is not running: call start() first")
 
     def wait_for_space(self, timeout: float | None) -> None:
         """Block the calling thread until a record may fit (or the buffer closes)."""
@@ -119,16 +149,22 @@ class RecordBuffer:
         """Records waiting in the queue (not yet taken by the writer)."""
         return len(self._queue)
 
-    def take(self) -> deque[Record]:
-        """Everything queued, oldest first; the records stay counted in ``pending``."""
-        with self._lock:
-            taken, self._queue = self._queue, deque()
+    def take(self) -> list[Record]:
+        """Everything queued, oldest first; the records stay counted in ``pending``.
+
+        Popped one by one rather than swapping the deque: a recorder that loaded the deque
+        just before a swap could still append to the old one after the writer let it go.
+        """
+        queue = self._queue
+        popleft = queue.popleft
+        taken = [popleft() for _ in range(len(queue))]
+        # After the take: a batch that fills up from now on wakes the writer again.
+        self._wake_sent = False
         return taken
 
     def release(self, count: int) -> None:
         """*count* taken records are persisted (or abandoned): make room for new ones."""
-        with self._lock:
-            self.pending -= count
+        self.released += count
         self._notify_space()
 
     def _notify_space(self) -> None:

@@ -13,7 +13,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import IO, Any
@@ -34,6 +34,7 @@ __all__ = [
     "BatchIds",
     "DirectoryLock",
     "encode_batch",
+    "encode_json",
     "encode_record",
     "remove_stale_temp_files",
     "write_atomic",
@@ -50,7 +51,7 @@ _std_encode = json.JSONEncoder(
 ).encode
 
 
-fast_dumps = None if _orjson is None else _orjson.dumps
+fast_dumps: Callable[[Any], bytes] | None = None if _orjson is None else _orjson.dumps
 """``orjson.dumps`` when installed (raises ``TypeError`` on what it refuses), else ``None``."""
 
 
@@ -72,12 +73,17 @@ def encode_record(record: dict[str, Any], *, fast: bool = True) -> str:
         >>> encode_record({"success": True, "metadata": {"code": 200}}, fast=False)
         '{"success":true,"metadata":{"code":200}}'
     """
-    if fast and _orjson is not None:
+    return encode_json(record) if fast else _std_encode(record)
+
+
+def encode_json(value: Any) -> str:
+    """*value* (already validated JSON data) as compact JSON text; orjson when installed."""
+    if _orjson is not None:
         try:
-            return _orjson.dumps(record).decode()
+            return _orjson.dumps(value).decode()
         except TypeError:  # orjson.JSONEncodeError subclasses TypeError
             pass
-    return _std_encode(record)
+    return _std_encode(value)
 
 
 def encode_batch(records: Sequence[str], batch_id: str, batch_timestamp: str) -> bytes:

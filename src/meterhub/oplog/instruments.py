@@ -68,7 +68,9 @@ class OplogInstruments:
             registry=registry,
         )
         self._registry_key: Any = registry if registry is not None else self
-        self._children: dict[tuple[str, str, bool], tuple[Any, Any]] = {}
+        self._children: dict[
+            tuple[str, str, bool], tuple[Callable[[], None], Callable[[float], None]]
+        ] = {}
 
     def track_queue(self, log: Any) -> None:
         """Count *log*'s pending records in the queue-size gauge while it is alive."""
@@ -83,26 +85,26 @@ class OplogInstruments:
         self, operation_type: str, operation_name: str, success: bool, duration_ms: float
     ) -> None:
         """Count one operation and observe its duration (children cached per label set)."""
+        inc, observe = self.recorders(operation_type, operation_name, success)
+        inc()
+        observe(duration_ms / 1000.0)
+
+    def recorders(
+        self, operation_type: str, operation_name: str, success: bool
+    ) -> tuple[Callable[[], None], Callable[[float], None]]:
+        """The bound ``inc`` and ``observe`` (seconds) of one operation's series."""
         key = (operation_type, operation_name if self.names is not None else "", success)
         pair = self._children.get(key)
-        if pair is None:
-            pair = self._new_children(key)
-        pair[0].inc()
-        pair[1].observe(duration_ms / 1000.0)
-
-    def _new_children(self, key: tuple[str, str, bool]) -> tuple[Any, Any]:
-        operation_type, name, success = key
+        if pair is not None:
+            return pair
         if self.names is None:
-            pair = (
-                self.operations.labels(operation_type, _SUCCESS[success]),
-                self.duration.labels(operation_type),
-            )
+            counter = self.operations.labels(operation_type, _SUCCESS[success])
+            histogram = self.duration.labels(operation_type)
         else:
-            name = name if name in self.names else OTHER_OPERATION
-            pair = (
-                self.operations.labels(operation_type, name, _SUCCESS[success]),
-                self.duration.labels(operation_type, name),
-            )
+            name = operation_name if operation_name in self.names else OTHER_OPERATION
+            counter = self.operations.labels(operation_type, name, _SUCCESS[success])
+            histogram = self.duration.labels(operation_type, name)
+        pair = (counter.inc, histogram.observe)
         if len(self._children) < _CACHE_MAX:
             self._children[key] = pair
         return pair

@@ -15,20 +15,32 @@ import math
 import os
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from time import time_ns
 from types import TracebackType
 from typing import Any, Literal
 
+from .. import naming
 from ..errors import QueueFullError
 from ..registry import REGISTRY, Registry
 from .buffer import Record, RecordBuffer
-from .files import DirectoryLock, encode_record, fast_dumps, remove_stale_temp_files
+from .files import (
+    DirectoryLock,
+    encode_record,
+    fast_dumps,
+    remove_stale_temp_files,
+)
 from .instruments import OplogInstruments
 from .read import cleanup
-from .validate import make_record
+from .validate import (
+    MAX_ERROR_MESSAGE_CHARS,
+    MICROS_UTC,
+    make_record,
+    millisecond_prefix,
+)
 from .writer import BatchWriter, WriterState
 
 __all__ = ["OperationLog", "OplogStats", "QueuePolicy"]
@@ -39,6 +51,16 @@ _POLICIES = ("drop", "block", "raise")
 # Logs still running when the interpreter exits are flushed (the writer is a daemon thread).
 _running: weakref.WeakSet[OperationLog] = weakref.WeakSet()
 EXIT_FLUSH_TIMEOUT = 5.0
+
+_INF = math.inf
+_CLEAN_KEYS = naming.KNOWN_CLEAN_NAMES
+_MICROS_UTC = MICROS_UTC
+_MAX_ERROR = MAX_ERROR_MESSAGE_CHARS
+_NO_METADATA: dict[str, Any] = {}  # only ever read
+_KINDS_MAX = 1_000
+_NAMES_MAX = 10_000
+# Only called when fast_dumps is set (OperationLog._fast); the stand-in keeps the type exact.
+_orjson_dumps: Callable[[Any], bytes] = fast_dumps if fast_dumps is not None else bytes
 
 
 @atexit.register
@@ -144,13 +166,23 @@ class OperationLog:
             )
         self.policy: QueuePolicy = queue_full_policy
         self._drop = queue_full_policy == "drop"
-        self._fast_json = fast_dumps is not None
+        # The fast path of _record() needs orjson for metadata; with operation names as a
+        # label it would need a cache per (type, name), so those logs take the full path.
+        self._fast = fast_dumps is not None and operation_names is None
         self.retention_days = (
             None if retention_days is None else _positive("retention_days", retention_days, float)
         )
         self._fsync = bool(fsync)
         self._max_backoff = float(_positive("max_backoff_seconds", max_backoff_seconds, float))
         self._metrics = OplogInstruments(registry, operation_names)
+        # type -> (JSON-quoted, inc of success="true", inc of "false", observe seconds)
+        # Seen (validated) types with their series' recorders: inc of success="true",
+        # inc of success="false", observe (seconds); and seen names.
+        self._kinds: dict[
+            str, tuple[Callable[[], None], Callable[[], None], Callable[[float], None]]
+        ] = {}
+        self._names: set[str] = set()
+        self._millisecond: tuple[int, str] = (-1, "")
         self._buffer = RecordBuffer(self.max_queue_size, self.max_batch_size, self._wake_writer)
         self._state = WriterState()
         self._lifecycle = threading.Lock()
@@ -259,30 +291,114 @@ class OperationLog:
 
     # -- recording -------------------------------------------------------------------------
 
-    def _accept(
+    def _record(
         self,
-        operation_type: str,
-        operation_name: str,
-        duration_ms: float,
-        success: bool,
-        error_message: str | None,
-        metadata: dict[str, Any] | None,
-    ) -> Record:
-        if not self._buffer.is_open:
+        operation_type: Any,
+        operation_name: Any,
+        duration_ms: Any,
+        success: Any,
+        error_message: Any,
+        metadata: Any,
+    ) -> Record | None:
+        """Validate, count and buffer one operation: None once buffered, else its JSON text
+        (the buffer is full and the policy decides)."""
+        buffer = self._buffer
+        if not buffer.is_open:
             raise RuntimeError("OperationLog is not running: call start() first")
+        # The common case in one pass: type and name seen before (so already validated),
+        # a plain float duration, flat metadata of known-clean keys and finite scalars.
+        # Anything else takes _slow_line(), which validates in full and words the errors.
+        kind = self._kinds.get(operation_type) if operation_type.__class__ is str else None
+        line: Record | None = None
+        if (
+            kind is not None
+            and operation_name.__class__ is str
+            and operation_name in self._names
+            and duration_ms.__class__ is float
+            and 0.0 <= duration_ms < _INF
+            and (success is True or success is False)
+            and (
+                error_message is None
+                or (error_message.__class__ is str and len(error_message) <= _MAX_ERROR)
+            )
+        ):
+            meta: dict[str, Any] | None = _NO_METADATA
+            if metadata is not None:
+                meta = None
+                if (
+                    metadata.__class__ is dict
+                    and len(metadata) <= 64
+                    and _CLEAN_KEYS.issuperset(metadata)
+                ):
+                    meta = metadata
+                    for v in metadata.values():
+                        cls = v.__class__
+                        if not (
+                            cls is str
+                            or cls is int  # beyond 64 bits orjson raises: the full path
+                            or cls is bool
+                            or v is None
+                            or (cls is float and v - v == 0.0)  # finite
+                        ):
+                            meta = None
+                            break
+            if meta is not None:
+                us = time_ns() // 1000
+                ms = us // 1000
+                stamp = self._millisecond
+                if stamp[0] != ms:
+                    stamp = self._millisecond = (ms, millisecond_prefix(ms))
+                try:
+                    line = _orjson_dumps(
+                        {
+                            "operation_type": operation_type,
+                            "operation_name": operation_name,
+                            "duration_ms": duration_ms,
+                            "timestamp": stamp[1] + _MICROS_UTC[us - ms * 1000],
+                            "success": success,
+                            "error_message": error_message,
+                            "metadata": meta,
+                        }
+                    ).decode()  # a str is exact; orjson's bytes keep a 4 KiB buffer
+                except TypeError:  # an integer beyond 64 bits or a lone surrogate
+                    pass
+                else:
+                    (kind[0] if success else kind[1])()
+                    kind[2](duration_ms / 1000.0)
+        if line is None:
+            line = self._slow_line(
+                operation_type, operation_name, duration_ms, success, error_message, metadata
+            )
+        return None if buffer.offer(line, self._drop) else line
+
+    def _slow_line(
+        self,
+        operation_type: Any,
+        operation_name: Any,
+        duration_ms: Any,
+        success: Any,
+        error_message: Any,
+        metadata: Any,
+    ) -> Record:
+        """Any record, validated in full (errors raised here); learns its type and name."""
         record = make_record(
             operation_type, operation_name, duration_ms, success, error_message, metadata
         )
-        self._metrics.observe(
-            record["operation_type"], record["operation_name"], success, record["duration_ms"]
-        )
-        dumps = fast_dumps
-        if dumps is not None and self._fast_json:  # encode_record(), inlined: the hot path
-            try:
-                return dumps(record).decode()
-            except TypeError:
-                pass
-        return encode_record(record, fast=False)
+        operation_type = record["operation_type"]
+        operation_name = record["operation_name"]
+        self._metrics.observe(operation_type, operation_name, success, record["duration_ms"])
+        if self._fast:
+            self._learn(operation_type, operation_name)
+        return encode_record(record)
+
+    def _learn(self, operation_type: str, operation_name: str) -> None:
+        """Remember a validated type and name for the fast path (bounded caches)."""
+        if operation_type not in self._kinds and len(self._kinds) < _KINDS_MAX:
+            inc_ok, observe = self._metrics.recorders(operation_type, "", True)
+            inc_failed, _ = self._metrics.recorders(operation_type, "", False)
+            self._kinds[operation_type] = (inc_ok, inc_failed, observe)
+        if len(self._names) < _NAMES_MAX:
+            self._names.add(operation_name)
 
     def _full(self, record: Record) -> bool:
         """The policy for a full buffer, except ``"block"``'s waiting: False means dropped."""
@@ -309,20 +425,20 @@ class OperationLog:
         :class:`~meterhub.errors.QueueFullError` instead of blocking the loop (use
         ``await record_operation(...)`` there).
         """
-        record = self._accept(
+        line = self._record(
             operation_type, operation_name, duration_ms, success, error_message, metadata
         )
-        buffer = self._buffer
-        if buffer.offer(record, self._drop):
+        if line is None:
             return True
         if self.policy != "block":
-            return self._full(record)
+            return self._full(line)
         if _in_event_loop():
             raise QueueFullError(
                 "OperationLog buffer is full and record_operation_nowait would block the "
                 "event loop; use `await record_operation(...)` in async code"
             )
-        while not buffer.offer(record, False):
+        buffer = self._buffer
+        while not buffer.offer(line, False):
             buffer.wait_for_space(1.0)
         return True
 
@@ -343,15 +459,15 @@ class OperationLog:
         :class:`~meterhub.errors.QueueFullError` when full under the ``"raise"`` policy.
         Under ``"block"`` it waits (suspending this task only) until the writer makes room.
         """
-        record = self._accept(
+        line = self._record(
             operation_type, operation_name, duration_ms, success, error_message, metadata
         )
-        buffer = self._buffer
-        if buffer.offer(record, self._drop):
+        if line is None:
             return True
         if self.policy != "block":
-            return self._full(record)
-        while not buffer.offer(record, False):
+            return self._full(line)
+        buffer = self._buffer
+        while not buffer.offer(line, False):
             await buffer.wait_for_space_async()
         return True
 

@@ -26,9 +26,14 @@ __all__ = [
     "MAX_METADATA_ITEMS",
     "MAX_NAME_CHARS",
     "MAX_TYPE_CHARS",
+    "SCALAR_TYPES",
     "check_metadata",
+    "is_plain_metadata",
     "iso_utc",
+    "MICROS_UTC",
     "make_record",
+    "millisecond_prefix",
+    "second_prefix",
 ]
 
 MAX_ERROR_MESSAGE_CHARS = 1000
@@ -43,15 +48,37 @@ _INF = math.inf
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1  # JSON numbers both backends write exactly
 
-# Second -> "YYYY-MM-DDTHH:MM:SS": formatting a timestamp is then one f-string. The
-# tuple is replaced whole, so threads reading it concurrently never see a torn value.
+# (second, "YYYY-MM-DDTHH:MM:SS") of the latest second stamped; see second_prefix().
 _second: tuple[int, str] = (-1, "")
 
-# Metadata keys already known not to be on the PII deny-list, valid for one deny-list
-# object (``naming.set_pii_labels`` replaces it, which empties this cache).
-_safe_keys: set[str] = set()
-_safe_keys_for: object = None
-_SAFE_KEYS_MAX = 4096
+
+def second_prefix(sec: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS`` (UTC) of Unix second *sec*, cached for the current second.
+
+    Records of one second share the prefix, so stamping a record costs one ``%`` format.
+    The cache tuple is replaced whole: concurrent readers never see a torn value.
+    """
+    global _second
+    cached = _second
+    if cached[0] != sec:
+        cached = _second = (sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)))
+    return cached[1]
+
+
+MICROS_UTC = tuple(f"{i:03d}+00:00" for i in range(1000))
+"""The end of a timestamp after its millisecond: microseconds and the UTC offset."""
+
+
+def millisecond_prefix(ms: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS.mmm`` (UTC) of Unix millisecond *ms*; append ``MICROS_UTC[us]``.
+
+    Example::
+
+        >>> millisecond_prefix(1_765_872_000_123) + MICROS_UTC[456]
+        '2025-12-16T08:00:00.123456+00:00'
+    """
+    sec = ms // 1000
+    return f"{second_prefix(sec)}.{ms - sec * 1000:03d}"
 
 
 def iso_utc(ns: int) -> str:
@@ -62,14 +89,9 @@ def iso_utc(ns: int) -> str:
         >>> iso_utc(1_765_872_000_123_456_789)
         '2025-12-16T08:00:00.123456+00:00'
     """
-    global _second
     us = ns // 1000
     sec = us // 1_000_000
-    cached = _second
-    if cached[0] != sec:
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-        cached = _second = (sec, prefix + ".%06d+00:00")
-    return cached[1] % (us - sec * 1_000_000)
+    return f"{second_prefix(sec)}.{us - sec * 1_000_000:06d}+00:00"
 
 
 def _fail(message: str) -> RecordingError:
@@ -104,21 +126,13 @@ def _duration(value: Any) -> float:
 
 
 def _key(key: Any, path: str) -> str:
-    global _safe_keys, _safe_keys_for
     if key.__class__ is not str:
         raise _fail(f"metadata key {key!r:.80}{path} must be a str (JSON keys are strings)")
-    deny = naming._pii_labels  # identity tells us when the deny-list was replaced
-    if deny is not _safe_keys_for:
-        _safe_keys, _safe_keys_for = set(), deny
-    if key in _safe_keys:
-        return key
-    if naming.is_pii_name(key):
+    if not naming.remember_clean_name(key):
         raise _fail(
             f"metadata key {key!r}{path} is on the PII deny-list (personal data and secrets "
             "must not be logged; hash or drop the value, or rename the key)"
         )
-    if len(_safe_keys) < _SAFE_KEYS_MAX:
-        _safe_keys.add(key)
     return key
 
 
@@ -178,6 +192,29 @@ def _mapping(meta: dict[Any, Any], path: str, depth: int, budget: _Budget) -> di
     return out
 
 
+SCALAR_TYPES = frozenset({str, bool, int, float, type(None)})
+
+
+def is_plain_metadata(metadata: dict[Any, Any]) -> bool:
+    """Whether *metadata* is a small flat dict of known-clean keys and JSON scalars.
+
+    Such a dict needs no further checking: it can be copied or encoded as it is. False
+    means "look closer" (:func:`check_metadata`), not "invalid". The key and type checks
+    run in C; only numbers are then looked at one by one.
+    """
+    if not (
+        len(metadata) <= 64
+        and naming.KNOWN_CLEAN_NAMES.issuperset(metadata)
+        and SCALAR_TYPES.issuperset(map(type, metadata.values()))
+    ):
+        return False
+    for v in metadata.values():
+        cls = v.__class__
+        if (cls is int and not _INT_MIN <= v <= _INT_MAX) or (cls is float and v - v != 0.0):
+            return False
+    return True
+
+
 def check_metadata(metadata: Any) -> dict[str, Any]:
     """A validated deep copy of *metadata* (``None`` gives ``{}``).
 
@@ -195,21 +232,8 @@ def check_metadata(metadata: Any) -> dict[str, Any]:
         if not isinstance(metadata, dict):
             raise _fail(f"metadata must be a dict or None, got {type(metadata).__name__}")
         metadata = dict(metadata)
-    # Fast path: a small flat dict of known-safe keys and plain scalars is copied in C.
-    if naming._pii_labels is _safe_keys_for and len(metadata) <= 64:
-        safe = _safe_keys
-        for k, v in metadata.items():
-            cls = v.__class__
-            if k not in safe or not (
-                cls is str
-                or cls is bool
-                or v is None
-                or (cls is int and _INT_MIN <= v <= _INT_MAX)
-                or (cls is float and v - v == 0.0)
-            ):
-                break
-        else:
-            return dict(metadata)
+    if is_plain_metadata(metadata):
+        return dict(metadata)
     return _mapping(metadata, "", 0, _Budget())
 
 
@@ -252,11 +276,7 @@ def make_record(
             raise _fail(f"error_message must be a str or None, got {type(error_message).__name__}")
         if len(error_message) > MAX_ERROR_MESSAGE_CHARS:
             error_message = error_message[:MAX_ERROR_MESSAGE_CHARS]
-    # iso_utc() inlined: this is the hottest line of the operation log.
-    us = time_ns() // 1000
-    sec = us // 1_000_000
-    second = _second
-    stamp = second[1] % (us - sec * 1_000_000) if second[0] == sec else iso_utc(us * 1000)
+    stamp = iso_utc(time_ns())
     return {
         "operation_type": operation_type,
         "operation_name": operation_name,
