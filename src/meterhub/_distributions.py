@@ -39,6 +39,7 @@ class HistogramChild(Child):
 
     def observe(self, amount: float, exemplar: Mapping[str, str] | None = None) -> None:
         """Record one observation of *amount*, optionally with an exemplar for its bucket."""
+        # meterhub.events.compile writes this fast path out inline: change both together
         try:
             i = bisect_left(self._bounds, amount)
             if amount == amount and exemplar is None:

@@ -59,6 +59,7 @@ class CounterChild(Child):
 
     def inc(self, amount: float = 1.0, exemplar: Mapping[str, str] | None = None) -> None:
         """Add *amount* (non-negative; default 1), optionally with an exemplar."""
+        # meterhub.events.compile writes this fast path out inline: change both together
         try:
             if amount >= 0 and exemplar is None:
                 self._v[0] += amount
@@ -163,6 +164,7 @@ class GaugeChild(Child):
 
     def set(self, value: float) -> None:
         """Set to *value*."""
+        # meterhub.events.compile writes this fast path out inline: change both together
         if value.__class__ is float:
             self._v[0] = value
         else:

@@ -25,7 +25,15 @@ from typing import Any, TypeVar
 
 from ..errors import DefinitionError, RecordingError
 from ..hub import Hub
-from .compile import METRIC_TYPES, Action, SwitchState, compile_rule
+from .compile import (
+    METRIC_TYPES,
+    CompiledRule,
+    Handler,
+    RouteFunction,
+    RouteFunctions,
+    SwitchState,
+    compile_route,
+)
 from .counters import OTHER, EventCounters
 from .limits import TokenBucket
 from .rules import Rule, RuleKind, check_limit, load_rules_file
@@ -37,20 +45,20 @@ __all__ = ["EventRouter"]
 log = logging.getLogger("meterhub.events")
 
 F = TypeVar("F", bound=Callable[[Mapping[str, Any]], Any])
-_EMPTY: dict[str, Any] = {}
 
 
 class _Route:
-    """Everything one event type triggers."""
+    """Everything one event type triggers, and its generated functions."""
 
-    __slots__ = ("actions", "event_type", "handlers", "limit", "limiter")
+    __slots__ = ("event_type", "fns", "handlers", "limit", "limiter", "rules")
 
     def __init__(self, event_type: str) -> None:
         self.event_type = event_type
-        self.actions: tuple[Action, ...] = ()
-        self.handlers: tuple[Callable[[Mapping[str, Any]], Any], ...] = ()
+        self.rules: tuple[CompiledRule, ...] = ()
+        self.handlers: tuple[Handler, ...] = ()
         self.limit: int | None = None
         self.limiter: TokenBucket | None = None
+        self.fns: RouteFunctions | None = None
 
 
 class EventRouter:
@@ -96,6 +104,8 @@ class EventRouter:
         self._on = SwitchState(switch)
         self._lock = threading.Lock()
         self._routes: dict[str, _Route] = {}
+        # event type -> its generated emit function: the one dict emit() reads
+        self._emitters: dict[str, RouteFunction] = {}
         self._rules: list[Rule] = []
         self._counts = EventCounters(self.registry, max_unmapped_types)
         if store is not None:
@@ -159,10 +169,10 @@ class EventRouter:
             raise_as = None if reason == "missing_value" else RecordingError
             self._counts.error(event_type, reason, message, raise_as)
 
-        action = compile_rule(rule, metric, invalid)
+        compiled = CompiledRule(rule, metric, invalid)
         with self._lock:
             route = self._route_for(event_type)
-            route.actions = (*route.actions, action)
+            route.rules = (*route.rules, compiled)
             if rule.max_per_minute is not None:
                 limit = route.limit
                 route.limit = (
@@ -170,6 +180,7 @@ class EventRouter:
                 )
                 route.limiter = TokenBucket(route.limit, self._clock)
             self._rules.append(rule)
+            self._publish(route)
 
     def _route_for(self, event_type: str) -> _Route:
         route = self._routes.get(event_type)
@@ -178,11 +189,47 @@ class EventRouter:
             if self.max_per_minute is not None:
                 route.limit = self.max_per_minute
                 route.limiter = TokenBucket(self.max_per_minute, self._clock)
-            # copy-on-write: emit() reads the dict without a lock
-            routes = dict(self._routes)
-            routes[event_type] = route
-            self._routes = routes
         return route
+
+    def _publish(self, route: _Route) -> None:
+        """(Re)generate *route*'s functions and make them visible (under ``self._lock``)."""
+        counts = self._counts
+        limiter = route.limiter
+        route.fns = compile_route(
+            route.event_type,
+            route.rules,
+            route.handlers,
+            None if limiter is None else limiter.take,
+            counts.rate_limited,
+            counts.failed,
+            self._getter_for(route.event_type),
+        )
+        # copy-on-write: emit() and track_event() read the dicts without a lock
+        routes = dict(self._routes)
+        routes[route.event_type] = route
+        emitters = dict(self._emitters)
+        emitters[route.event_type] = route.fns.emit
+        self._routes = routes
+        self._emitters = emitters
+
+    def _getter_for(self, event_type: str) -> Callable[[Any], Callable[..., Any] | None]:
+        counts = self._counts
+
+        def getter(data: Any) -> Callable[..., Any] | None:
+            """``data.get`` for a payload that is not a ``dict``; None (counted) if it has none."""
+            try:
+                get: Callable[..., Any] = data.get
+            except AttributeError:
+                counts.error(
+                    event_type,
+                    "invalid_payload",
+                    f"payload must be a mapping, got {type(data).__name__}",
+                    RecordingError,
+                )
+                return None
+            return get
+
+        return getter
 
     def counter(
         self,
@@ -260,6 +307,7 @@ class EventRouter:
             with self._lock:
                 route = self._route_for(event_type)
                 route.handlers = (*route.handlers, fn)
+                self._publish(route)
             return fn
 
         return register
@@ -273,6 +321,7 @@ class EventRouter:
             route = self._route_for(event_type)
             route.limit = max_per_minute
             route.limiter = TokenBucket(max_per_minute, self._clock)
+            self._publish(route)
 
     @property
     def rules(self) -> tuple[Rule, ...]:
@@ -290,29 +339,17 @@ class EventRouter:
 
         ``enabled=False`` (the seed's per-module ``METRICS_SWITCH``) makes it a no-op.
         """
+        # one dict lookup and one call: the event type's generated function does the rest
         if not enabled or not self._on.on:
             return
         try:
-            route = self._routes.get(event_type)
-        except TypeError:
-            route = None
-        if route is None:
+            route_emit = self._emitters.get(event_type)
+        except TypeError:  # an unhashable event type
+            route_emit = None
+        if route_emit is None:
             self._counts.unmapped(event_type)
             return
-        limiter = route.limiter
-        if limiter is not None and not limiter.take():
-            self._counts.rate_limited(route.event_type)
-            return
-        if route.handlers or type(data) is not dict:
-            self._dispatch(route, data)
-            return
-        # the common case (rules only, a dict payload) inline: one call less per event
-        get = data.get
-        for act in route.actions:
-            try:
-                act(get)
-            except Exception as exc:
-                self._counts.failed(route.event_type, exc)
+        route_emit(data)
 
     def track_event(
         self,
@@ -354,7 +391,8 @@ class EventRouter:
             if route is None:
                 self._counts.unmapped(event_type)
             else:
-                self._dispatch(route, event_data)
+                assert route.fns is not None  # published with the route
+                route.fns.dispatch(event_data)
         return stored
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -365,28 +403,3 @@ class EventRouter:
         """Flush and close the store."""
         if self.store is not None:
             self.store.close(timeout)
-
-    def _dispatch(self, route: _Route, data: Any) -> None:
-        try:
-            get = data.get
-        except AttributeError:
-            if data is not None:
-                self._counts.error(
-                    route.event_type,
-                    "invalid_payload",
-                    f"payload must be a mapping, got {type(data).__name__}",
-                    RecordingError,
-                )
-                return
-            data = _EMPTY
-            get = _EMPTY.get
-        for act in route.actions:
-            try:
-                act(get)
-            except Exception as exc:
-                self._counts.failed(route.event_type, exc)
-        for handler in route.handlers:
-            try:
-                handler(data)
-            except Exception as exc:
-                self._counts.failed(route.event_type, exc)
