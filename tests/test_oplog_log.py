@@ -451,17 +451,14 @@ def test_retention_days_applied_by_writer(tmp_path: Path) -> None:
 
 
 def test_write_group_commits_a_prefix_in_order(tmp_path: Path) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
     from meterhub.oplog.files import write_group
 
     files = [("metrics_a.json", b"1"), ("missing/metrics_b.json", b"2"), ("metrics_c.json", b"3")]
-    with ThreadPoolExecutor(2) as pool:
-        committed, error = write_group(tmp_path, files, fsync=True, pool=pool)
-        assert committed == 1 and isinstance(error, FileNotFoundError)
-        assert sorted(os.listdir(tmp_path)) == ["metrics_a.json"]
-        ok = [(f"metrics_{i}.json", b"x" * i) for i in range(5)]
-        assert write_group(tmp_path, ok, fsync=True, pool=pool) == (5, None)
+    committed, error = write_group(tmp_path, files, fsync=True)
+    assert committed == 1 and isinstance(error, FileNotFoundError)
+    assert sorted(os.listdir(tmp_path)) == ["metrics_a.json"]
+    ok = [(f"metrics_{i}.json", b"x" * i) for i in range(5)]
+    assert write_group(tmp_path, ok, fsync=True) == (5, None)
     assert (tmp_path / "metrics_4.json").read_bytes() == b"xxxx"
 
 

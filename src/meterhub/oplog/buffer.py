@@ -51,12 +51,13 @@ class RecordBuffer:
         self.max_size = max_size
         self.batch_size = batch_size
         self._on_batch_ready = on_batch_ready
-        self._queue: deque[Record] = deque()
+        self.queue: deque[Record] = deque()
+        """The records waiting, oldest first (never replaced: holders of it stay current)."""
         self._lock = threading.Lock()
         self._space = threading.Condition(self._lock)
         self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._sync_waiters = 0
-        self._wake_sent = False
+        self.wake_sent = False
         self.is_open = False
         """Whether records are accepted (a plain attribute: read on every record)."""
         self.accepted = 0
@@ -91,24 +92,33 @@ class RecordBuffer:
     def offer(self, record: Record, drop: bool) -> bool:
         """Append *record* unless the buffer is full; count a drop if *drop* and full.
 
+        ``OperationLog._record`` writes the append out (its hot path): change both together.
+
         Raises ``RuntimeError`` once the buffer is closed (the log is not running).
         """
         if not self.is_open:
             raise RuntimeError("OperationLog is not running: call start() first")
         if self.accepted - self.released >= self.max_size:
             if drop:
-                with self._lock:
-                    self.dropped += 1
+                self.count_drop()
             return False
         self.accepted += 1
-        queue = self._queue
+        queue = self.queue
         queue.append(record)
         if not self.is_open:
             self.withdraw(record)
-        if len(queue) >= self.batch_size and not self._wake_sent:
-            self._wake_sent = True
-            self._on_batch_ready()
+        if len(queue) >= self.batch_size and not self.wake_sent:
+            self.batch_ready()
         return True
+
+    def batch_ready(self) -> None:
+        """A full batch is waiting: wake the writer (once until it takes the queue)."""
+        self.wake_sent = True
+        self._on_batch_ready()
+
+    def count_drop(self) -> None:
+        with self._lock:
+            self.dropped += 1
 
     def withdraw(self, record: Record) -> None:
         """The log closed while *record* was appended: take it back unless the writer has it.
@@ -117,7 +127,7 @@ class RecordBuffer:
         writer already took it, its final flush writes it and the offer stands.
         """
         try:
-            self._queue.remove(record)
+            self.queue.remove(record)
         except ValueError:
             return
         self.accepted -= 1
@@ -147,7 +157,7 @@ class RecordBuffer:
 
     def queued(self) -> int:
         """Records waiting in the queue (not yet taken by the writer)."""
-        return len(self._queue)
+        return len(self.queue)
 
     def take(self) -> list[Record]:
         """Everything queued, oldest first; the records stay counted in ``pending``.
@@ -155,11 +165,11 @@ class RecordBuffer:
         Popped one by one rather than swapping the deque: a recorder that loaded the deque
         just before a swap could still append to the old one after the writer let it go.
         """
-        queue = self._queue
+        queue = self.queue
         popleft = queue.popleft
         taken = [popleft() for _ in range(len(queue))]
         # After the take: a batch that fills up from now on wakes the writer again.
-        self._wake_sent = False
+        self.wake_sent = False
         return taken
 
     def release(self, count: int) -> None:

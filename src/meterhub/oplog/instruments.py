@@ -11,7 +11,8 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..metrics import Counter, Gauge, Histogram
+from .._distributions import HistogramChild
+from ..metrics import Counter, CounterChild, Gauge, Histogram
 from ..registry import Registry
 
 __all__ = ["OplogInstruments", "OTHER_OPERATION"]
@@ -68,9 +69,7 @@ class OplogInstruments:
             registry=registry,
         )
         self._registry_key: Any = registry if registry is not None else self
-        self._children: dict[
-            tuple[str, str, bool], tuple[Callable[[], None], Callable[[float], None]]
-        ] = {}
+        self._children: dict[tuple[str, str, bool], tuple[CounterChild, HistogramChild]] = {}
 
     def track_queue(self, log: Any) -> None:
         """Count *log*'s pending records in the queue-size gauge while it is alive."""
@@ -85,14 +84,14 @@ class OplogInstruments:
         self, operation_type: str, operation_name: str, success: bool, duration_ms: float
     ) -> None:
         """Count one operation and observe its duration (children cached per label set)."""
-        inc, observe = self.recorders(operation_type, operation_name, success)
-        inc()
-        observe(duration_ms / 1000.0)
+        counter, histogram = self.children(operation_type, operation_name, success)
+        counter.inc()
+        histogram.observe(duration_ms / 1000.0)
 
-    def recorders(
+    def children(
         self, operation_type: str, operation_name: str, success: bool
-    ) -> tuple[Callable[[], None], Callable[[float], None]]:
-        """The bound ``inc`` and ``observe`` (seconds) of one operation's series."""
+    ) -> tuple[CounterChild, HistogramChild]:
+        """The counter and histogram series of one operation."""
         key = (operation_type, operation_name if self.names is not None else "", success)
         pair = self._children.get(key)
         if pair is not None:
@@ -104,7 +103,7 @@ class OplogInstruments:
             name = operation_name if operation_name in self.names else OTHER_OPERATION
             counter = self.operations.labels(operation_type, name, _SUCCESS[success])
             histogram = self.duration.labels(operation_type, name)
-        pair = (counter.inc, histogram.observe)
+        pair = (counter, histogram)
         if len(self._children) < _CACHE_MAX:
             self._children[key] = pair
         return pair

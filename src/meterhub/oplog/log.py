@@ -15,6 +15,7 @@ import math
 import os
 import threading
 import weakref
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,7 +25,9 @@ from types import TracebackType
 from typing import Any, Literal
 
 from .. import naming
+from .._distributions import HistogramChild
 from ..errors import QueueFullError
+from ..metrics import CounterChild
 from ..registry import REGISTRY, Registry
 from .buffer import Record, RecordBuffer
 from .files import (
@@ -53,6 +56,7 @@ _running: weakref.WeakSet[OperationLog] = weakref.WeakSet()
 EXIT_FLUSH_TIMEOUT = 5.0
 
 _INF = math.inf
+_bisect_left = bisect_left
 _CLEAN_KEYS = naming.KNOWN_CLEAN_NAMES
 _MICROS_UTC = MICROS_UTC
 _MAX_ERROR = MAX_ERROR_MESSAGE_CHARS
@@ -165,7 +169,6 @@ class OperationLog:
                 f"got {queue_full_policy!r}"
             )
         self.policy: QueuePolicy = queue_full_policy
-        self._drop = queue_full_policy == "drop"
         # The fast path of _record() needs orjson for metadata; with operation names as a
         # label it would need a cache per (type, name), so those logs take the full path.
         self._fast = fast_dumps is not None and operation_names is None
@@ -176,14 +179,13 @@ class OperationLog:
         self._max_backoff = float(_positive("max_backoff_seconds", max_backoff_seconds, float))
         self._metrics = OplogInstruments(registry, operation_names)
         # type -> (JSON-quoted, inc of success="true", inc of "false", observe seconds)
-        # Seen (validated) types with their series' recorders: inc of success="true",
-        # inc of success="false", observe (seconds); and seen names.
-        self._kinds: dict[
-            str, tuple[Callable[[], None], Callable[[], None], Callable[[float], None]]
-        ] = {}
+        # Seen (validated) types with their series: counter children of success="true" and
+        # "false", the duration histogram's child and its bucket bounds; and seen names.
+        self._kinds: dict[str, tuple[CounterChild, CounterChild, HistogramChild, Any]] = {}
         self._names: set[str] = set()
         self._millisecond: tuple[int, str] = (-1, "")
         self._buffer = RecordBuffer(self.max_queue_size, self.max_batch_size, self._wake_writer)
+        self._queue = self._buffer.queue
         self._state = WriterState()
         self._lifecycle = threading.Lock()
         self._writer: BatchWriter | None = None
@@ -363,13 +365,29 @@ class OperationLog:
                 except TypeError:  # an integer beyond 64 bits or a lone surrogate
                     pass
                 else:
-                    (kind[0] if success else kind[1])()
-                    kind[2](duration_ms / 1000.0)
+                    # CounterChild.inc and HistogramChild.observe, written out (their
+                    # lock-free fast paths, see meterhub.store.base): two calls saved.
+                    (kind[0] if success else kind[1])._v[0] += 1.0
+                    seconds = duration_ms / 1000.0
+                    i = _bisect_left(kind[3], seconds)
+                    v = kind[2]._v
+                    v[0] += seconds
+                    v[i + 1] += 1.0
         if line is None:
             line = self._slow_line(
                 operation_type, operation_name, duration_ms, success, error_message, metadata
             )
-        return None if buffer.offer(line, self._drop) else line
+        # RecordBuffer.offer's lock-free append, written out: the hot path.
+        if buffer.accepted - buffer.released >= buffer.max_size:
+            return line  # full: the caller applies the policy
+        buffer.accepted += 1
+        queue = self._queue
+        queue.append(line)
+        if not buffer.is_open:
+            buffer.withdraw(line)
+        if len(queue) >= buffer.batch_size and not buffer.wake_sent:
+            buffer.batch_ready()
+        return None
 
     def _slow_line(
         self,
@@ -394,9 +412,9 @@ class OperationLog:
     def _learn(self, operation_type: str, operation_name: str) -> None:
         """Remember a validated type and name for the fast path (bounded caches)."""
         if operation_type not in self._kinds and len(self._kinds) < _KINDS_MAX:
-            inc_ok, observe = self._metrics.recorders(operation_type, "", True)
-            inc_failed, _ = self._metrics.recorders(operation_type, "", False)
-            self._kinds[operation_type] = (inc_ok, inc_failed, observe)
+            ok, histogram = self._metrics.children(operation_type, "", True)
+            failed, _ = self._metrics.children(operation_type, "", False)
+            self._kinds[operation_type] = (ok, failed, histogram, histogram._bounds)
         if len(self._names) < _NAMES_MAX:
             self._names.add(operation_name)
 
@@ -406,6 +424,7 @@ class OperationLog:
             raise QueueFullError(
                 f"OperationLog buffer is full ({self.max_queue_size} records not yet persisted)"
             )
+        self._buffer.count_drop()
         self._metrics.dropped.inc()
         return False
 

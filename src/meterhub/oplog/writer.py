@@ -17,19 +17,20 @@ nothing newer is written before it.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
+import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .buffer import Record, RecordBuffer
-from .files import BatchIds, encode_batch, fsync_directory, write_group
+from .files import BatchIds, encode_batch, write_group
 
 __all__ = ["BatchWriter", "WriterState"]
 
@@ -37,8 +38,7 @@ log = logging.getLogger("meterhub.oplog")
 
 MIN_BACKOFF = 0.05
 GROUP_FILES = 16
-"""Batch files committed together: written, fsynced concurrently, then renamed in order."""
-FSYNC_THREADS = 4
+"""Batch files committed together: written durably, renamed in order, one directory fsync."""
 
 
 @dataclass
@@ -88,7 +88,7 @@ class BatchWriter:
         self._backlog: deque[list[Record]] = deque()
         self._backoff = 0.0
         self._retry_at = 0.0
-        self._pool: ThreadPoolExecutor | None = None
+        self._dir_fd: int | None = None
         self._thread = threading.Thread(target=self._run, name="meterhub-oplog-writer", daemon=True)
 
     # -- control ---------------------------------------------------------------------------
@@ -123,10 +123,6 @@ class BatchWriter:
     # -- loop ------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        if self._fsync:
-            self._pool = ThreadPoolExecutor(
-                FSYNC_THREADS, thread_name_prefix="meterhub-oplog-fsync"
-            )
         try:
             self._loop()
         except Exception as exc:  # a bug, not a disk error: never die silently
@@ -134,8 +130,7 @@ class BatchWriter:
             log.exception("meterhub oplog: the writer thread for %s crashed", self._dir)
             raise
         finally:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
+            self._close_directory()
 
     def _loop(self) -> None:
         buffer = self._buffer
@@ -194,7 +189,25 @@ class BatchWriter:
                 self._failed(error)
                 break
         if wrote and self._fsync:
-            fsync_directory(self._dir)
+            self._sync_directory()
+
+    def _sync_directory(self) -> None:
+        """Make the renames durable. The directory stays open: one call per flush, not three."""
+        if self._dir_fd is None:
+            try:
+                self._dir_fd = os.open(self._dir, os.O_RDONLY)
+            except OSError:
+                return  # no directory to sync (or a platform that cannot open one)
+        try:
+            os.fsync(self._dir_fd)
+        except OSError:
+            self._close_directory()
+
+    def _close_directory(self) -> None:
+        fd, self._dir_fd = self._dir_fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def _write(self, group: list[list[Record]]) -> tuple[int, OSError | None]:
         state = self._state
@@ -203,7 +216,7 @@ class BatchWriter:
             batch_id, stamp = state.ids.next()
             data = encode_batch(batch, batch_id, stamp)
             files.append((f"metrics_{batch_id}.json", data))
-        committed, error = write_group(self._dir, files, fsync=self._fsync, pool=self._pool)
+        committed, error = write_group(self._dir, files, fsync=self._fsync)
         if committed:
             state.persisted += sum(len(b) for b in group[:committed])
             state.batches += committed
@@ -214,6 +227,7 @@ class BatchWriter:
         return committed, error
 
     def _failed(self, exc: OSError) -> None:
+        self._close_directory()  # the directory may be replaced before the retry
         state = self._state
         state.write_errors += 1
         state.last_error = f"{type(exc).__name__}: {exc}"
