@@ -147,3 +147,28 @@ def test_fast_records_update_the_metrics(tmp_path: Path) -> None:
         value("meterhub_operation_duration_seconds_sum", {"operation_type": "api_request"}) == 0.75
     )
     assert json.loads(json.dumps(written(tmp_path)[0]))["metadata"] == {"code": 200}
+
+
+def test_fast_records_follow_the_global_switch(tmp_path: Path) -> None:
+    import meterhub
+
+    registry = Registry(self_metrics=False)
+    log = OperationLog(tmp_path, registry=registry, fsync=False)
+    log.start_sync()
+    log.record_operation_nowait("api_request", "GET /", 1.0)  # learned: the rest go fast
+    meterhub.disable()
+    try:
+        log.record_operation_nowait("api_request", "GET /", 1.0)
+    finally:
+        meterhub.enable()
+    log.record_operation_nowait("api_request", "GET /", 1.0)
+    log.stop_sync()
+    labels = {"operation_type": "api_request", "success": "true"}
+    assert registry.get_sample_value("meterhub_operations_total", labels) == 2
+    assert (
+        registry.get_sample_value(
+            "meterhub_operation_duration_seconds_count", {"operation_type": "api_request"}
+        )
+        == 2
+    )
+    assert len(written(tmp_path)) == 3  # the log itself is not a metric: every record is kept
