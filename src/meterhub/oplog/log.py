@@ -345,8 +345,7 @@ class OperationLog:
                             meta = None
                             break
             if meta is not None:
-                us = time_ns() // 1000
-                ms = us // 1000
+                ms, ns = divmod(time_ns(), 1_000_000)  # one big-int division, not two
                 stamp = self._millisecond
                 if stamp[0] != ms:
                     stamp = self._millisecond = (ms, millisecond_prefix(ms))
@@ -356,7 +355,7 @@ class OperationLog:
                             "operation_type": operation_type,
                             "operation_name": operation_name,
                             "duration_ms": duration_ms,
-                            "timestamp": stamp[1] + _MICROS_UTC[us - ms * 1000],
+                            "timestamp": stamp[1] + _MICROS_UTC[ns // 1000],
                             "success": success,
                             "error_message": error_message,
                             "metadata": meta,
