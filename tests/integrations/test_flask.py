@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import random
 import string
+import weakref
 from typing import Any
 
 import pytest
-from flask import Blueprint, Flask, Response, abort
+from flask import Blueprint, Flask, Response, abort, request, stream_with_context
 
 from meterhub import Registry
 from meterhub.integrations.flask import MeterHub
@@ -256,3 +258,123 @@ def test_duration_carries_the_trace_id_exemplar(metrics: MeterHub, registry: Reg
     ]
     assert len(exemplars) == 1
     assert exemplars[0].labels["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+
+
+def _call(app: Flask, path: str, method: str = "GET") -> tuple[dict[str, Any], bytes]:
+    """Call *app* as a WSGI server does; returns the environ it saw and the body sent."""
+    from werkzeug.test import EnvironBuilder
+
+    def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+        return lambda data: None
+
+    environ = EnvironBuilder(path=path, method=method).get_environ()
+    body = app(environ, start_response)
+    try:
+        data = b"".join(body)
+    finally:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+    return environ, data
+
+
+def test_stream_with_context_and_a_failing_stream(metrics: MeterHub, registry: Registry) -> None:
+    app = create_app(metrics)
+
+    @app.get("/ctx-stream/<name>")
+    def ctx_stream(name: str) -> Response:
+        def body() -> Any:
+            yield request.path.encode()  # the request context is still there
+            yield b"!"
+
+        return Response(stream_with_context(body()))
+
+    @app.get("/broken-stream")
+    def broken_stream() -> Response:
+        def body() -> Any:
+            yield b"ab"
+            raise KeyError("half way")
+
+        return Response(body())
+
+    assert _call(app, "/ctx-stream/x")[1] == b"/ctx-stream/x!"
+    labels = {"method": "GET", "route": "/ctx-stream/{name}"}
+    assert registry.get_sample_value("http_server_response_size_bytes_sum", labels) == 14.0
+    assert requests(registry, "GET", "/ctx-stream/{name}", 200) == 1.0
+    with pytest.raises(KeyError):
+        _call(app, "/broken-stream")
+    assert requests(registry, "GET", "/broken-stream", 500) == 1.0
+    exc = {"method": "GET", "route": "/broken-stream", "exception": "KeyError"}
+    assert registry.get_sample_value("http_server_exceptions_total", exc) == 1.0
+    assert registry.get_sample_value("http_server_requests_in_progress", {"method": "GET"}) == 0
+
+
+def test_middleware_copying_the_environ_inside_the_wrapper(registry: Registry) -> None:
+    """A middleware between the extension and Flask that passes on a copy of the environ."""
+    app = Flask(__name__)
+
+    @app.get("/users/<int:user_id>")
+    def user(user_id: int) -> str:
+        return "u"
+
+    @app.get("/boom")
+    def boom() -> str:
+        raise ZeroDivisionError
+
+    inner = app.wsgi_app
+    app.wsgi_app = lambda environ, start_response: inner(dict(environ), start_response)  # type: ignore[method-assign]
+    MeterHub(app, registry=registry)
+    c = app.test_client()
+    assert c.get("/users/7").status_code == 200
+    assert c.get("/boom").status_code == 500
+    assert requests(registry, "GET", "/users/{user_id}", 200) == 1.0
+    exc = {"method": "GET", "route": "/boom", "exception": "ZeroDivisionError"}
+    assert registry.get_sample_value("http_server_exceptions_total", exc) == 1.0
+
+
+def test_nothing_left_in_the_environ_and_no_reference_cycle(
+    metrics: MeterHub, registry: Registry
+) -> None:
+    """Flask breaks the request's own cycle at the end; the extension must not add one (the
+    request would then wait for the garbage collector)."""
+    app = create_app(metrics)
+    seen: list[weakref.ref[Any]] = []
+
+    @app.get("/weak")
+    def weak() -> str:
+        seen.append(weakref.ref(request._get_current_object()))  # type: ignore[attr-defined]
+        return "w"
+
+    gc.collect()
+    gc.disable()
+    try:
+        environ, data = _call(app, "/weak")
+        assert data == b"w"
+        assert not any(key.startswith("meterhub") for key in environ)
+        del environ
+        assert seen[0]() is None
+    finally:
+        gc.enable()
+    assert requests(registry, "GET", "/weak", 200) == 1.0
+
+
+def test_test_request_context_and_head(metrics: MeterHub, registry: Registry) -> None:
+    app = create_app(metrics)
+    with app.test_request_context("/users/1"):
+        assert request.path == "/users/1"
+    assert requests(registry, "GET", "/users/{user_id}", 200) == 0.0
+    response = app.test_client().head("/users/1")
+    assert response.status_code == 200 and response.data == b""
+    assert requests(registry, "HEAD", "/users/{user_id}", 200) == 1.0
+
+
+def test_trailing_slash_and_prefix_exclusions(registry: Registry) -> None:
+    shared = HttpServerMetrics(registry=registry, exclude_paths=["/metrics", "/static/*"])
+    for exclusions in (shared, HttpServerMetrics(registry=registry)):
+        check = exclusions.path_filter()
+        for path in ("/metrics", "/metrics/", "/metrics//", "/static/a.css", "/users/1", "/"):
+            assert check(path) == exclusions.excluded(path), path
+    c = create_app(MeterHub(metrics=shared)).test_client()
+    c.get("/metrics/").close()
+    c.get("/static/x.css").close()
+    assert {s.labels.get("route") for f in registry.collect() for s in f.samples} <= {None}

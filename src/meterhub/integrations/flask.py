@@ -13,8 +13,10 @@ Records the :mod:`~meterhub.integrations.http_server` vocabulary for every reque
   (``metrics_path=None`` to leave it out).
 
 The WSGI wrapper sits around ``app.wsgi_app``, so it sees every exception Flask lets
-out; a ``teardown_request`` hook (which runs for every request) hands it the URL rule.
-Calling ``init_app`` on a re-created app (app factories, tests) re-uses the metrics.
+out, the status and the body. It reads the URL rule from the request Flask matched, once,
+when it records: ``app.request_context`` is wrapped to hand the request context to the
+wrapper, which costs a fraction of a ``teardown_request`` hook. Calling ``init_app`` on a
+re-created app (app factories, tests) re-uses the metrics.
 
 Example::
 
@@ -35,7 +37,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from flask import current_app, got_request_exception, request
+from flask import got_request_exception, request
+from werkzeug.exceptions import MethodNotAllowed
 
 import meterhub
 from meterhub import Registry
@@ -43,8 +46,8 @@ from meterhub.integrations.http_server import HttpServerMetrics, template_from_c
 
 __all__ = ["MeterHub"]
 
-_ROUTE_KEY = "meterhub.route"
-_EXC_KEY = "meterhub.exception"
+_EXCHANGE_KEY = "meterhub.exchange"
+_TEMPLATES: dict[str, str] = {}  # URL rule -> route label
 _WRAPPED = "_meterhub_wrapped"
 
 StartResponse = Callable[..., Any]
@@ -108,7 +111,7 @@ class MeterHub:
         if getattr(app, _WRAPPED, False):
             return
         setattr(app, _WRAPPED, True)
-        app.teardown_request(_remember_route)
+        app.request_context = _handing_over(app.request_context)
         # Flask turns an unhandled view exception into a 500 response before the WSGI
         # wrapper sees it; the signal tells the wrapper which exception it was.
         got_request_exception.connect(_remember_exception, app, weak=False)
@@ -123,136 +126,172 @@ class MeterHub:
                 return app.response_class.force_type(endpoint, environ)
 
             app.add_url_rule(self.metrics_path, "meterhub_metrics", meterhub_metrics)
-        app.wsgi_app = _Instrumented(app.wsgi_app, self.metrics)
+        app.wsgi_app = _instrumented(app.wsgi_app, self.metrics)
         app.extensions["meterhub"] = self
 
 
+def _handing_over(request_context: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Wrap ``app.request_context`` to give the request's exchange its context."""
+
+    def meterhub_request_context(environ: Any) -> Any:
+        ctx = request_context(environ)
+        exchange = environ.get(_EXCHANGE_KEY)
+        if exchange is not None:
+            exchange.ctx = ctx
+        return ctx
+
+    return meterhub_request_context
+
+
 def _remember_exception(sender: Any, exception: BaseException, **extra: Any) -> None:
-    request.environ[_EXC_KEY] = exception
+    exchange = request.environ.get(_EXCHANGE_KEY)
+    if exchange is not None:
+        exchange.exception = exception
 
 
-def _remember_route(exc: BaseException | None) -> None:
-    try:
-        rule = request.url_rule
-        request.environ[_ROUTE_KEY] = rule.rule if rule is not None else _allowed_rule()
-    except Exception:
-        pass  # a teardown hook must not fail the request: the route stays unmatched
+def _instrumented(wsgi_app: WSGIApp, metrics: HttpServerMetrics) -> WSGIApp:
+    """The WSGI wrapper around ``app.wsgi_app`` (a function: cheaper to call than an
+    object's ``__call__``)."""
+    excluded = metrics.path_filter()
+
+    def meterhub_wsgi_app(
+        environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
+        if excluded(environ.get("PATH_INFO", "")):
+            return wsgi_app(environ, start_response)
+        exchange = _Exchange(metrics, environ, start_response)
+        environ[_EXCHANGE_KEY] = exchange
+        try:
+            body = wsgi_app(environ, exchange.start_response)
+        except BaseException as exc:
+            exchange.finish(exc, None)
+            raise
+        finally:
+            # Only Flask's own calls inside wsgi_app() look it up; removing it now also
+            # keeps the environ, the exchange and the request context free of cycles.
+            environ.pop(_EXCHANGE_KEY, None)
+        length = exchange.length
+        if length is not None:
+            # A body of known length (what Flask sends for every non-streamed response)
+            # is complete now: record without waiting for the server's close().
+            exchange.finish(None, length)
+            return body
+        exchange.body = body
+        exchange.sent = 0
+        return exchange
+
+    return meterhub_wsgi_app
 
 
-def _allowed_rule() -> str | None:
+class _Exchange:
+    """One request: the ``start_response`` Flask calls, then (for a body of unknown length)
+    the response iterable, which records when exhausted or closed, whichever is first.
+
+    One object per request carries what closures and lists would otherwise allocate."""
+
+    __slots__ = (
+        "body", "ctx", "exception", "length", "method", "metrics", "open", "request_size",
+        "sent", "start", "started", "status",
+    )  # fmt: skip
+    body: Iterable[bytes]  # these two only once the response turns out to be streamed
+    sent: int
+
+    def __init__(
+        self, metrics: HttpServerMetrics, environ: dict[str, Any], start: StartResponse
+    ) -> None:
+        self.metrics = metrics
+        self.method = metrics.begin(environ.get("REQUEST_METHOD"))
+        raw = environ.get("CONTENT_LENGTH")
+        self.request_size = _content_length(raw) if raw else 0
+        self.start = start
+        self.status: str | None = None
+        self.length: int | None = None
+        self.ctx: Any = None
+        self.exception: BaseException | None = None
+        self.open = True
+        self.started = time.perf_counter()
+
+    def start_response(self, status: str, headers: Any, exc_info: Any = None) -> Any:
+        self.status = status
+        length = None
+        for name, value in headers:
+            if name == "Content-Length" or name.lower() == "content-length":
+                length = int(value) if value.isdecimal() else None
+        self.length = length
+        return self.start(status, headers, exc_info)
+
+    def finish(self, exc: BaseException | None, sent: int | None) -> None:
+        if not self.open:
+            return
+        self.open = False
+        elapsed = time.perf_counter() - self.started
+        status = self.status
+        code = "500" if exc is not None or status is None else status[:3]
+        route = None
+        ctx = self.ctx
+        if ctx is not None:  # else the request context could not even be created
+            self.ctx = None
+            try:
+                rule = ctx.request.url_rule
+                pattern = rule.rule if rule is not None else _allowed_rule(ctx)
+                if pattern is not None:
+                    route = _TEMPLATES.get(pattern) or _template(pattern)
+            except Exception:
+                pass  # an unexpected request object: the request counts as unmatched
+        self.metrics.end(
+            self.method,
+            route,
+            code,
+            elapsed,
+            request_size=self.request_size,
+            response_size=sent,
+            exception=exc if exc is not None else self.exception,
+        )
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            for chunk in self.body:
+                self.sent += len(chunk)
+                yield chunk
+        except GeneratorExit:
+            # The server stopped iterating early (HEAD, a client gone): not a handler error.
+            self.finish(None, self.sent)
+            raise
+        except BaseException as exc:
+            self.finish(exc, self.sent)
+            raise
+        self.finish(None, self.sent)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.finish(None, self.sent)
+
+
+def _template(pattern: str) -> str:
+    template = _TEMPLATES[pattern] = template_from_converters(pattern)
+    if len(_TEMPLATES) > 10_000:  # rules come from the apps' URL maps: never in practice
+        _TEMPLATES.clear()
+    return template
+
+
+def _allowed_rule(ctx: Any) -> str | None:
     """For a 405, the rule the path matched with another method (else ``None``)."""
-    from werkzeug.exceptions import MethodNotAllowed
-
-    error = request.routing_exception
-    if not isinstance(error, MethodNotAllowed) or not error.valid_methods:
+    error = ctx.request.routing_exception
+    adapter = ctx.url_adapter
+    if not isinstance(error, MethodNotAllowed) or not error.valid_methods or adapter is None:
         return None
     try:
-        adapter = current_app.create_url_adapter(request)
-        if adapter is None:
-            return None
         rule, _ = adapter.match(method=next(iter(error.valid_methods)), return_rule=True)
     except Exception:
         return None
     return str(rule.rule)
 
 
-class _Instrumented:
-    """The WSGI wrapper: status, duration to the end of the body, exceptions."""
-
-    def __init__(self, app: WSGIApp, metrics: HttpServerMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        metrics = self.metrics
-        if metrics.excluded(environ.get("PATH_INFO", "")):
-            return self.app(environ, start_response)
-        method = metrics.begin(environ.get("REQUEST_METHOD"))
-        started = time.perf_counter()
-        status: list[str] = []
-        length: list[int] = []
-
-        def capture(code: str, headers: Any, exc_info: Any = None) -> Any:
-            status[:] = [code]
-            for name, value in headers:
-                if name.lower() == "content-length":
-                    length[:] = [int(value)] if value.isdigit() else []
-            return start_response(code, headers, exc_info)
-
-        def finish(exc: BaseException | None, sent: int | None) -> None:
-            code = 500 if exc is not None or not status else status[0][:3]
-            if exc is None:
-                exc = environ.get(_EXC_KEY)
-            metrics.end(
-                method,
-                _route(environ),
-                code,
-                time.perf_counter() - started,
-                request_size=_content_length(environ),
-                response_size=sent,
-                exception=exc,
-            )
-
-        try:
-            body = self.app(environ, capture)
-        except BaseException as exc:
-            finish(exc, None)
-            raise
-        if length:
-            # A body of known length (what Flask sends for every non-streamed response)
-            # is complete now: record without waiting for the server's close().
-            finish(None, length[0])
-            return body
-        return _Body(body, finish)
-
-
-class _Body:
-    """The response iterable: records when it is exhausted or closed, whichever is first."""
-
-    def __init__(
-        self, body: Iterable[bytes], finish: Callable[[BaseException | None, int | None], None]
-    ) -> None:
-        self._body = body
-        self._finish: Callable[[BaseException | None, int | None], None] | None = finish
-        self._sent = 0
-
-    def __iter__(self) -> Iterator[bytes]:
-        try:
-            for chunk in self._body:
-                self._sent += len(chunk)
-                yield chunk
-        except GeneratorExit:
-            # The server stopped iterating early (HEAD, a client gone): not a handler error.
-            self._done(None)
-            raise
-        except BaseException as exc:
-            self._done(exc)
-            raise
-        self._done(None)
-
-    def close(self) -> None:
-        try:
-            close = getattr(self._body, "close", None)
-            if close is not None:
-                close()
-        finally:
-            self._done(None)
-
-    def _done(self, exc: BaseException | None) -> None:
-        finish, self._finish = self._finish, None
-        if finish is not None:
-            finish(exc, self._sent)
-
-
-def _route(environ: dict[str, Any]) -> str | None:
-    rule = environ.get(_ROUTE_KEY)
-    return None if rule is None else template_from_converters(rule)
-
-
-def _content_length(environ: dict[str, Any]) -> int | None:
-    raw = environ.get("CONTENT_LENGTH")
-    if not raw:
-        return 0
+def _content_length(raw: str) -> int | None:
     try:
         return max(int(raw), 0)
     except ValueError:

@@ -187,7 +187,8 @@ class HttpServerMetrics:
                 prefixes.append(p[:-1])
             else:
                 exact.add(p)
-        self._exact = frozenset(exact)
+        # "/metrics" also covers "/metrics/": both spellings in one set, one lookup.
+        self._exact = frozenset(exact | {p + "/" for p in exact})
         self._prefixes = tuple(prefixes)
         self.registry = reg
         self._self_metrics = reg.self_metrics
@@ -242,28 +243,49 @@ class HttpServerMetrics:
                 buckets=sb,
             )
         self._exemplar = _exemplar_source() if exemplars else None
-        # (method, route, status) -> the children a request records into; label values
-        # are bounded (see the module docstring), the size cap is a second line of defence.
-        self._cache: dict[tuple[str, str, str], tuple[Any, ...]] = {}
+        # (method, route, status) exactly as the adapter passed them -> the route label and
+        # the children a request records into, so a request costs one dict lookup rather
+        # than a labels() call per metric. Keys are bounded (normalized methods, the app's
+        # route templates, status codes); the size cap is a second line of defence.
+        self._cache: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self._gauges: dict[str, Any] = {}  # method label -> its in-progress child
 
     def excluded(self, path: str) -> bool:
         """Whether requests to *path* are left out of the metrics (``/metrics`` also
         covers ``/metrics/``)."""
-        exact = self._exact
-        if path in exact or (path[-1:] == "/" and path[:-1] in exact):
+        if path in self._exact:
             return True
         prefixes = self._prefixes
         return bool(prefixes) and path.startswith(prefixes)
 
+    def path_filter(self) -> Callable[[str], bool]:
+        """:meth:`excluded` as the cheapest callable for this configuration (a set lookup
+        in C when no prefix is excluded), for adapters that ask on every request."""
+        if self._prefixes:
+            return self.excluded
+        return self._exact.__contains__
+
     def begin(self, method: object) -> str:
         """Count a request as in progress; returns the ``method`` label value to pass to
         :meth:`end`."""
-        m = normalize_method(method)
+        # The common case inline: a call less per request.
+        m = method if type(method) is str and method in STANDARD_METHODS else None
+        if m is None:
+            m = normalize_method(method)
         try:
-            self.in_progress.labels(m).inc()
+            gauge = self._gauges.get(m)
+            if gauge is None:
+                gauge = self._gauge(m)
+            gauge.inc()
         except Exception:
             self._failed("http_server_requests_in_progress")
         return m
+
+    def _gauge(self, method: str) -> Any:
+        gauge = self.in_progress.labels(method)
+        if len(self._gauges) < _CACHE_LIMIT:  # normalized methods: ten at most
+            self._gauges[method] = gauge
+        return gauge
 
     def end(
         self,
@@ -283,7 +305,29 @@ class HttpServerMetrics:
         the client went away).
         """
         try:
-            self._record(method, route, status, duration, request_size, response_size, exception)
+            key = (method, route, status)
+            try:
+                children = self._cache.get(key)
+            except TypeError:  # an unhashable status: normalized below, not cached
+                children = None
+            if children is None:
+                children = self._children(key)
+            label, gauge, count, timing, request_sizes, response_sizes = children
+            gauge.dec()
+            count.inc()
+            source = self._exemplar
+            exemplar = source() if source is not None else None
+            if exemplar:
+                timing.observe(duration, exemplar)
+            else:
+                timing.observe(duration)
+            if request_sizes is not None and request_size is not None:
+                request_sizes.observe(request_size)
+            if response_sizes is not None and response_size is not None:
+                response_sizes.observe(response_size)
+            if exception is not None:
+                exc_type = exception if isinstance(exception, type) else type(exception)
+                self.exceptions.labels(method, label, exc_type.__name__).inc()
         except Exception:
             self._failed("http_server_requests")
 
@@ -293,48 +337,35 @@ class HttpServerMetrics:
         with shielded(self._self_metrics, what):
             raise
 
-    def _record(
-        self,
-        method: str,
-        route: str | None,
-        status: object,
-        duration: float,
-        request_size: int | None,
-        response_size: int | None,
-        exception: BaseException | type[BaseException] | None,
-    ) -> None:
-        self.in_progress.labels(method).dec()
-        key = (method, UNMATCHED_ROUTE if route is None else route, normalize_status(status))
-        children = self._cache.get(key)
-        if children is None:
-            children = self._children(key)
-        children[0].inc()
-        source = self._exemplar
-        exemplar = source() if source is not None else None
-        if exemplar:
-            children[1].observe(duration, exemplar)
-        else:
-            children[1].observe(duration)
-        if self.sizes:
-            if request_size is not None:
-                children[2].observe(request_size)
-            if response_size is not None:
-                children[3].observe(response_size)
-        if exception is not None:
-            exc_type = exception if isinstance(exception, type) else type(exception)
-            self.exceptions.labels(method, key[1], exc_type.__name__).inc()
-
-    def _children(self, key: tuple[str, str, str]) -> tuple[Any, ...]:
+    def _children(self, key: tuple[Any, ...]) -> tuple[Any, ...]:
+        """``(route label, in-progress, requests, duration, request size, response size)``
+        (the sizes ``None`` with ``sizes=False``) for a ``(method, route, status)`` key as
+        the adapter passed it."""
         method, route, status = key
-        children: tuple[Any, ...] = (
-            self.requests.labels(method, route, status),
-            self.duration.labels(method, route),
-        )
-        if self.sizes:
-            children += (
-                self.request_size.labels(method, route),
-                self.response_size.labels(method, route),
+        label = UNMATCHED_ROUTE if route is None else route
+        gauge = self._gauges.get(method)
+        if gauge is None:
+            gauge = self._gauge(method)
+        try:
+            children: tuple[Any, ...] = (
+                label,
+                gauge,
+                self.requests.labels(method, label, normalize_status(status)),
+                self.duration.labels(method, label),
             )
+            if self.sizes:
+                children += (
+                    self.request_size.labels(method, label),
+                    self.response_size.labels(method, label),
+                )
+            else:
+                children += (None, None)
+        except Exception:
+            gauge.dec()  # the request is over even if recording it failed
+            raise
         if len(self._cache) < _CACHE_LIMIT:
-            self._cache[key] = children
+            try:
+                self._cache[key] = children
+            except TypeError:
+                pass  # an unhashable status (see end)
         return children
