@@ -251,7 +251,7 @@ def _starlette_apps() -> tuple[Any, Any, Any]:
 
     return (
         app([]),
-        app([Middleware(MeterHubMiddleware, registry=Registry())]),  # type: ignore[arg-type]
+        app([Middleware(MeterHubMiddleware, registry=Registry())]),
         app([Middleware(PrometheusMiddleware, group_paths=True)]),
     )
 

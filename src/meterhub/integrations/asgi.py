@@ -121,6 +121,7 @@ class MeterHubMiddleware:
     def __init__(
         self,
         app: ASGIApp,
+        /,
         *,
         metrics: HttpServerMetrics | None = None,
         route_resolver: Callable[[Scope], str | None] | None = None,
