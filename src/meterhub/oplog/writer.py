@@ -180,10 +180,13 @@ class BatchWriter:
         while self._backlog:
             group = list(itertools.islice(self._backlog, GROUP_FILES))
             committed, error = self._write(group)
-            for batch in group[:committed]:
-                self._backlog.popleft()
-                self._buffer.release(len(batch))
-                self._on_persisted(len(batch))
+            if committed:
+                done = 0
+                for _ in range(committed):
+                    done += len(self._backlog.popleft())
+                # One release per group, not per file: each wakes the blocked recorders.
+                self._buffer.release(done)
+                self._on_persisted(done)
             wrote = wrote or committed > 0
             if error is not None:
                 self._failed(error)
