@@ -1,9 +1,11 @@
 """The writer thread: drains the buffer into batch files, retries disk errors with backoff.
 
 Why a thread and not an asyncio task: serialising and writing a batch is CPU and blocking
-I/O; in a task it would stall the event loop for the whole batch. A dedicated thread takes
-the queue in O(1) (a deque swap), encodes outside any lock and releases the GIL in
-``write``/``fsync``, so recorders keep running while the disk works.
+I/O; in a task it would stall the event loop for the whole batch. A dedicated thread pops
+what is queued, joins it outside any lock and releases the GIL in its system calls, so
+recorders keep running while the disk works. Every such call is also a GIL hand-over that
+briefly stalls a recorder, so a file costs as few as possible: open (``O_DSYNC``), one
+``writev``, close, rename, and one fsync of the kept-open directory per flush.
 
 Flush triggers: ``max_batch_size`` records waiting, ``flush_interval`` elapsed, or stop.
 A file never holds more than ``max_batch_size`` records; a flush caused by a full batch
