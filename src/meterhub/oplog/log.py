@@ -56,6 +56,7 @@ _running: weakref.WeakSet[OperationLog] = weakref.WeakSet()
 EXIT_FLUSH_TIMEOUT = 5.0
 
 _INF = math.inf
+_EXACT_INT = 2**53  # ints a float holds exactly
 _bisect_left = bisect_left
 _CLEAN_KEYS = naming.KNOWN_CLEAN_NAMES
 _MICROS_UTC = MICROS_UTC
@@ -311,6 +312,8 @@ class OperationLog:
         # a plain float duration, flat metadata of known-clean keys and finite scalars.
         # Anything else takes _slow_line(), which validates in full and words the errors.
         kind = self._kinds.get(operation_type) if operation_type.__class__ is str else None
+        if duration_ms.__class__ is int and 0 <= duration_ms <= _EXACT_INT:
+            duration_ms = float(duration_ms)  # as make_record does: durations are floats
         line: Record | None = None
         if (
             kind is not None

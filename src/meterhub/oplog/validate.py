@@ -26,9 +26,7 @@ __all__ = [
     "MAX_METADATA_ITEMS",
     "MAX_NAME_CHARS",
     "MAX_TYPE_CHARS",
-    "SCALAR_TYPES",
     "check_metadata",
-    "is_plain_metadata",
     "iso_utc",
     "MICROS_UTC",
     "make_record",
@@ -55,8 +53,8 @@ _second: tuple[int, str] = (-1, "")
 def second_prefix(sec: int) -> str:
     """``YYYY-MM-DDTHH:MM:SS`` (UTC) of Unix second *sec*, cached for the current second.
 
-    Records of one second share the prefix, so stamping a record costs one ``%`` format.
-    The cache tuple is replaced whole: concurrent readers never see a torn value.
+    Records of one second share the prefix, so ``strftime`` runs once a second. The cache
+    tuple is replaced whole: concurrent readers never see a torn value.
     """
     global _second
     cached = _second
@@ -192,29 +190,6 @@ def _mapping(meta: dict[Any, Any], path: str, depth: int, budget: _Budget) -> di
     return out
 
 
-SCALAR_TYPES = frozenset({str, bool, int, float, type(None)})
-
-
-def is_plain_metadata(metadata: dict[Any, Any]) -> bool:
-    """Whether *metadata* is a small flat dict of known-clean keys and JSON scalars.
-
-    Such a dict needs no further checking: it can be copied or encoded as it is. False
-    means "look closer" (:func:`check_metadata`), not "invalid". The key and type checks
-    run in C; only numbers are then looked at one by one.
-    """
-    if not (
-        len(metadata) <= 64
-        and naming.KNOWN_CLEAN_NAMES.issuperset(metadata)
-        and SCALAR_TYPES.issuperset(map(type, metadata.values()))
-    ):
-        return False
-    for v in metadata.values():
-        cls = v.__class__
-        if (cls is int and not _INT_MIN <= v <= _INT_MAX) or (cls is float and v - v != 0.0):
-            return False
-    return True
-
-
 def check_metadata(metadata: Any) -> dict[str, Any]:
     """A validated deep copy of *metadata* (``None`` gives ``{}``).
 
@@ -232,8 +207,6 @@ def check_metadata(metadata: Any) -> dict[str, Any]:
         if not isinstance(metadata, dict):
             raise _fail(f"metadata must be a dict or None, got {type(metadata).__name__}")
         metadata = dict(metadata)
-    if is_plain_metadata(metadata):
-        return dict(metadata)
     return _mapping(metadata, "", 0, _Budget())
 
 
