@@ -21,8 +21,9 @@ Example::
 from __future__ import annotations
 
 from .files import have_orjson
-from .log import OperationLog, OplogStats, QueuePolicy
+from .log import OperationLog, QueuePolicy
 from .read import Batch, OperationSummary, cleanup, read_batches, summarize
+from .stats import OplogStats
 from .track import TrackedOperation, track_operation
 
 __all__ = [

@@ -17,8 +17,6 @@ import threading
 import weakref
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from time import time_ns
 from types import TracebackType
@@ -38,6 +36,7 @@ from .files import (
 )
 from .instruments import OplogInstruments
 from .read import cleanup
+from .stats import OplogStats, snapshot
 from .validate import (
     MAX_ERROR_MESSAGE_CHARS,
     MICROS_UTC,
@@ -57,10 +56,7 @@ EXIT_FLUSH_TIMEOUT = 5.0
 
 _INF = math.inf
 _EXACT_INT = 2**53  # ints a float holds exactly
-_bisect_left = bisect_left
 _CLEAN_KEYS = naming.KNOWN_CLEAN_NAMES
-_MICROS_UTC = MICROS_UTC
-_MAX_ERROR = MAX_ERROR_MESSAGE_CHARS
 _NO_METADATA: dict[str, Any] = {}  # only ever read
 _KINDS_MAX = 1_000
 _NAMES_MAX = 10_000
@@ -75,23 +71,6 @@ def _flush_at_exit() -> None:
             log.stop_sync(EXIT_FLUSH_TIMEOUT)
         except Exception:  # exiting anyway; the writer already logged what went wrong
             pass
-
-
-@dataclass(frozen=True)
-class OplogStats:
-    """A snapshot of an :class:`OperationLog`'s counters."""
-
-    total_recorded: int
-    total_persisted: int
-    total_dropped: int
-    queue_size: int
-    batches_written: int
-    last_flush_timestamp: datetime | None
-    avg_batch_size: float
-    is_running: bool
-    write_errors: int = 0
-    total_abandoned: int = 0
-    last_error: str | None = None
 
 
 def _positive(name: str, value: object, kind: type) -> Any:
@@ -324,7 +303,9 @@ class OperationLog:
             and (success is True or success is False)
             and (
                 error_message is None
-                or (error_message.__class__ is str and len(error_message) <= _MAX_ERROR)
+                or (
+                    error_message.__class__ is str and len(error_message) <= MAX_ERROR_MESSAGE_CHARS
+                )
             )
         ):
             meta: dict[str, Any] | None = _NO_METADATA
@@ -358,7 +339,7 @@ class OperationLog:
                             "operation_type": operation_type,
                             "operation_name": operation_name,
                             "duration_ms": duration_ms,
-                            "timestamp": stamp[1] + _MICROS_UTC[ns // 1000],
+                            "timestamp": stamp[1] + MICROS_UTC[ns // 1000],
                             "success": success,
                             "error_message": error_message,
                             "metadata": meta,
@@ -371,7 +352,7 @@ class OperationLog:
                     # lock-free fast paths, see meterhub.store.base): two calls saved.
                     (kind[0] if success else kind[1])._v[0] += 1.0
                     seconds = duration_ms / 1000.0
-                    i = _bisect_left(kind[3], seconds)
+                    i = bisect_left(kind[3], seconds)
                     v = kind[2]._v
                     v[0] += seconds
                     v[i + 1] += 1.0
@@ -496,25 +477,7 @@ class OperationLog:
 
     def stats(self) -> OplogStats:
         """The counters now (the synchronous twin of :meth:`get_stats`)."""
-        buffer, state = self._buffer, self._state
-        batches = state.batches
-        return OplogStats(
-            total_recorded=buffer.recorded,
-            total_persisted=state.persisted,
-            total_dropped=buffer.dropped,
-            queue_size=buffer.pending,
-            batches_written=batches,
-            last_flush_timestamp=(
-                None
-                if state.last_flush is None
-                else datetime.fromtimestamp(state.last_flush, timezone.utc)
-            ),
-            avg_batch_size=state.persisted / batches if batches else 0.0,
-            is_running=buffer.is_open,
-            write_errors=state.write_errors,
-            total_abandoned=state.abandoned,
-            last_error=state.last_error,
-        )
+        return snapshot(self._buffer, self._state)
 
     async def get_stats(self) -> OplogStats:
         """The counters now: recorded, persisted, dropped, queue size, batches, ..."""
