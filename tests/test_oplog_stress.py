@@ -74,3 +74,94 @@ async def test_one_million_records_exactly_once(tmp_path: Path) -> None:
     assert stats.total_recorded == stats.total_persisted == TOTAL
     assert stats.total_dropped == 0 and stats.queue_size == 0
     assert stats.batches_written == files
+
+
+def test_records_racing_stop_are_written_or_refused(tmp_path: Path) -> None:
+    """Threads keep recording while stop() runs: each call either returned True and its
+    record is in a file, or raised RuntimeError and it is not. Nothing in between."""
+    import sys
+
+    log = OperationLog(
+        tmp_path,
+        flush_interval_seconds=0.01,
+        max_batch_size=100,
+        max_queue_size=1_000_000,
+        fsync=False,
+        registry=Registry(self_metrics=False),
+    )
+    log.start_sync()
+    accepted: list[list[int]] = [[] for _ in range(THREADS)]
+    started = threading.Barrier(THREADS + 1)
+
+    def thread(n: int) -> None:
+        started.wait()
+        i = 0
+        while True:
+            key = n * 10_000_000 + i
+            try:
+                log.record_operation_nowait("race", "stop", 0.5, True, None, {"k": key})
+            except RuntimeError:
+                return
+            accepted[n].append(key)
+            i += 1
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: widen every race
+    try:
+        workers = [threading.Thread(target=thread, args=(n,)) for n in range(THREADS)]
+        for w in workers:
+            w.start()
+        started.wait()
+        while sum(map(len, accepted)) < 20_000:
+            threading.Event().wait(0.005)
+        log.stop_sync(timeout=60)
+        for w in workers:
+            w.join(30)
+    finally:
+        sys.setswitchinterval(interval)
+    keys = [
+        r["metadata"]["k"]
+        for p in sorted(tmp_path.iterdir())
+        if NAME_RE.match(p.name)
+        for r in json.loads(p.read_text())["records"]
+    ]
+    expected = sorted(k for per in accepted for k in per)
+    assert sorted(keys) == expected
+    stats = log.stats()
+    assert stats.total_recorded == stats.total_persisted == len(expected)
+    assert stats.queue_size == 0
+
+
+def test_record_held_up_while_the_log_stops_is_refused(tmp_path: Path) -> None:
+    """A record that passed the running check, then was held up (here: inside validation)
+    while stop() finished, must not be reported as recorded: stop() already flushed."""
+    gate, inside = threading.Event(), threading.Event()
+
+    class Slow(str):
+        def __str__(self) -> str:  # validation converts str subclasses with str()
+            inside.set()
+            gate.wait(10)
+            return "slow"
+
+    log = OperationLog(tmp_path, fsync=False, registry=Registry(self_metrics=False))
+    log.start_sync()
+    log.record_operation_nowait("race", "stop", 1.0)
+    outcome: list[object] = []
+
+    def record() -> None:
+        try:
+            outcome.append(
+                log.record_operation_nowait("race", "stop", 1.0, metadata={"v": Slow("x")})
+            )
+        except RuntimeError as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=record)
+    worker.start()
+    assert inside.wait(10)
+    log.stop_sync()
+    gate.set()
+    worker.join(10)
+    assert len(outcome) == 1 and isinstance(outcome[0], RuntimeError), outcome
+    stats = log.stats()
+    assert stats.total_recorded == stats.total_persisted == 1 and stats.queue_size == 0
