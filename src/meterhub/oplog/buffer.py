@@ -39,10 +39,8 @@ class RecordBuffer:
 
         >>> buf = RecordBuffer(max_size=2, batch_size=2, on_batch_ready=lambda: None)
         >>> buf.open()
-        >>> buf.offer('{"n":1}', drop=True), buf.offer('{"n":2}', drop=True)
-        (True, True)
-        >>> buf.offer('{"n":3}', drop=True), buf.dropped
-        (False, 1)
+        >>> buf.offer('{"n":1}'), buf.offer('{"n":2}'), buf.offer('{"n":3}')
+        (True, True, False)
         >>> taken = buf.take(); buf.release(len(taken)); buf.pending
         0
     """
@@ -89,18 +87,15 @@ class RecordBuffer:
 
     # -- recorders -------------------------------------------------------------------------
 
-    def offer(self, record: Record, drop: bool) -> bool:
-        """Append *record* unless the buffer is full; count a drop if *drop* and full.
+    def offer(self, record: Record) -> bool:
+        """Append *record* unless the buffer is full (False: the caller applies its policy).
 
         ``OperationLog._record`` writes the append out (its hot path): change both together.
-
         Raises ``RuntimeError`` once the buffer is closed (the log is not running).
         """
         if not self.is_open:
             raise RuntimeError("OperationLog is not running: call start() first")
         if self.accepted - self.released >= self.max_size:
-            if drop:
-                self.count_drop()
             return False
         self.accepted += 1
         queue = self.queue
@@ -117,6 +112,7 @@ class RecordBuffer:
         self._on_batch_ready()
 
     def count_drop(self) -> None:
+        """One record refused because the buffer was full (the ``"drop"`` policy)."""
         with self._lock:
             self.dropped += 1
 

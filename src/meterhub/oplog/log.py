@@ -440,7 +440,7 @@ class OperationLog:
                 "event loop; use `await record_operation(...)` in async code"
             )
         buffer = self._buffer
-        while not buffer.offer(line, False):
+        while not buffer.offer(line):
             buffer.wait_for_space(1.0)
         return True
 
@@ -469,7 +469,7 @@ class OperationLog:
         if self.policy != "block":
             return self._full(line)
         buffer = self._buffer
-        while not buffer.offer(line, False):
+        while not buffer.offer(line):
             await buffer.wait_for_space_async()
         return True
 
