@@ -47,13 +47,14 @@ def record(**overrides: Any) -> dict[str, Any]:
 
 def test_valid_record_layout() -> None:
     rec = record(metadata={"status_code": 200, "region": "us-east"})
+    # The design's fields; the variable ones last (the one-pass path encodes only those).
     assert list(rec) == [
         "operation_type",
         "operation_name",
-        "duration_ms",
         "timestamp",
         "success",
         "error_message",
+        "duration_ms",
         "metadata",
     ]
     assert rec["timestamp"].endswith("+00:00") and len(rec["timestamp"]) == 32

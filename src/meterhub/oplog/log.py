@@ -41,7 +41,7 @@ from .validate import (
     MAX_ERROR_MESSAGE_CHARS,
     MICROS_UTC,
     make_record,
-    millisecond_prefix,
+    millisecond_stamp,
 )
 from .writer import BatchWriter, WriterState
 
@@ -62,6 +62,13 @@ _KINDS_MAX = 1_000
 _NAMES_MAX = 10_000
 # Only called when fast_dumps is set (OperationLog._fast); the stand-in keeps the type exact.
 _orjson_dumps: Callable[[Any], bytes] = fast_dumps if fast_dumps is not None else bytes
+# The one-pass path writes a record as text around one small orjson dict: the quoted type
+# and name come from its caches, then these; then {error_message,} duration_ms, metadata
+# (the key order of make_record, so both paths write the same text).
+_OK_NO_ERROR = '","success":true,"error_message":null,'
+_FAILED_NO_ERROR = '","success":false,"error_message":null,'
+_OK = '","success":true,'
+_FAILED = '","success":false,'
 
 
 @atexit.register
@@ -158,12 +165,12 @@ class OperationLog:
         self._fsync = bool(fsync)
         self._max_backoff = float(_positive("max_backoff_seconds", max_backoff_seconds, float))
         self._metrics = OplogInstruments(registry, operation_names)
-        # type -> (JSON-quoted, inc of success="true", inc of "false", observe seconds)
         # Seen (validated) types with their series: counter children of success="true" and
-        # "false", the duration histogram's child and its bucket bounds; and seen names.
-        self._kinds: dict[str, tuple[CounterChild, CounterChild, HistogramChild, Any]] = {}
-        self._names: set[str] = set()
-        self._millisecond: tuple[int, str] = (-1, "")
+        # "false", the duration histogram's child, its bucket bounds and the record's text
+        # up to the name; seen names with their text up to the timestamp.
+        self._kinds: dict[str, tuple[CounterChild, CounterChild, HistogramChild, Any, str]] = {}
+        self._names: dict[str, str] = {}
+        self._millisecond: tuple[int, str] = (0, "")  # see millisecond_stamp
         self._buffer = RecordBuffer(self.max_queue_size, self.max_batch_size, self._wake_writer)
         self._queue = self._buffer.queue
         self._state = WriterState()
@@ -297,7 +304,7 @@ class OperationLog:
         if (
             kind is not None
             and operation_name.__class__ is str
-            and operation_name in self._names
+            and (name := self._names.get(operation_name)) is not None
             and duration_ms.__class__ is float
             and 0.0 <= duration_ms < _INF
             and (success is True or success is False)
@@ -329,25 +336,30 @@ class OperationLog:
                             meta = None
                             break
             if meta is not None:
-                ms, ns = divmod(time_ns(), 1_000_000)  # one big-int division, not two
+                now = time_ns()
                 stamp = self._millisecond
-                if stamp[0] != ms:
-                    stamp = self._millisecond = (ms, millisecond_prefix(ms))
+                us = (now - stamp[0]) // 1000
+                if not 0 <= us < 1000:
+                    stamp = self._millisecond = millisecond_stamp(now)
+                    us = (now - stamp[0]) // 1000
                 try:
-                    line = _orjson_dumps(
-                        {
-                            "operation_type": operation_type,
-                            "operation_name": operation_name,
-                            "duration_ms": duration_ms,
-                            "timestamp": stamp[1] + MICROS_UTC[ns // 1000],
-                            "success": success,
-                            "error_message": error_message,
-                            "metadata": meta,
-                        }
-                    ).decode()  # a str is exact; orjson's bytes keep a 4 KiB buffer
+                    if error_message is None:
+                        flags = _OK_NO_ERROR if success else _FAILED_NO_ERROR
+                        body = _orjson_dumps({"duration_ms": duration_ms, "metadata": meta})
+                    else:
+                        flags = _OK if success else _FAILED
+                        body = _orjson_dumps(
+                            {
+                                "error_message": error_message,
+                                "duration_ms": duration_ms,
+                                "metadata": meta,
+                            }
+                        )
                 except TypeError:  # an integer beyond 64 bits or a lone surrogate
                     pass
                 else:
+                    # body[1:]: without its "{". A str copy: orjson's bytes keep 4 KiB each.
+                    line = f"{kind[4]}{name}{stamp[1]}{MICROS_UTC[us]}{flags}{body[1:].decode()}"
                     # CounterChild.inc and HistogramChild.observe, written out (their
                     # lock-free fast paths, see meterhub.store.base): two calls saved.
                     (kind[0] if success else kind[1])._v[0] += 1.0
@@ -393,13 +405,28 @@ class OperationLog:
         return encode_record(record)
 
     def _learn(self, operation_type: str, operation_name: str) -> None:
-        """Remember a validated type and name for the fast path (bounded caches)."""
-        if operation_type not in self._kinds and len(self._kinds) < _KINDS_MAX:
-            ok, histogram = self._metrics.children(operation_type, "", True)
-            failed, _ = self._metrics.children(operation_type, "", False)
-            self._kinds[operation_type] = (ok, failed, histogram, histogram._bounds)
-        if len(self._names) < _NAMES_MAX:
-            self._names.add(operation_name)
+        """Remember a validated type and name for the fast path (bounded caches).
+
+        Text orjson refuses (a lone surrogate) is not remembered: such records keep taking
+        the full path, whose encoder escapes it.
+        """
+        try:
+            if operation_type not in self._kinds and len(self._kinds) < _KINDS_MAX:
+                head = '{"operation_type":' + _orjson_dumps(operation_type).decode()
+                ok, histogram = self._metrics.children(operation_type, "", True)
+                failed, _ = self._metrics.children(operation_type, "", False)
+                self._kinds[operation_type] = (
+                    ok,
+                    failed,
+                    histogram,
+                    histogram._bounds,
+                    head + ',"operation_name":',
+                )
+            if operation_name not in self._names and len(self._names) < _NAMES_MAX:
+                quoted = _orjson_dumps(operation_name).decode()
+                self._names[operation_name] = quoted + ',"timestamp":"'
+        except TypeError:
+            pass
 
     def _full(self, record: Record) -> bool:
         """The policy for a full buffer, except ``"block"``'s waiting: False means dropped."""
