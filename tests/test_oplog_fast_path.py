@@ -1,4 +1,4 @@
-"""The one-pass path of ``OperationLog._record`` against the full validation path.
+"""The one-pass path of ``OperationLog.record_operation_nowait`` against the full validation path.
 
 A record whose type and name were seen before, with flat metadata of known-clean keys,
 skips ``make_record``. It must write exactly what the full path writes and refuse exactly

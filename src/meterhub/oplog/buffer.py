@@ -90,7 +90,8 @@ class RecordBuffer:
     def offer(self, record: Record) -> bool:
         """Append *record* unless the buffer is full (False: the caller applies its policy).
 
-        ``OperationLog._record`` writes the append out (its hot path): change both together.
+        ``OperationLog.record_operation_nowait`` writes the append out (its hot path): change
+        both together.
         Raises ``RuntimeError`` once the buffer is closed (the log is not running).
         """
         if not self.is_open:

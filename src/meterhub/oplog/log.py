@@ -156,8 +156,9 @@ class OperationLog:
                 f"got {queue_full_policy!r}"
             )
         self.policy: QueuePolicy = queue_full_policy
-        # The fast path of _record() needs orjson for metadata; with operation names as a
-        # label it would need a cache per (type, name), so those logs take the full path.
+        # The one-pass path of record_operation_nowait() needs orjson for metadata; with
+        # operation names as a label it would need a cache per (type, name), so those logs
+        # take the full path.
         self._fast = fast_dumps is not None and operation_names is None
         self.retention_days = (
             None if retention_days is None else _positive("retention_days", retention_days, float)
@@ -280,17 +281,24 @@ class OperationLog:
 
     # -- recording -------------------------------------------------------------------------
 
-    def _record(
+    def record_operation_nowait(
         self,
-        operation_type: Any,
-        operation_name: Any,
-        duration_ms: Any,
-        success: Any,
-        error_message: Any,
-        metadata: Any,
-    ) -> Record | None:
-        """Validate, count and buffer one operation: None once buffered, else its JSON text
-        (the buffer is full and the policy decides)."""
+        operation_type: str,
+        operation_name: str,
+        duration_ms: float,
+        success: bool = True,
+        error_message: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> bool:
+        """Record one operation from any thread; True if buffered, False if dropped.
+
+        Under the ``"block"`` policy a full buffer makes the calling *thread* wait; called
+        on a thread that runs an event loop it raises
+        :class:`~meterhub.errors.QueueFullError` instead of blocking the loop (use
+        ``await record_operation(...)`` there).
+        """
+        # The hot path of both twins (record_operation delegates here): validate, count and
+        # buffer, with no call that is not needed.
         buffer = self._buffer
         if not buffer.is_open:
             raise RuntimeError("OperationLog is not running: call start() first")
@@ -374,7 +382,7 @@ class OperationLog:
             )
         # RecordBuffer.offer's lock-free append, written out: the hot path.
         if buffer.accepted - buffer.released >= buffer.max_size:
-            return line  # full: the caller applies the policy
+            return self._full(line)
         buffer.accepted += 1
         queue = self._queue
         queue.append(line)
@@ -382,7 +390,7 @@ class OperationLog:
             buffer.withdraw(line)
         if len(queue) >= buffer.batch_size and not buffer.wake_sent:
             buffer.batch_ready()
-        return None
+        return True
 
     def _slow_line(
         self,
@@ -429,45 +437,19 @@ class OperationLog:
             pass
 
     def _full(self, record: Record) -> bool:
-        """The policy for a full buffer, except ``"block"``'s waiting: False means dropped."""
+        """The policy for a full buffer: False means dropped, True buffered after a wait."""
+        if self.policy == "drop":
+            self._buffer.count_drop()
+            self._metrics.dropped.inc()
+            return False
         if self.policy == "raise":
             raise QueueFullError(
                 f"OperationLog buffer is full ({self.max_queue_size} records not yet persisted)"
             )
-        self._buffer.count_drop()
-        self._metrics.dropped.inc()
-        return False
-
-    def record_operation_nowait(
-        self,
-        operation_type: str,
-        operation_name: str,
-        duration_ms: float,
-        success: bool = True,
-        error_message: str | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> bool:
-        """Record one operation from any thread; True if buffered, False if dropped.
-
-        Under the ``"block"`` policy a full buffer makes the calling *thread* wait; called
-        on a thread that runs an event loop it raises
-        :class:`~meterhub.errors.QueueFullError` instead of blocking the loop (use
-        ``await record_operation(...)`` there).
-        """
-        line = self._record(
-            operation_type, operation_name, duration_ms, success, error_message, metadata
-        )
-        if line is None:
-            return True
-        if self.policy != "block":
-            return self._full(line)
         if _in_event_loop():
-            raise QueueFullError(
-                "OperationLog buffer is full and record_operation_nowait would block the "
-                "event loop; use `await record_operation(...)` in async code"
-            )
+            raise _WouldBlockLoop(record)
         buffer = self._buffer
-        while not buffer.offer(line):
+        while not buffer.offer(record):
             buffer.wait_for_space(1.0)
         return True
 
@@ -488,15 +470,14 @@ class OperationLog:
         :class:`~meterhub.errors.QueueFullError` when full under the ``"raise"`` policy.
         Under ``"block"`` it waits (suspending this task only) until the writer makes room.
         """
-        line = self._record(
-            operation_type, operation_name, duration_ms, success, error_message, metadata
-        )
-        if line is None:
-            return True
-        if self.policy != "block":
-            return self._full(line)
+        try:
+            return self.record_operation_nowait(
+                operation_type, operation_name, duration_ms, success, error_message, metadata
+            )
+        except _WouldBlockLoop as full:
+            record = full.record
         buffer = self._buffer
-        while not buffer.offer(line):
+        while not buffer.offer(record):
             await buffer.wait_for_space_async()
         return True
 
@@ -527,6 +508,21 @@ class OperationLog:
                 self.cleanup(self.retention_days)
             except OSError:
                 pass  # retried at the next housekeeping round
+
+
+class _WouldBlockLoop(QueueFullError):
+    """The buffer is full under ``"block"`` and waiting would block a running event loop.
+
+    ``record_operation`` catches it and awaits space for ``record``; from
+    ``record_operation_nowait`` it reaches the caller as a ``QueueFullError``.
+    """
+
+    def __init__(self, record: Record) -> None:
+        super().__init__(
+            "OperationLog buffer is full and record_operation_nowait would block the "
+            "event loop; use `await record_operation(...)` in async code"
+        )
+        self.record = record
 
 
 def _in_event_loop() -> bool:
