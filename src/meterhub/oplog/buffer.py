@@ -23,8 +23,8 @@ from collections.abc import Callable
 
 __all__ = ["Record", "RecordBuffer"]
 
-Record = str
-"""A record as the writer gets it: its JSON text (see ``files.encode_record``)."""
+Record = bytes
+"""A record as the writer gets it: its JSON in UTF-8 (see ``files.encode_record``)."""
 
 
 def _wake(fut: asyncio.Future[None]) -> None:
@@ -39,7 +39,7 @@ class RecordBuffer:
 
         >>> buf = RecordBuffer(max_size=2, batch_size=2, on_batch_ready=lambda: None)
         >>> buf.open()
-        >>> buf.offer('{"n":1}'), buf.offer('{"n":2}'), buf.offer('{"n":3}')
+        >>> buf.offer(b'{"n":1}'), buf.offer(b'{"n":2}'), buf.offer(b'{"n":3}')
         (True, True, False)
         >>> taken = buf.take(); buf.release(len(taken)); buf.pending
         0

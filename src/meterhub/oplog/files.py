@@ -59,20 +59,20 @@ def have_orjson() -> bool:
     return _orjson is not None
 
 
-def encode_record(record: dict[str, Any], *, fast: bool = True) -> str:
-    """One record as compact JSON text (done when it is recorded, see :func:`encode_batch`).
+def encode_record(record: dict[str, Any], *, fast: bool = True) -> bytes:
+    """One record as compact UTF-8 JSON (done when it is recorded, see :func:`encode_batch`).
 
     orjson is used when installed and *fast*; it refuses a few strings the standard library
     accepts (lone surrogates), and such a record falls back to the standard encoder, which
-    escapes them, so one odd record never blocks the log. The result is a ``str``: orjson's
-    ``bytes`` keep a 4 KiB buffer each, a ``str`` copy is exact.
+    escapes them, so one odd record never blocks the log. The result is a new exact-size
+    ``bytes``: orjson's own keep a 4 KiB buffer each.
 
     Example::
 
         >>> encode_record({"success": True, "metadata": {"code": 200}}, fast=False)
-        '{"success":true,"metadata":{"code":200}}'
+        b'{"success":true,"metadata":{"code":200}}'
     """
-    return encode_json(record) if fast else _std_encode(record)
+    return (encode_json(record) if fast else _std_encode(record)).encode()
 
 
 def encode_json(value: Any) -> str:
@@ -85,19 +85,19 @@ def encode_json(value: Any) -> str:
     return _std_encode(value)
 
 
-def encode_batch(records: Sequence[str], batch_id: str, batch_timestamp: str) -> list[bytes]:
+def encode_batch(records: Sequence[bytes], batch_id: str, batch_timestamp: str) -> list[bytes]:
     """The UTF-8 JSON of one batch file, in three chunks, from records already encoded by
     :func:`encode_record`.
 
-    Records are serialised when they are recorded, not here: a string is invisible to the
+    Records are serialised when they are recorded, not here: ``bytes`` are invisible to the
     garbage collector (a buffer of dicts is rescanned by every collection while it waits)
-    and takes half the memory, and the writer only joins them. The head and tail stay
+    and take half the memory, and the writer only joins them. The head and tail stay
     separate chunks (written with one ``writev``): gluing them on would copy the body once
     more, and large buffers are what costs here (fresh pages for every copy).
 
     Example::
 
-        >>> chunks = encode_batch(['{"n":1}'], "20251216_080005_000000", "2025-12-16T08:05Z")
+        >>> chunks = encode_batch([b'{"n":1}'], "20251216_080005_000000", "2025-12-16T08:05Z")
         >>> b"".join(chunks)[:40]
         b'{"records":[{"n":1}],"batch_timestamp":"'
     """
@@ -105,7 +105,7 @@ def encode_batch(records: Sequence[str], batch_id: str, batch_timestamp: str) ->
         f'],"batch_timestamp":"{batch_timestamp}","batch_id":"{batch_id}",'
         f'"total_records":{len(records)}}}'
     )
-    return [b'{"records":[', ",".join(records).encode(), tail.encode()]
+    return [b'{"records":[', b",".join(records), tail.encode()]
 
 
 class BatchIds:

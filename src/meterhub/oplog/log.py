@@ -65,10 +65,10 @@ _orjson_dumps: Callable[[Any], bytes] = fast_dumps if fast_dumps is not None els
 # The one-pass path writes a record as text around one small orjson dict: the quoted type
 # and name come from its caches, then these; then {error_message,} duration_ms, metadata
 # (the key order of make_record, so both paths write the same text).
-_OK_NO_ERROR = '","success":true,"error_message":null,'
-_FAILED_NO_ERROR = '","success":false,"error_message":null,'
-_OK = '","success":true,'
-_FAILED = '","success":false,'
+_OK_NO_ERROR = b'","success":true,"error_message":null,'
+_FAILED_NO_ERROR = b'","success":false,"error_message":null,'
+_OK = b'","success":true,'
+_FAILED = b'","success":false,'
 
 
 @atexit.register
@@ -169,9 +169,9 @@ class OperationLog:
         # Seen (validated) types with their series: counter children of success="true" and
         # "false", the duration histogram's child, its bucket bounds and the record's text
         # up to the name; seen names with their text up to the timestamp.
-        self._kinds: dict[str, tuple[CounterChild, CounterChild, HistogramChild, Any, str]] = {}
-        self._names: dict[str, str] = {}
-        self._millisecond: tuple[int, str] = (0, "")  # see millisecond_stamp
+        self._kinds: dict[str, tuple[CounterChild, CounterChild, HistogramChild, Any, bytes]] = {}
+        self._names: dict[str, bytes] = {}
+        self._millisecond: tuple[int, bytes] = (0, b"")  # see millisecond_stamp
         self._buffer = RecordBuffer(self.max_queue_size, self.max_batch_size, self._wake_writer)
         self._queue = self._buffer.queue
         self._state = WriterState()
@@ -366,8 +366,8 @@ class OperationLog:
                 except TypeError:  # an integer beyond 64 bits or a lone surrogate
                     pass
                 else:
-                    # body[1:]: without its "{". A str copy: orjson's bytes keep 4 KiB each.
-                    line = f"{kind[4]}{name}{stamp[1]}{MICROS_UTC[us]}{flags}{body[1:].decode()}"
+                    # body[1:]: without its "{", and a copy (orjson's bytes keep 4 KiB each).
+                    line = b"".join((kind[4], name, stamp[1], MICROS_UTC[us], flags, body[1:]))
                     # CounterChild.inc and HistogramChild.observe, written out (their
                     # lock-free fast paths, see meterhub.store.base): two calls saved.
                     (kind[0] if success else kind[1])._v[0] += 1.0
@@ -420,7 +420,7 @@ class OperationLog:
         """
         try:
             if operation_type not in self._kinds and len(self._kinds) < _KINDS_MAX:
-                head = '{"operation_type":' + _orjson_dumps(operation_type).decode()
+                head = b'{"operation_type":' + _orjson_dumps(operation_type)
                 ok, histogram = self._metrics.children(operation_type, "", True)
                 failed, _ = self._metrics.children(operation_type, "", False)
                 self._kinds[operation_type] = (
@@ -428,11 +428,10 @@ class OperationLog:
                     failed,
                     histogram,
                     histogram._bounds,
-                    head + ',"operation_name":',
+                    head + b',"operation_name":',
                 )
             if operation_name not in self._names and len(self._names) < _NAMES_MAX:
-                quoted = _orjson_dumps(operation_name).decode()
-                self._names[operation_name] = quoted + ',"timestamp":"'
+                self._names[operation_name] = _orjson_dumps(operation_name) + b',"timestamp":"'
         except TypeError:
             pass
 

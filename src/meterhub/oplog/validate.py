@@ -63,13 +63,14 @@ def second_prefix(sec: int) -> str:
     return cached[1]
 
 
-MICROS_UTC = tuple(f"{i:03d}+00:00" for i in range(1000))
-"""The end of a timestamp after its millisecond: microseconds and the UTC offset."""
+MICROS_UTC = tuple(f"{i:03d}+00:00".encode() for i in range(1000))
+"""The end of a timestamp after its millisecond: microseconds and the UTC offset (UTF-8,
+as the records in the buffer are)."""
 
 
-def millisecond_stamp(ns: int) -> tuple[int, str]:
+def millisecond_stamp(ns: int) -> tuple[int, bytes]:
     """The millisecond around Unix time *ns*: its start in nanoseconds, and its text
-    ``YYYY-MM-DDTHH:MM:SS.mmm`` (UTC); append ``MICROS_UTC[us]`` for a whole timestamp.
+    ``YYYY-MM-DDTHH:MM:SS.mmm`` (UTC, UTF-8); append ``MICROS_UTC[us]`` for a timestamp.
 
     A recorder keeps the last one and only asks again when a timestamp falls outside it:
     the division by a million is the expensive part of a timestamp.
@@ -78,11 +79,11 @@ def millisecond_stamp(ns: int) -> tuple[int, str]:
 
         >>> start, text = millisecond_stamp(1_765_872_000_123_456_789)
         >>> start, text + MICROS_UTC[456]
-        (1765872000123000000, '2025-12-16T08:00:00.123456+00:00')
+        (1765872000123000000, b'2025-12-16T08:00:00.123456+00:00')
     """
     ms = ns // 1_000_000
     sec = ms // 1000
-    return ms * 1_000_000, f"{second_prefix(sec)}.{ms - sec * 1000:03d}"
+    return ms * 1_000_000, f"{second_prefix(sec)}.{ms - sec * 1000:03d}".encode()
 
 
 def iso_utc(ns: int) -> str:
