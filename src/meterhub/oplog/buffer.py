@@ -20,6 +20,7 @@ import asyncio
 import threading
 from collections import deque
 from collections.abc import Callable
+from itertools import islice
 
 __all__ = ["Record", "RecordBuffer"]
 
@@ -41,7 +42,7 @@ class RecordBuffer:
         >>> buf.open()
         >>> buf.offer(b'{"n":1}'), buf.offer(b'{"n":2}'), buf.offer(b'{"n":3}')
         (True, True, False)
-        >>> taken = buf.take(); buf.release(len(taken)); buf.pending
+        >>> taken = buf.take(buf.queued()); buf.release(len(taken)); buf.pending
         0
     """
 
@@ -123,11 +124,12 @@ class RecordBuffer:
         Raises ``RuntimeError`` when taken back (the record is not recorded). When the
         writer already took it, its final flush writes it and the offer stands.
         """
-        try:
-            self.queue.remove(record)
-        except ValueError:
-            return
-        self.accepted -= 1
+        with self._lock:
+            try:
+                self.queue.remove(record)
+            except ValueError:
+                return
+            self.accepted -= 1
         raise RuntimeError("OperationLog is not running: call start() first")
 
     def wait_for_space(self, timeout: float | None) -> None:
@@ -156,17 +158,20 @@ class RecordBuffer:
         """Records waiting in the queue (not yet taken by the writer)."""
         return len(self.queue)
 
-    def take(self) -> list[Record]:
-        """Everything queued, oldest first; the records stay counted in ``pending``.
+    def take(self, count: int) -> list[Record]:
+        """The *count* oldest records (at most :meth:`queued`); they stay counted in
+        ``pending`` until released.
 
-        Popped one by one rather than swapping the deque: a recorder that loaded the deque
-        just before a swap could still append to the old one after the writer let it go.
+        Popped one by one (in C: ``iter(popleft, None)`` never meets its sentinel) rather
+        than swapping the deque: a recorder that loaded the deque just before a swap could
+        still append to the old one after the writer let it go. Recorders only append;
+        the lock keeps out :meth:`withdraw`, the one other remover.
         """
         queue = self.queue
-        popleft = queue.popleft
-        taken = [popleft() for _ in range(len(queue))]
-        # After the take: a batch that fills up from now on wakes the writer again.
-        self.wake_sent = False
+        with self._lock:
+            taken = list(islice(iter(queue.popleft, None), min(count, len(queue))))
+            # After the take: a batch that fills up from now on wakes the writer again.
+            self.wake_sent = False
         return taken
 
     def release(self, count: int) -> None:

@@ -9,7 +9,7 @@ briefly stalls a recorder, so a file costs as few as possible: open (``O_DSYNC``
 
 Flush triggers: ``max_batch_size`` records waiting, ``flush_interval`` elapsed, or stop.
 A file never holds more than ``max_batch_size`` records; a flush caused by a full batch
-writes only full batches and carries the tail over, so files stay large under load.
+writes only full batches and leaves the tail queued, so files stay large under load.
 
 A disk error (full disk, read-only directory, vanished directory) is never raised to a
 recorder: the batch stays in memory, still counted against the buffer bound, and is
@@ -86,7 +86,6 @@ class BatchWriter:
         self._wake = threading.Event()
         self._stopping = False
         self._abandon = False
-        self._carry: list[Record] = []
         self._backlog: deque[list[Record]] = deque()
         self._backoff = 0.0
         self._retry_at = 0.0
@@ -148,17 +147,13 @@ class BatchWriter:
                 self._sleep(self._retry_at - now)
                 continue
             due = self._stopping or now >= next_flush
-            if (
-                not due
-                and not self._backlog
-                and buffer.queued() + len(self._carry) < buffer.batch_size
-            ):
+            if not due and not self._backlog and buffer.queued() < buffer.batch_size:
                 self._sleep(min(next_flush, next_housekeeping) - now)
                 continue
             self._flush(whole_batches_only=not due)
             if due:
                 next_flush = time.monotonic() + self._interval
-                if self._stopping and not (self._backlog or self._carry or buffer.queued()):
+                if self._stopping and not (self._backlog or buffer.queued()):
                     break
         self._give_up()
 
@@ -169,15 +164,17 @@ class BatchWriter:
     def _flush(self, whole_batches_only: bool) -> None:
         """Write the backlog, then what is queued, as files of at most ``batch_size``."""
         if not self._backlog:
-            size = self._buffer.batch_size
-            taken = self._buffer.take()
-            records = self._carry
-            records.extend(taken)
-            end = len(records)
+            buffer = self._buffer
+            size = buffer.batch_size
+            count = buffer.queued()
             if whole_batches_only:
-                end -= end % size
-            self._backlog.extend(records[i : min(i + size, end)] for i in range(0, end, size))
-            self._carry = records[end:]
+                count -= count % size
+            taken = buffer.take(count)
+            if count <= size:
+                if taken:
+                    self._backlog.append(taken)
+            else:
+                self._backlog.extend(taken[i : i + size] for i in range(0, count, size))
         wrote = False
         while self._backlog:
             group = list(itertools.islice(self._backlog, GROUP_FILES))
@@ -249,10 +246,9 @@ class BatchWriter:
 
     def _give_up(self) -> None:
         """After an abandoned stop: count and release what could not be written."""
-        lost = sum(len(b) for b in self._backlog) + len(self._carry)
+        lost = sum(len(b) for b in self._backlog)
         self._backlog.clear()
-        self._carry = []
-        lost += len(self._buffer.take())
+        lost += len(self._buffer.take(self._buffer.queued()))
         if lost:
             self._state.abandoned += lost
             self._buffer.release(lost)
