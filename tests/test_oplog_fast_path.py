@@ -186,3 +186,28 @@ def test_fast_records_follow_the_global_switch(tmp_path: Path) -> None:
         == 2
     )
     assert len(written(tmp_path)) == 3  # the log itself is not a metric: every record is kept
+
+
+@pytest.mark.parametrize("forget", ["remove", "clear"])
+def test_removed_series_are_recorded_again(tmp_path: Path, forget: str) -> None:
+    """The one-pass path caches metric children: remove()/clear() must not orphan them."""
+    registry = Registry(self_metrics=False)
+    log = OperationLog(tmp_path, registry=registry, fsync=False)
+    log.start_sync()
+    record = log.record_operation_nowait
+    for _ in range(3):
+        record("api_request", "GET /", 250.0, True, None, None)
+    operations, duration = log._metrics.operations, log._metrics.duration
+    if forget == "remove":
+        operations.remove("api_request", "true")
+        duration.remove("api_request")
+    else:
+        operations.clear()
+        duration.clear()
+    record("api_request", "GET /", 500.0, True, None, None)
+    log.stop_sync()
+    labels = {"operation_type": "api_request"}
+    value = registry.get_sample_value
+    assert value("meterhub_operations_total", {**labels, "success": "true"}) == 1
+    assert value("meterhub_operation_duration_seconds_count", labels) == 1
+    assert value("meterhub_operation_duration_seconds_sum", labels) == 0.5

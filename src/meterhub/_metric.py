@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from ._config import get_config, is_enabled, watch_switch
 from .errors import DefinitionError
@@ -49,6 +50,16 @@ def _encodable(values: tuple[str, ...]) -> bool:
 def created_sample(value: float, on: bool) -> float | None:
     """The ``_created`` value to render: ``None`` when off or never recorded (0.0)."""
     return value if on and value else None
+
+
+class SeriesWatcher(Protocol):
+    """Code that caches metric children (hot paths skipping ``labels()``).
+
+    A removed series' child keeps updating a cell nobody exports, so such a cache registers
+    with :meth:`MetricBase._watch_series` and is emptied on ``remove()`` / ``clear()``.
+    """
+
+    def series_forgotten(self) -> None: ...
 
 
 class Child:
@@ -158,6 +169,7 @@ class MetricBase(Generic[C]):
         self._lock = threading.Lock()
         self._children = {}
         self._null: C | None = None
+        self._series_watchers: weakref.WeakSet[SeriesWatcher] | None = None
         self._recording = is_enabled(switch)
         watch_switch(switch, self)
         # Stores whose cells must be re-fetched after a fork (the mmap store) track metrics.
@@ -306,6 +318,7 @@ class MetricBase(Generic[C]):
             child = self._children.pop(key, None)
         if child is not None:
             child._drop()
+            self._series_forgotten()
 
     def clear(self) -> None:
         """Forget every series (labeled metrics only)."""
@@ -315,6 +328,20 @@ class MetricBase(Generic[C]):
         with self._lock:
             self._children.clear()
         self._store.clear(self._desc)
+        self._series_forgotten()
+
+    def _watch_series(self, watcher: SeriesWatcher) -> None:
+        """Tell *watcher* (held weakly) when series are removed: it caches children."""
+        with self._lock:
+            if self._series_watchers is None:
+                self._series_watchers = weakref.WeakSet()
+            self._series_watchers.add(watcher)
+
+    def _series_forgotten(self) -> None:
+        watchers = self._series_watchers
+        if watchers is not None:
+            for watcher in list(watchers):
+                watcher.series_forgotten()
 
     # -- switches and errors --------------------------------------------------------------
 

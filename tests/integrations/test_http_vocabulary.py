@@ -220,3 +220,31 @@ def test_series_stay_bounded_for_any_method_and_status(method: str, status: obje
     ]
     assert sample.labels["method"] in STANDARD_METHODS | {OTHER_METHOD}
     assert sample.labels["status"] == "unknown" or 100 <= int(sample.labels["status"]) <= 599
+
+
+@pytest.mark.parametrize("forget", ["remove", "clear"])
+def test_removed_series_are_recorded_again(forget: str) -> None:
+    """Requests record into cached children: remove()/clear() must not orphan them."""
+
+    registry = Registry(self_metrics=False)
+    metrics = HttpServerMetrics(registry=registry)
+    for _ in range(2):
+        metrics.end(metrics.begin("GET"), "/users", 200, 0.1)
+    if forget == "remove":
+        metrics.requests.remove("GET", "/users", "200")
+        metrics.duration.remove("GET", "/users")
+        metrics.in_progress.remove("GET")
+    else:
+        for metric in (metrics.requests, metrics.duration, metrics.in_progress):
+            metric.clear()
+    metrics.end(metrics.begin("GET"), "/users", 200, 0.25)
+    labels = {"method": "GET", "route": "/users"}
+    value = registry.get_sample_value
+    names = {f.name for f in registry.collect()}
+    requests = next(n for n in names if n.endswith("requests"))
+    duration = next(n for n in names if n.endswith("duration_seconds"))
+    assert value(f"{requests}_total", {**labels, "status": "200"}) == 1
+    assert value(f"{duration}_count", labels) == 1
+    assert value(f"{duration}_sum", labels) == 0.25
+    in_progress = next(n for n in names if "in_progress" in n)
+    assert value(in_progress, {"method": "GET"}) == 0

@@ -249,6 +249,16 @@ class HttpServerMetrics:
         # route templates, status codes); the size cap is a second line of defence.
         self._cache: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self._gauges: dict[str, Any] = {}  # method label -> its in-progress child
+        for metric in (self.requests, self.duration, self.in_progress):
+            metric._watch_series(self)
+        if sizes:
+            self.request_size._watch_series(self)
+            self.response_size._watch_series(self)
+
+    def series_forgotten(self) -> None:
+        """``remove()`` or ``clear()`` on these metrics: the cached children are re-fetched."""
+        self._cache.clear()
+        self._gauges.clear()
 
     def excluded(self, path: str) -> bool:
         """Whether requests to *path* are left out of the metrics (``/metrics`` also

@@ -70,6 +70,18 @@ class OplogInstruments:
         )
         self._registry_key: Any = registry if registry is not None else self
         self._children: dict[tuple[str, str, bool], tuple[CounterChild, HistogramChild]] = {}
+        self._caches: list[dict[Any, Any]] = [self._children]
+        self.operations._watch_series(self)
+        self.duration._watch_series(self)
+
+    def share_cache(self, cache: dict[Any, Any]) -> None:
+        """Empty *cache* (of children of these metrics) too when their series are removed."""
+        self._caches.append(cache)
+
+    def series_forgotten(self) -> None:
+        """``remove()`` or ``clear()`` on the operation metrics: children are re-fetched."""
+        for cache in self._caches:
+            cache.clear()
 
     def track_queue(self, log: Any) -> None:
         """Count *log*'s pending records in the queue-size gauge while it is alive."""

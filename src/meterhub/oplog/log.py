@@ -171,6 +171,7 @@ class OperationLog:
         # up to the name; seen names with their text up to the timestamp.
         self._kinds: dict[str, tuple[CounterChild, CounterChild, HistogramChild, Any, bytes]] = {}
         self._names: dict[str, bytes] = {}
+        self._metrics.share_cache(self._kinds)
         self._millisecond: tuple[int, bytes] = (0, b"")  # see millisecond_stamp
         self._buffer = RecordBuffer(self.max_queue_size, self.max_batch_size, self._wake_writer)
         self._queue = self._buffer.queue
