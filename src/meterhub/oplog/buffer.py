@@ -21,8 +21,16 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from itertools import islice
+from typing import Literal
 
-__all__ = ["Record", "RecordBuffer"]
+from ..errors import QueueFullError
+
+__all__ = ["POLICIES", "QueuePolicy", "Record", "RecordBuffer", "WouldBlockLoop"]
+
+QueuePolicy = Literal["drop", "block", "raise"]
+"""What a recorder does when the buffer is full: drop the record (counted), wait for
+space, or raise :class:`~meterhub.errors.QueueFullError`."""
+POLICIES: tuple[QueuePolicy, ...] = ("drop", "block", "raise")
 
 Record = bytes
 """A record as the writer gets it: its JSON in UTF-8 (see ``files.encode_record``)."""
@@ -31,6 +39,33 @@ Record = bytes
 def _wake(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+class WouldBlockLoop(QueueFullError):
+    """The buffer is full under ``"block"`` and waiting would block a running event loop.
+
+    ``OperationLog.record_operation`` catches it and awaits space for ``record``; from
+    ``record_operation_nowait`` it reaches the caller as a ``QueueFullError``.
+    """
+
+    def __init__(self, record: Record) -> None:
+        super().__init__(
+            "OperationLog buffer is full and record_operation_nowait would block the "
+            "event loop; use `await record_operation(...)` in async code"
+        )
+        self.record = record
+
+
+def _nothing() -> None:
+    pass
 
 
 class RecordBuffer:
@@ -46,8 +81,17 @@ class RecordBuffer:
         0
     """
 
-    def __init__(self, max_size: int, batch_size: int, on_batch_ready: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        max_size: int,
+        batch_size: int,
+        on_batch_ready: Callable[[], None],
+        policy: QueuePolicy = "drop",
+        on_drop: Callable[[], None] = _nothing,
+    ) -> None:
         self.max_size = max_size
+        self.policy = policy
+        self._on_drop = on_drop
         self.batch_size = batch_size
         self._on_batch_ready = on_batch_ready
         self.queue: deque[Record] = deque()
@@ -113,10 +157,34 @@ class RecordBuffer:
         self.wake_sent = True
         self._on_batch_ready()
 
-    def count_drop(self) -> None:
-        """One record refused because the buffer was full (the ``"drop"`` policy)."""
-        with self._lock:
-            self.dropped += 1
+    def full(self, record: Record) -> bool:
+        """Apply the policy to *record*, refused by the full buffer: False when dropped
+        (counted), True once buffered after waiting (``"block"``).
+
+        Raises :class:`~meterhub.errors.QueueFullError` under ``"raise"``, and
+        :class:`WouldBlockLoop` under ``"block"`` on a thread running an event loop (see
+        :meth:`put_async`).
+        """
+        if self.policy == "drop":
+            with self._lock:
+                self.dropped += 1
+            self._on_drop()
+            return False
+        if self.policy == "raise":
+            raise QueueFullError(
+                f"OperationLog buffer is full ({self.max_size} records not yet persisted)"
+            )
+        if _in_event_loop():
+            raise WouldBlockLoop(record)
+        while not self.offer(record):
+            self.wait_for_space(1.0)
+        return True
+
+    async def put_async(self, record: Record) -> bool:
+        """Buffer *record* once there is space, suspending the calling task meanwhile."""
+        while not self.offer(record):
+            await self.wait_for_space_async()
+        return True
 
     def withdraw(self, record: Record) -> None:
         """The log closed while *record* was appended: take it back unless the writer has it.

@@ -20,14 +20,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from time import time_ns
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 from .. import naming
 from .._distributions import HistogramChild
-from ..errors import QueueFullError
 from ..metrics import CounterChild
 from ..registry import REGISTRY, Registry
-from .buffer import Record, RecordBuffer
+from .buffer import POLICIES, QueuePolicy, Record, RecordBuffer, WouldBlockLoop
 from .files import (
     DirectoryLock,
     encode_record,
@@ -47,8 +46,6 @@ from .writer import BatchWriter, WriterState
 
 __all__ = ["OperationLog", "OplogStats", "QueuePolicy"]
 
-QueuePolicy = Literal["drop", "block", "raise"]
-_POLICIES = ("drop", "block", "raise")
 
 # Logs still running when the interpreter exits are flushed (the writer is a daemon thread).
 _running: weakref.WeakSet[OperationLog] = weakref.WeakSet()
@@ -150,9 +147,9 @@ class OperationLog:
                 f"OperationLog: max_batch_size ({max_batch_size}) must not exceed "
                 f"max_queue_size ({max_queue_size})"
             )
-        if queue_full_policy not in _POLICIES:
+        if queue_full_policy not in POLICIES:
             raise ValueError(
-                f"OperationLog: queue_full_policy must be one of {_POLICIES}, "
+                f"OperationLog: queue_full_policy must be one of {POLICIES}, "
                 f"got {queue_full_policy!r}"
             )
         self.policy: QueuePolicy = queue_full_policy
@@ -173,7 +170,13 @@ class OperationLog:
         self._names: dict[str, bytes] = {}
         self._metrics.share_cache(self._kinds)
         self._millisecond: tuple[int, bytes] = (0, b"")  # see millisecond_stamp
-        self._buffer = RecordBuffer(self.max_queue_size, self.max_batch_size, self._wake_writer)
+        self._buffer = RecordBuffer(
+            self.max_queue_size,
+            self.max_batch_size,
+            self._wake_writer,
+            queue_full_policy,
+            self._metrics.dropped.inc,
+        )
         self._queue = self._buffer.queue
         self._state = WriterState()
         self._lifecycle = threading.Lock()
@@ -383,7 +386,7 @@ class OperationLog:
             )
         # RecordBuffer.offer's lock-free append, written out: the hot path.
         if buffer.accepted - buffer.released >= buffer.max_size:
-            return self._full(line)
+            return buffer.full(line)
         buffer.accepted += 1
         queue = self._queue
         queue.append(line)
@@ -436,23 +439,6 @@ class OperationLog:
         except TypeError:
             pass
 
-    def _full(self, record: Record) -> bool:
-        """The policy for a full buffer: False means dropped, True buffered after a wait."""
-        if self.policy == "drop":
-            self._buffer.count_drop()
-            self._metrics.dropped.inc()
-            return False
-        if self.policy == "raise":
-            raise QueueFullError(
-                f"OperationLog buffer is full ({self.max_queue_size} records not yet persisted)"
-            )
-        if _in_event_loop():
-            raise _WouldBlockLoop(record)
-        buffer = self._buffer
-        while not buffer.offer(record):
-            buffer.wait_for_space(1.0)
-        return True
-
     async def record_operation(
         self,
         operation_type: str,
@@ -474,12 +460,8 @@ class OperationLog:
             return self.record_operation_nowait(
                 operation_type, operation_name, duration_ms, success, error_message, metadata
             )
-        except _WouldBlockLoop as full:
-            record = full.record
-        buffer = self._buffer
-        while not buffer.offer(record):
-            await buffer.wait_for_space_async()
-        return True
+        except WouldBlockLoop as full:
+            return await self._buffer.put_async(full.record)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -508,26 +490,3 @@ class OperationLog:
                 self.cleanup(self.retention_days)
             except OSError:
                 pass  # retried at the next housekeeping round
-
-
-class _WouldBlockLoop(QueueFullError):
-    """The buffer is full under ``"block"`` and waiting would block a running event loop.
-
-    ``record_operation`` catches it and awaits space for ``record``; from
-    ``record_operation_nowait`` it reaches the caller as a ``QueueFullError``.
-    """
-
-    def __init__(self, record: Record) -> None:
-        super().__init__(
-            "OperationLog buffer is full and record_operation_nowait would block the "
-            "event loop; use `await record_operation(...)` in async code"
-        )
-        self.record = record
-
-
-def _in_event_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
