@@ -35,3 +35,20 @@ def row(name: str, ours: float, theirs: float, unit: str, target: float | None) 
 
 
 HEADER = f"{'benchmark':<44} {'meterhub':>10} {'prom_client':>12} {'unit':<5} {'ratio':>7}"
+
+
+REFERENCE_INC_NS = 253.0
+"""prometheus_client's pre-bound ``Counter.inc()`` on the machine the issues' absolute
+targets were set on (issue #2); the factor below scales those targets to this machine."""
+
+
+def machine_slowdown() -> tuple[float, float] | None:
+    """``(ns of prometheus_client's Counter.inc() here, how many times slower than the
+    reference)``, measured now; ``None`` without prometheus_client."""
+    try:
+        from prometheus_client import CollectorRegistry, Counter
+    except ImportError:
+        return None
+    inc = Counter("calibration", "machine speed probe", registry=CollectorRegistry()).inc
+    ns = ns_per_op(inc)
+    return ns, ns / REFERENCE_INC_NS
