@@ -378,3 +378,22 @@ def test_trailing_slash_and_prefix_exclusions(registry: Registry) -> None:
     c.get("/metrics/").close()
     c.get("/static/x.css").close()
     assert {s.labels.get("route") for f in registry.collect() for s in f.samples} <= {None}
+
+
+def test_an_instrumented_app_is_freed() -> None:
+    """The exception signal holds its sender weakly: apps made per test are not kept."""
+
+    def make() -> weakref.ref[Flask]:
+        app = Flask("freed")
+        MeterHub(app, registry=Registry(self_metrics=False))
+
+        @app.route("/boom")
+        def boom() -> str:
+            raise RuntimeError("boom")
+
+        assert app.test_client().get("/boom").status_code == 500
+        return weakref.ref(app)
+
+    ref = make()
+    gc.collect()
+    assert ref() is None
