@@ -9,6 +9,8 @@ already let go of.
 
 The bound counts every record not yet persisted: queued *and* in the writer's hands
 (being written or waiting for a retry after a disk error), i.e. ``accepted - released``.
+A record refused at the bound meets the log's policy (:meth:`RecordBuffer.full`): dropped
+and counted, waited for, or refused with ``QueueFullError``.
 The check and the append are two steps, so threads racing at the bound can overshoot it
 by at most one record each; memory stays bounded by ``max_size`` plus the number of
 recording threads, whatever the disk does.

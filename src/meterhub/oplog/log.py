@@ -152,7 +152,6 @@ class OperationLog:
                 f"OperationLog: queue_full_policy must be one of {POLICIES}, "
                 f"got {queue_full_policy!r}"
             )
-        self.policy: QueuePolicy = queue_full_policy
         # The one-pass path of record_operation_nowait() needs orjson for metadata; with
         # operation names as a label it would need a cache per (type, name), so those logs
         # take the full path.
@@ -254,6 +253,11 @@ class OperationLog:
     async def stop(self, timeout: float | None = 10.0) -> None:
         """Flush everything still buffered and stop; the event loop keeps running meanwhile."""
         await asyncio.get_running_loop().run_in_executor(None, self.stop_sync, timeout)
+
+    @property
+    def policy(self) -> QueuePolicy:
+        """What recording does when the buffer is full (``queue_full_policy``)."""
+        return self._buffer.policy
 
     @property
     def is_running(self) -> bool:
