@@ -512,3 +512,37 @@ def test_idle_writer_sleeps_instead_of_spinning(
         threading.Event().wait(0.2)  # an idle log: the writer must stay asleep meanwhile
     assert len(naps) <= 3, f"the writer woke {len(naps)} times while idle"
     assert naps[0] > 3000
+
+
+async def test_waiting_tasks_of_one_loop_are_woken_by_one_call() -> None:
+    """Space made by the writer wakes every waiting task with one call into their loop
+    (each call_soon_threadsafe is a system call, and a GIL hand-over)."""
+    from meterhub.oplog.buffer import RecordBuffer
+
+    buffer = RecordBuffer(1, 1, lambda: None, "block")
+    buffer.open()
+    assert buffer.offer(b"{}")
+    tasks = [asyncio.create_task(buffer.put_async(b"{}")) for _ in range(20)]
+    await asyncio.sleep(0.01)
+    assert len(buffer._async_waiters) == 20
+    loop = asyncio.get_running_loop()
+    calls = 0
+    original = loop.call_soon_threadsafe
+
+    def counting(callback: Any, *args: Any) -> Any:
+        nonlocal calls
+        calls += getattr(callback, "__module__", "") == "meterhub.oplog.buffer"
+        return original(callback, *args)
+
+    loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+    try:
+        for expected in range(1, 21):  # the writer frees one record at a time
+            taken = await asyncio.to_thread(buffer.take, 1)
+            await asyncio.to_thread(buffer.release, len(taken))
+            while sum(t.done() for t in tasks) < expected:
+                await asyncio.sleep(0.001)
+        assert all(t.result() is True for t in tasks)
+        assert calls == 20  # one per release, not one per waiting task
+    finally:
+        loop.call_soon_threadsafe = original  # type: ignore[method-assign]
+        buffer.close()

@@ -38,9 +38,10 @@ Record = bytes
 """A record as the writer gets it: its JSON in UTF-8 (see ``files.encode_record``)."""
 
 
-def _wake(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
+def _wake(futures: list[asyncio.Future[None]]) -> None:
+    for fut in futures:
+        if not fut.done():
+            fut.set_result(None)
 
 
 def _in_event_loop() -> bool:
@@ -254,8 +255,14 @@ class RecordBuffer:
             if self._sync_waiters:
                 self._space.notify_all()
             waiters, self._async_waiters = self._async_waiters, []
+        # One wake-up per event loop, not per task: each call_soon_threadsafe writes to the
+        # loop's self-pipe, a system call that hands the GIL over (and may wait 5 ms to get
+        # it back from a busy loop thread).
+        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         for loop, fut in waiters:
+            by_loop.setdefault(loop, []).append(fut)
+        for loop, futures in by_loop.items():
             try:
-                loop.call_soon_threadsafe(_wake, fut)
+                loop.call_soon_threadsafe(_wake, futures)
             except RuntimeError:
                 pass  # that event loop is closed: nobody is waiting any more
