@@ -69,6 +69,8 @@ class Registry:
         self._names: dict[str, Any] = {}
         self._auto_describe = auto_describe
         self._labels_cache: Any = None  # the directory part's label pairs, across scrapes
+        if store is not None and hasattr(store, "attach"):
+            _multiprocess()  # imported now, not mid-scrape (see _multiprocess)
         renew_locks_after_fork(self)
         self.self_metrics = SelfMetrics()
         if self_metrics:
@@ -90,6 +92,8 @@ class Registry:
             with self._lock:
                 if self._store is None:
                     self._store = default_store()
+                    if hasattr(self._store, "attach"):
+                        _multiprocess()
                 store = self._store
         return store
 
@@ -187,15 +191,14 @@ class Registry:
     def _collect_directory(
         self, store: Any, collectors: list[Any], wanted: set[str] | None
     ) -> Iterator[MetricFamily]:
-        from .multiprocess import MultiProcessCollector, _LabelsCache, directory_families
-
+        mp = _multiprocess()
         out: list[MetricFamily] = []
         seen: set[str] = set()
         # Families are materialised under the store's read lock (one snapshot for all).
         with store.collection() as files:
             mine = []
             for collector in collectors:
-                if isinstance(collector, MultiProcessCollector) and collector.covers(store):
+                if isinstance(collector, mp.MultiProcessCollector) and collector.covers(store):
                     mine.append(collector)
                     continue
                 for family in collector.collect():
@@ -207,8 +210,8 @@ class Registry:
                 rest: Iterable[Any] = (fam for c in mine for fam in c.collect())
             else:
                 if self._labels_cache is None:
-                    self._labels_cache = _LabelsCache()
-                rest = directory_families(store, files, seen, wanted, self._labels_cache)
+                    self._labels_cache = mp._LabelsCache()
+                rest = mp.directory_families(store, files, seen, wanted, self._labels_cache)
             for family in rest:
                 f = to_family(family)
                 if f.name not in seen and (wanted is None or _wanted(f, wanted)):
@@ -233,6 +236,21 @@ class Registry:
                 if sample.name == name and dict(sample.labels) == labels:
                     return sample.value
         return None
+
+
+_mp: Any = None
+
+
+def _multiprocess() -> Any:
+    """:mod:`meterhub.multiprocess`, imported once, when a registry first gets a
+    multi-process store: an ``import`` statement run during every scrape would take the
+    module's import lock, and a child forked while another thread held it would hang."""
+    global _mp
+    if _mp is None:
+        from . import multiprocess
+
+        _mp = multiprocess
+    return _mp
 
 
 def _wanted(family: MetricFamily, wanted: set[str]) -> bool:

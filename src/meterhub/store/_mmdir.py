@@ -30,6 +30,7 @@ import re
 import struct
 from collections.abc import Callable, Iterator
 
+from .._forksafe import renew_locks_after_fork
 from ..samples import MetricType
 from ._mmformat import (
     EXEMPLAR_DOUBLES,
@@ -108,14 +109,44 @@ def _alive(name: str) -> bool:
     return process_start(int(m.group(1))) == int(m.group(2))
 
 
+class _HeldLocks:
+    """Descriptors of the directory lock held right now, by any thread of this process.
+
+    A child forked while one is held inherits the descriptor, and with it the ``flock``
+    (it belongs to the open file description): the lock would outlive the parent's
+    release for as long as the child lives, and the child's own next ``locked()`` would
+    wait for itself. The child closes its copies (never unlocks: that would release the
+    parent's lock) before anything else of meterhub runs (:mod:`meterhub._forksafe`).
+    """
+
+    def __init__(self) -> None:
+        self.fds: set[int] = set()
+        renew_locks_after_fork(self)
+
+    def _renew_locks(self) -> None:
+        for fd in list(self.fds):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.fds.clear()
+
+
+_HELD = _HeldLocks()
+
+
 @contextlib.contextmanager
 def locked(path: str, exclusive: bool) -> Iterator[None]:
     # A fresh descriptor each time: an inherited one would share its lock with the parent.
-    fd = os.open(os.path.join(path, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(os.path.join(path, LOCK_NAME), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    _HELD.fds.add(fd)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         yield
     finally:
+        # Unlocked before it leaves the set: a child forked at any point either closes its
+        # copy (in the set: still open, maybe locked) or holds an unlocked one.
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        _HELD.fds.discard(fd)
         os.close(fd)
 
 
