@@ -21,14 +21,8 @@ interval. Free-threaded builds (``python3.13t``) do not give this guarantee with
 GIL; :func:`meterhub.store.require_gil` refuses to run there unless the GIL is enabled
 (``PYTHON_GIL=1``), until meterhub has a per-cell locking store.
 
-Layout of a cell, by metric type (``width`` slots):
-
-* counter: ``[total, created]``
-* gauge: ``[value]``, or ``[value, timestamp]`` in the ``mostrecent`` modes
-* histogram: ``[sum, bucket_0 .. bucket_n-1, created]`` (buckets not cumulative)
-* summary: ``[count, sum, created]``
-* info: ``[1.0]`` - the info pairs are encoded in the key (see ``Info``)
-* enum: ``[state index]``
+The layout of a cell (its width, which slot holds what, how it becomes a snapshot
+series) is owned by :mod:`meterhub.store.layout`.
 """
 
 from __future__ import annotations
@@ -37,6 +31,7 @@ from collections.abc import Iterable, Iterator, MutableSequence, Sequence
 from typing import NamedTuple, Protocol
 
 from ..samples import Exemplar, MetricType
+from .layout import cell_width
 
 __all__ = ["Cell", "LocalCell", "MetricDesc", "SeriesData", "ValueStore", "cell_width"]
 
@@ -59,20 +54,6 @@ class MetricDesc(NamedTuple):
     buckets: tuple[float, ...] = ()
     states: tuple[str, ...] = ()
     multiprocess_mode: str = ""
-
-
-def cell_width(desc: MetricDesc) -> int:
-    """How many float slots one series of *desc* needs (layout in the module docstring)."""
-    kind = desc.type
-    if kind is MetricType.COUNTER:
-        return 2
-    if kind is MetricType.HISTOGRAM:
-        return len(desc.buckets) + 2
-    if kind is MetricType.SUMMARY:
-        return 3
-    if kind is MetricType.GAUGE and desc.multiprocess_mode.endswith("mostrecent"):
-        return 2
-    return 1
 
 
 class SeriesData(NamedTuple):
