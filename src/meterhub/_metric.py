@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from ._config import get_config, is_enabled, watch_switch
@@ -24,16 +24,16 @@ from .errors import DefinitionError
 from .guard import OVERFLOW_VALUE, SelfMetrics, recording_error
 from .naming import build_name, validate_label_names
 from .registry import REGISTRY, Registry
-from .samples import LabelPairs, MetricFamily, MetricType, Series
+from .samples import CollectOptions, LabelPairs, MetricFamily, MetricType, Series
 from .store import LocalStore, MetricDesc, SeriesData, ValueStore
-from .store.base import Cell, LocalCell, cell_width
+from .store.base import Cell, LocalCell
+from .store.layout import CellLayout, layout_of
 
 __all__ = ["Child", "MetricBase"]
 
 C = TypeVar("C", bound="Child")
 M = TypeVar("M", bound="MetricBase[Any]")
 
-_HAS_CREATED = (MetricType.COUNTER, MetricType.HISTOGRAM, MetricType.SUMMARY)
 _UNREGISTERED = Registry(store=LocalStore(), self_metrics=False)
 
 
@@ -47,9 +47,8 @@ def _encodable(values: tuple[str, ...]) -> bool:
     return True
 
 
-def created_sample(value: float, on: bool) -> float | None:
-    """The ``_created`` value to render: ``None`` when off or never recorded (0.0)."""
-    return value if on and value else None
+SeriesMaker = Callable[[MetricDesc, LabelPairs, SeriesData, bool], Series]
+"""``(desc, labels, data, created) -> Series``: one read-back series as a snapshot."""
 
 
 class SeriesWatcher(Protocol):
@@ -88,8 +87,11 @@ class MetricBase(Generic[C]):
     _child_methods: ClassVar[tuple[str, ...]] = ()
     _reserved_labels: ClassVar[tuple[str, ...]] = ()
     _suffixes: ClassVar[tuple[str, ...]] = ()
+    collect_takes_options: ClassVar[bool] = True
+    """``collect(options)`` renders by the registry's :class:`~meterhub.samples.CollectOptions`."""
 
     _desc: MetricDesc
+    _layout: CellLayout
     _registry: Registry
     _store: ValueStore
     _self_metrics: SelfMetrics | None
@@ -161,6 +163,8 @@ class MetricBase(Generic[C]):
         self, desc: MetricDesc, registry: Registry, switch: str | None, max_series: int | None
     ) -> None:
         self._desc = desc
+        self._layout = layout_of(desc)
+        self._created_slot = self._layout.created_slot(desc)
         self._registry = registry
         self._store = registry.store
         self._self_metrics = registry.self_metrics
@@ -292,8 +296,9 @@ class MetricBase(Generic[C]):
         # Only while _created samples are on: the timestamp is a float object per series,
         # a tenth of a series' memory, for samples that are off by default. A series
         # created while they were off renders without one (0.0 means "not recorded").
-        if self._type in _HAS_CREATED and cell[-1] == 0.0 and get_config().created:
-            cell[-1] = time.time()
+        slot = self._created_slot
+        if slot is not None and cell[slot] == 0.0 and self._registry.options.created:
+            cell[slot] = time.time()
 
     def _overflow(self) -> C:
         if self._self_metrics is not None:
@@ -305,7 +310,7 @@ class MetricBase(Generic[C]):
     def _null_child(self) -> C:
         """A child that records nowhere: what a failed ``labels()`` returns outside strict mode."""
         if self._null is None:
-            self._null = self._child_cls(self, (), [0.0] * cell_width(self._desc))  # type: ignore[assignment]
+            self._null = self._child_cls(self, (), [0.0] * self._layout.width(self._desc))  # type: ignore[assignment]
         assert self._null is not None
         return self._null
 
@@ -363,21 +368,25 @@ class MetricBase(Generic[C]):
 
     # -- collection -----------------------------------------------------------------------
 
-    def collect(self) -> Iterator[MetricFamily]:
-        """Yield this metric's snapshot."""
-        created = get_config().created
-        names = self._desc.labelnames
+    def collect(self, options: CollectOptions | None = None) -> Iterator[MetricFamily]:
+        """Yield this metric's snapshot, rendered by *options* (default: its registry's)."""
+        if options is None:
+            options = self._registry.options
+        created = options.created
+        d = self._desc
+        names = d.labelnames
+        to_series = self._series_maker()
         series = [
-            self._series(
+            to_series(
+                d,
                 tuple(zip(names, data.key)) + data.extra_labels
                 if data.extra_labels
                 else tuple(zip(names, data.key)),
                 data,
                 created,
             )
-            for data in self._store.read(self._desc, self._local_cells())
+            for data in self._store.read(d, self._local_cells(), options)
         ]
-        d = self._desc
         yield MetricFamily(
             d.name, d.documentation, self._family_type(), d.unit, tuple(series), d.buckets, d.states
         )
@@ -389,5 +398,6 @@ class MetricBase(Generic[C]):
     def _family_type(self) -> MetricType:
         return self._type
 
-    def _series(self, labels: LabelPairs, data: SeriesData, created: bool) -> Series:
-        raise NotImplementedError
+    def _series_maker(self) -> SeriesMaker:
+        """How collection turns a read-back series into a snapshot: the cell layout's way."""
+        return self._layout.to_series

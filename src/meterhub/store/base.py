@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, MutableSequence, Sequence
 from typing import NamedTuple, Protocol
 
-from ..samples import Exemplar, MetricType
+from ..samples import CollectOptions, Exemplar, MetricType
 from .layout import cell_width
 
 __all__ = ["Cell", "LocalCell", "MetricDesc", "SeriesData", "ValueStore", "cell_width"]
@@ -66,6 +66,9 @@ class SeriesData(NamedTuple):
     """Labels a store adds after the metric's own (the multi-process store's ``pid``)."""
 
 
+_DEFAULT = CollectOptions()
+
+
 class ValueStore(Protocol):
     """What a registry needs from storage (``LocalStore``, ``MultiProcessStore``)."""
 
@@ -87,12 +90,15 @@ class ValueStore(Protocol):
         """Keep *exemplar* as the latest one of *slot* (a counter value or a bucket)."""
         ...
 
-    def read(self, desc: MetricDesc, local: Iterable[LocalCell]) -> Iterator[SeriesData]:
+    def read(
+        self, desc: MetricDesc, local: Iterable[LocalCell], options: CollectOptions = _DEFAULT
+    ) -> Iterator[SeriesData]:
         """Every series of *desc*, merged across processes where that applies.
 
         *local* is the ``(key, cell)`` pairs this process's metric holds. ``LocalStore``
         reads exactly those (keeping no second index of its own saves memory per series);
         a store that keeps its own record of every cell, like the multi-process one,
-        ignores it.
+        ignores it. *options* say what collection renders (a store may skip merging the
+        ``created`` slot when it is not).
         """
         ...

@@ -52,6 +52,8 @@ Example::
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, ClassVar
 
 from ..samples import LabelPairs, MetricType, Series
@@ -65,6 +67,7 @@ __all__ = [
     "GAUGE",
     "HISTOGRAM",
     "INFO",
+    "LAYOUTS",
     "SUMMARY",
     "CellLayout",
     "CounterLayout",
@@ -244,16 +247,17 @@ SUMMARY = SummaryLayout()
 INFO = InfoLayout()
 ENUM = EnumLayout()
 
-_BY_TYPE: dict[MetricType, CellLayout] = {
-    layout.type: layout for layout in (COUNTER, GAUGE, HISTOGRAM, SUMMARY, INFO, ENUM)
-}
+LAYOUTS: Mapping[MetricType, CellLayout] = MappingProxyType(
+    {layout.type: layout for layout in (COUNTER, GAUGE, HISTOGRAM, SUMMARY, INFO, ENUM)}
+)
+"""The layout of each metric type (read-only)."""
 
 
 def layout_of(desc: MetricDesc) -> CellLayout:
     """The layout of *desc*'s cells (types without a layout of their own store one value)."""
-    return _BY_TYPE.get(desc.type, GAUGE)
+    return LAYOUTS.get(desc.type, GAUGE)
 
 
 def cell_width(desc: MetricDesc) -> int:
     """How many float slots one series of *desc* needs."""
-    return _BY_TYPE.get(desc.type, GAUGE).width(desc)
+    return LAYOUTS.get(desc.type, GAUGE).width(desc)
