@@ -9,6 +9,11 @@ construction, so ``counter.inc()`` costs exactly ``child.inc()``.
 While a metric's switch (or the global one) is off, each child's active cell ``_v`` is
 swapped for a private scratch list: recording costs the same and changes nothing that
 is collected.
+
+The seam for meterhub's own subsystems that cache children or write a child's fast path
+out inline (the event router, the operation log, the hub) is public and small:
+``metric.desc``, ``metric.children``, ``metric.null_child()``, ``metric.report_error()``
+and ``child.active_cell`` (with the slots of :mod:`meterhub.store.layout`).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from ._config import get_config, is_enabled, watch_switch
@@ -62,9 +67,24 @@ class SeriesWatcher(Protocol):
 
 
 class Child:
-    """One series of a metric: its label values and its cell."""
+    """One series of a metric: its label values and its cell.
+
+    ``child.active_cell`` is the cell recording goes to now: the store's cell, or a scratch
+    list while the metric's switch is off. It is the seam for code that writes a child's
+    fast path out inline (:mod:`meterhub.events.compile`, the operation log): read it at
+    every update (never keep it), write it with the slots of :mod:`meterhub.store.layout`.
+    It is the very slot the child's own methods use, so reading it costs the same.
+
+    Example::
+
+        >>> from meterhub import Counter, Registry
+        >>> child = Counter("hits", "Hits.", ["page"], registry=Registry()).labels("home")
+        >>> child.active_cell[0] += 1.0  # CounterLayout.TOTAL: what child.inc() does
+    """
 
     __slots__ = ("_cell", "_key", "_metric", "_v")
+
+    active_cell: Cell  # the slot "_v" under its public name (set after the class)
 
     def __init__(self, metric: MetricBase[Any], key: tuple[str, ...], cell: Cell) -> None:
         self._metric = metric
@@ -77,6 +97,10 @@ class Child:
 
     def _drop(self) -> None:
         self._metric._store.remove(self._metric._desc, self._key)
+
+
+# The public name shares the slot's descriptor: no property call on inlined hot paths.
+Child.active_cell = Child.__dict__["_v"]
 
 
 class MetricBase(Generic[C]):
@@ -194,6 +218,17 @@ class MetricBase(Generic[C]):
         return f"{type(self).__name__}({self._desc.name!r}, labelnames={self._desc.labelnames})"
 
     @property
+    def desc(self) -> MetricDesc:
+        """The metric's immutable definition (name, type, label names, buckets, ...)."""
+        return self._desc
+
+    @property
+    def children(self) -> Mapping[tuple[str, ...], C]:
+        """The live children by label values: the very mapping ``labels()`` consults, so
+        ``remove()``/``clear()`` show at once. Read-only; for code that caches children."""
+        return self._children
+
+    @property
     def name(self) -> str:
         """The metric's full name (namespace, subsystem and unit included)."""
         return self._desc.name
@@ -307,8 +342,9 @@ class MetricBase(Generic[C]):
         child = self._children.get(key)
         return child if child is not None else self._new_child(key)
 
-    def _null_child(self) -> C:
-        """A child that records nowhere: what a failed ``labels()`` returns outside strict mode."""
+    def null_child(self) -> C:
+        """A child that records nowhere: what a failed ``labels()`` returns outside strict
+        mode, and what code that reports a mistake with :meth:`report_error` hands back."""
         if self._null is None:
             self._null = self._child_cls(self, (), [0.0] * self._layout.width(self._desc))  # type: ignore[assignment]
         assert self._null is not None
@@ -356,8 +392,20 @@ class MetricBase(Generic[C]):
         for child in list(self._children.values()):
             child._switch(on)
 
-    def _error(self, reason: str, message: str) -> None:
+    def report_error(self, reason: str, message: str) -> None:
+        """Report a recording mistake about this metric under the error policy: raised as
+        :class:`~meterhub.errors.RecordingError` in strict mode, else logged once per
+        *reason* and counted in ``meterhub_errors_total{metric,reason}``.
+
+        Example (what :class:`~meterhub.hub.Hub` does with labels a metric has not)::
+
+            metric.report_error("label_names", "labels given to a metric without labels")
+            return metric.null_child()
+        """
         recording_error(self._self_metrics, self._desc.name, reason, message)
+
+    _error = report_error  # the short name the core's own modules use
+    _null_child = null_child
 
     def _labeled_parent(self, method: str) -> None:
         self._error(
