@@ -176,16 +176,17 @@ class HistogramLayout(CellLayout):
     def to_series(
         self, desc: MetricDesc, labels: LabelPairs, data: SeriesData, created: bool
     ) -> Series:
-        values = data.values
-        end = len(values) - 1  # the created slot
+        values = data.values  # [sum, buckets..., created]
         cumulative: list[float] = [values[0]]
         total = 0.0
-        for count in values[1:end]:
+        for count in values[1:-1]:
             total += count
             cumulative.append(total)
         ex = data.exemplars
-        exemplars = tuple(ex.get(i) for i in range(end - 1)) if ex else ()
-        return Series(labels, tuple(cumulative), exemplars, created_value(values[end], created))
+        exemplars = tuple(ex.get(i) for i in range(len(values) - 2)) if ex else ()
+        # created_value(), inlined: this runs once per histogram series and scrape
+        stamp = values[-1] if created and values[-1] else None
+        return Series(labels, tuple(cumulative), exemplars, stamp)
 
 
 class SummaryLayout(CellLayout):

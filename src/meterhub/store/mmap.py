@@ -39,8 +39,8 @@ are never resized: ``mmap`` refuses to while a ``memoryview`` cell points into i
 Merging rules (every process's file plus the archive)
 -----------------------------------------------------
 * counters, histograms, summaries: slots add up; ``created`` is the earliest (merged
-  only when the collection renders it, ``CollectOptions.created``); the exemplar of a slot is the most recent
-  one of any process.
+  only when the collection renders it, ``CollectOptions.created``); the exemplar of a
+  slot is the most recent one of any process.
 * gauges, by ``multiprocess_mode``: ``all`` one series per process with a ``pid`` label;
   ``sum``/``max``/``min``; ``mostrecent`` the value written last (timestamp slot); the
   ``live*`` variants look at live processes only.
