@@ -255,10 +255,14 @@ LAYOUTS: Mapping[MetricType, CellLayout] = MappingProxyType(
 
 
 def layout_of(desc: MetricDesc) -> CellLayout:
-    """The layout of *desc*'s cells (types without a layout of their own store one value)."""
+    """The layout of *desc*'s cells (types without a layout of their own store one value).
+
+    The one place a layout is chosen: one that depends on more than the type is picked
+    here, before the lookup by type.
+    """
     return LAYOUTS.get(desc.type, GAUGE)
 
 
 def cell_width(desc: MetricDesc) -> int:
     """How many float slots one series of *desc* needs."""
-    return LAYOUTS.get(desc.type, GAUGE).width(desc)
+    return layout_of(desc).width(desc)
