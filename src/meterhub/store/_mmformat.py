@@ -162,6 +162,7 @@ class FileWriter:
                 first, 0, MAGIC, VERSION, kind, pid, start, HEADER_SIZE, generation, merged, 0
             )
             self._end = HEADER_SIZE
+            self._first = bytes(16)
             if not exclusive:
                 _io("rename")
                 os.rename(self._tmp, path)
@@ -236,6 +237,8 @@ class FileWriter:
         at = self._end - self._seg_start
         RECORD.pack_into(mm, at, length, rtype, 0, len(key), n_values)
         mm[at + RECORD.size : at + RECORD.size + len(key)] = key
+        if self._end == HEADER_SIZE:
+            self._first = bytes(mm[at : at + RECORD.size])
         self._end += length
         # Publish last: a reader never parses a record whose bytes are not all written.
         struct.pack_into("<Q", self._segments[0][1], USED_AT, self._end)
@@ -265,13 +268,14 @@ class FileWriter:
                 self._reserve(0, self._seg_end)
             except OSError:
                 pass  # sparse: reads are safe; the store moves its cells out right away
-        magic, version, kind, pid, start, used, gen, merged, _ = HEADER.unpack_from(
-            self._segments[0][1], 0
-        )
+        first = self._segments[0][1]
+        magic, version, kind, pid, start, used, gen, merged, _ = HEADER.unpack_from(first, 0)
         if (magic, version) != (MAGIC, VERSION) or (kind, pid, start, gen, merged) != self._head:
             lost = 0
-        elif used != self._end and lost is None:
-            lost = HEADER_SIZE
+        elif lost is None and (
+            used != self._end or self._first != first[HEADER_SIZE : HEADER_SIZE + RECORD.size]
+        ):
+            lost = HEADER_SIZE  # overwritten from the first record on (zero-filled?)
         return lost
 
     def identity(self) -> tuple[int, int]:

@@ -89,10 +89,14 @@ class Directory:
         for attempt in range(3):
             states, corrupt, leftovers = self._scan()
             if corrupt:
-                with locked(self.path, exclusive=True):
+                try:
+                    with locked(self.path, exclusive=True):
+                        for name in corrupt:
+                            if not quarantine(self.path, name):
+                                self._stick(name)
+                except OSError:  # no lock file, and no right to create one: skip them
                     for name in corrupt:
-                        if not quarantine(self.path, name):
-                            self._stick(name)
+                        self._stick(name)
                 continue
             dead = frozenset(v.name for v, alive in states[1:] if v is not None and not alive)
             if dead == self._failed_compaction:
