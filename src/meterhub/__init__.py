@@ -52,7 +52,7 @@ from .families import (
 from .hub import Hub, hub
 from .metrics import DEFAULT_BUCKETS, INF, Counter, Enum, Gauge, Histogram, Info, Summary
 from .registry import REGISTRY, CollectorRegistry, Registry
-from .samples import Exemplar, MetricFamily, MetricType, Sample, Series, Timestamp
+from .samples import CollectOptions, Exemplar, MetricFamily, MetricType, Sample, Series, Timestamp
 
 # Public names that live in modules with heavier imports: loaded on first access.
 _LAZY = {
@@ -80,6 +80,7 @@ _LAZY = {
 __all__ = [
     "CONTENT_TYPE_LATEST",
     "CONTENT_TYPE_OPENMETRICS",
+    "CollectOptions",
     "CollectorRegistry",
     "Component",
     "Config",

@@ -9,13 +9,12 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ._metric import Child, MetricBase, created_sample
+from ._metric import Child, MetricBase
 from ._scope import Scope
 from ._values import checked_exemplar, checked_number
 from .errors import DefinitionError
 from .registry import REGISTRY, Registry
-from .samples import LabelPairs, MetricType, Series
-from .store import SeriesData
+from .samples import MetricType
 
 __all__ = ["DEFAULT_BUCKETS", "INF", "Histogram", "HistogramChild", "Summary", "SummaryChild"]
 
@@ -148,17 +147,6 @@ class Histogram(MetricBase[HistogramChild]):
         self._labeled_parent("time")
         return self._null_child().time()
 
-    def _series(self, labels: LabelPairs, data: SeriesData, created: bool) -> Series:
-        values = data.values
-        cumulative: list[float] = [values[0]]
-        total = 0.0
-        for count in values[1:-1]:
-            total += count
-            cumulative.append(total)
-        ex = data.exemplars
-        exemplars = tuple(ex.get(i) for i in range(len(values) - 2)) if ex else ()
-        return Series(labels, tuple(cumulative), exemplars, created_sample(values[-1], created))
-
 
 # ---------------------------------------------------------------------------------- Summary
 
@@ -218,7 +206,3 @@ class Summary(MetricBase[SummaryChild]):
     def time(self) -> Scope[float]:
         self._labeled_parent("time")
         return self._null_child().time()
-
-    def _series(self, labels: LabelPairs, data: SeriesData, created: bool) -> Series:
-        v = data.values
-        return Series(labels, (v[0], v[1]), (), created_sample(v[2], created))

@@ -3,7 +3,9 @@
 A :class:`Registry` is given its value store (or resolves the default once, on first
 use); metrics ask ``registry.store`` for their cells. ``collect()`` yields immutable
 :class:`~meterhub.samples.MetricFamily` snapshots, which the renderers in
-:mod:`meterhub.exposition` turn into text.
+:mod:`meterhub.exposition` turn into text. The registry decides how its collection renders
+(:class:`~meterhub.samples.CollectOptions`, e.g. ``_created`` samples) and passes that to
+the collectors that take it; stores and metrics never read those settings themselves.
 
 Multi-process mode (``METERHUB_MULTIPROC_DIR`` set, or a registry given a
 :class:`~meterhub.store.mmap.MultiProcessStore`): ``collect()`` serves *every* metric of
@@ -27,19 +29,37 @@ from ._forksafe import check_pid, renew_locks_after_fork
 from .errors import DefinitionError
 from .families import to_family
 from .guard import SelfMetrics
-from .samples import MetricFamily
+from .samples import CollectOptions, MetricFamily
 from .store import ValueStore, default_store
 
-__all__ = ["REGISTRY", "Collector", "CollectorRegistry", "Registry"]
+__all__ = ["REGISTRY", "Collector", "CollectorRegistry", "Registry", "configured_options"]
 
 T = TypeVar("T")
 
 
 @runtime_checkable
 class Collector(Protocol):
-    """Anything with ``collect()`` yielding metric families (``describe()`` is optional)."""
+    """Anything with ``collect()`` yielding metric families (``describe()`` is optional).
+
+    A collector whose output depends on the registry's :class:`CollectOptions` (meterhub's
+    metrics, :class:`~meterhub.multiprocess.MultiProcessCollector`) sets the class attribute
+    ``collect_takes_options = True`` and defines ``collect(options=None)``: the registry then
+    calls ``collect(options)``.
+    """
 
     def collect(self) -> Iterable[Any]: ...
+
+
+def configured_options() -> CollectOptions:
+    """The options the configuration asks for (``METERHUB_CREATED``), read now: what a
+    registry created without ``options=`` collects with.
+
+    Example::
+
+        >>> configured_options().created
+        False
+    """
+    return CollectOptions(created=get_config().created)
 
 
 class Registry:
@@ -62,9 +82,11 @@ class Registry:
         auto_describe: bool = False,
         target_info: Mapping[str, str] | None = None,
         self_metrics: bool = True,
+        options: CollectOptions | None = None,
     ) -> None:
         self._lock = threading.RLock()
         self._store = store
+        self._options = options
         self._collectors: dict[Any, tuple[str, ...]] = {}
         self._names: dict[str, Any] = {}
         self._auto_describe = auto_describe
@@ -96,6 +118,13 @@ class Registry:
                         _multiprocess()
                 store = self._store
         return store
+
+    @property
+    def options(self) -> CollectOptions:
+        """How this registry collects: the ``options=`` it was given, else
+        :func:`configured_options` (so ``configure(created=True)`` applies from then on)."""
+        options = self._options
+        return options if options is not None else configured_options()
 
     def register(self, collector: Any) -> None:
         """Add *collector*; raises ``ValueError`` if one of its names is taken."""
@@ -154,8 +183,11 @@ class Registry:
             names.extend({s.name for s in f.samples} | {f.name})
         return tuple(names)
 
-    def collect(self, names: Iterable[str] | None = None) -> Iterator[MetricFamily]:
-        """Snapshot every collector. With *names*, only families with a sample of those names.
+    def collect(
+        self, names: Iterable[str] | None = None, options: CollectOptions | None = None
+    ) -> Iterator[MetricFamily]:
+        """Snapshot every collector. With *names*, only families with a sample of those names;
+        *options* (default: :attr:`options`) go to the collectors that take them.
 
         In multi-process mode, every other metric of the directory follows (see the module
         docstring).
@@ -164,12 +196,14 @@ class Registry:
         directory = self._directory_store()
         with self._lock:
             collectors = list(self._collectors)
+        if options is None:
+            options = self.options
         wanted = None if names is None else set(names)
         if directory is not None:
-            yield from self._collect_directory(directory, collectors, wanted)
+            yield from self._collect_directory(directory, collectors, wanted, options)
             return
         for collector in collectors:
-            for family in collector.collect():
+            for family in _collect_one(collector, options):
                 f = to_family(family)
                 if wanted is None or _wanted(f, wanted):
                     yield f
@@ -189,7 +223,11 @@ class Registry:
         return store
 
     def _collect_directory(
-        self, store: Any, collectors: list[Any], wanted: set[str] | None
+        self,
+        store: Any,
+        collectors: list[Any],
+        wanted: set[str] | None,
+        options: CollectOptions,
     ) -> Iterator[MetricFamily]:
         mp = _multiprocess()
         out: list[MetricFamily] = []
@@ -201,17 +239,19 @@ class Registry:
                 if isinstance(collector, mp.MultiProcessCollector) and collector.covers(store):
                     mine.append(collector)
                     continue
-                for family in collector.collect():
+                for family in _collect_one(collector, options):
                     f = to_family(family)
                     seen.add(f.name)
                     if wanted is None or _wanted(f, wanted):
                         out.append(f)
             if mine:
-                rest: Iterable[Any] = (fam for c in mine for fam in c.collect())
+                rest: Iterable[Any] = (fam for c in mine for fam in c.collect(options))
             else:
                 if self._labels_cache is None:
                     self._labels_cache = mp._LabelsCache()
-                rest = mp.directory_families(store, files, seen, wanted, self._labels_cache)
+                rest = mp.directory_families(
+                    store, files, seen, wanted, self._labels_cache, options
+                )
             for family in rest:
                 f = to_family(family)
                 if f.name not in seen and (wanted is None or _wanted(f, wanted)):
@@ -236,6 +276,12 @@ class Registry:
                 if sample.name == name and dict(sample.labels) == labels:
                     return sample.value
         return None
+
+
+def _collect_one(collector: Any, options: CollectOptions) -> Iterable[Any]:
+    if getattr(collector, "collect_takes_options", False):
+        return collector.collect(options)  # type: ignore[no-any-return]
+    return collector.collect()  # type: ignore[no-any-return]
 
 
 _mp: Any = None

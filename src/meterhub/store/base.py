@@ -21,14 +21,8 @@ interval. Free-threaded builds (``python3.13t``) do not give this guarantee with
 GIL; :func:`meterhub.store.require_gil` refuses to run there unless the GIL is enabled
 (``PYTHON_GIL=1``), until meterhub has a per-cell locking store.
 
-Layout of a cell, by metric type (``width`` slots):
-
-* counter: ``[total, created]``
-* gauge: ``[value]``, or ``[value, timestamp]`` in the ``mostrecent`` modes
-* histogram: ``[sum, bucket_0 .. bucket_n-1, created]`` (buckets not cumulative)
-* summary: ``[count, sum, created]``
-* info: ``[1.0]`` - the info pairs are encoded in the key (see ``Info``)
-* enum: ``[state index]``
+The layout of a cell (its width, which slot holds what, how it becomes a snapshot
+series) is owned by :mod:`meterhub.store.layout`.
 """
 
 from __future__ import annotations
@@ -36,7 +30,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, MutableSequence, Sequence
 from typing import NamedTuple, Protocol
 
-from ..samples import Exemplar, MetricType
+from ..samples import CollectOptions, Exemplar, MetricType
+from .layout import cell_width
 
 __all__ = ["Cell", "LocalCell", "MetricDesc", "SeriesData", "ValueStore", "cell_width"]
 
@@ -61,20 +56,6 @@ class MetricDesc(NamedTuple):
     multiprocess_mode: str = ""
 
 
-def cell_width(desc: MetricDesc) -> int:
-    """How many float slots one series of *desc* needs (layout in the module docstring)."""
-    kind = desc.type
-    if kind is MetricType.COUNTER:
-        return 2
-    if kind is MetricType.HISTOGRAM:
-        return len(desc.buckets) + 2
-    if kind is MetricType.SUMMARY:
-        return 3
-    if kind is MetricType.GAUGE and desc.multiprocess_mode.endswith("mostrecent"):
-        return 2
-    return 1
-
-
 class SeriesData(NamedTuple):
     """One series as read back from a store: its key, a copy of its cell, its exemplars."""
 
@@ -83,6 +64,9 @@ class SeriesData(NamedTuple):
     exemplars: dict[int, Exemplar]
     extra_labels: tuple[tuple[str, str], ...] = ()
     """Labels a store adds after the metric's own (the multi-process store's ``pid``)."""
+
+
+_DEFAULT = CollectOptions()
 
 
 class ValueStore(Protocol):
@@ -106,12 +90,15 @@ class ValueStore(Protocol):
         """Keep *exemplar* as the latest one of *slot* (a counter value or a bucket)."""
         ...
 
-    def read(self, desc: MetricDesc, local: Iterable[LocalCell]) -> Iterator[SeriesData]:
+    def read(
+        self, desc: MetricDesc, local: Iterable[LocalCell], options: CollectOptions = _DEFAULT
+    ) -> Iterator[SeriesData]:
         """Every series of *desc*, merged across processes where that applies.
 
         *local* is the ``(key, cell)`` pairs this process's metric holds. ``LocalStore``
         reads exactly those (keeping no second index of its own saves memory per series);
         a store that keeps its own record of every cell, like the multi-process one,
-        ignores it.
+        ignores it. *options* say what collection renders (a store may skip merging the
+        ``created`` slot when it is not).
         """
         ...
