@@ -111,7 +111,8 @@ def fsync_dir(directory: str | os.PathLike[str]) -> None:
     except OSError:
         pass  # some filesystems refuse fsync on directories; nothing more can be done
     finally:
-        os.close(fd)
+        with contextlib.suppress(OSError):  # the rename is done: never report it failed
+            os.close(fd)
 
 
 def _write_all(fd: int, chunks: Sequence[bytes]) -> None:
