@@ -344,14 +344,27 @@ class AsyncHTTPServer:
         transport.set_write_buffer_limits(high=0)  # drain() returns once all is sent
         try:
             await self._requests(reader, writer)
+        except asyncio.CancelledError:  # shutdown
+            transport.abort()
+            raise
         except asyncio.TimeoutError:
             self._count("timeout")  # the client did not take the answer in time
+            transport.abort()
         except (OSError, asyncio.IncompleteReadError):
-            pass  # the client went away
+            transport.abort()  # the client went away
         except Exception:
             log.exception("meterhub: the HTTP server failed on a connection")
-        finally:
             transport.abort()
+        else:
+            # A graceful close (what is buffered is sent; TLS says close_notify), bounded.
+            transport.close()
+            try:
+                await asyncio.wait_for(writer.wait_closed(), LINGER_SECONDS)
+            except (OSError, asyncio.TimeoutError):
+                transport.abort()
+            except asyncio.CancelledError:
+                transport.abort()
+                raise
 
     async def _requests(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         loop = asyncio.get_running_loop()
