@@ -47,6 +47,7 @@ MAX_BODY = 65536
 LINGER_SECONDS = 2.0
 """How long a connection closed after an error keeps reading what the client still sends."""
 LINGER_BYTES = 1 << 20
+_READ = 16384  # per read; a connection buffers at most the head cap plus about two of these
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _VERSION = re.compile(r"HTTP/\d\.\d")
@@ -324,7 +325,7 @@ class AsyncHTTPServer:
 
     async def _connection(self, conn: socket.socket) -> None:
         loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=MAX_HEAD, loop=loop)
+        reader = asyncio.StreamReader(limit=_READ, loop=loop)
         protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
         try:
             transport, _ = await asyncio.wait_for(
@@ -403,7 +404,7 @@ class AsyncHTTPServer:
     @staticmethod
     async def _discard(reader: asyncio.StreamReader) -> None:
         seen = 0
-        while seen < LINGER_BYTES and (chunk := await reader.read(65536)):
+        while seen < LINGER_BYTES and (chunk := await reader.read(_READ)):
             seen += len(chunk)
 
     async def _read_request(self, reader: asyncio.StreamReader, buf: bytearray) -> _Request | None:
@@ -422,7 +423,7 @@ class AsyncHTTPServer:
                 raise _Reject(414, "too_large")
             if len(buf) > MAX_HEAD:
                 raise _Reject(431, "too_large")
-            chunk = await reader.read(65536)
+            chunk = await reader.read(_READ)
             if not chunk:
                 if buf.strip():
                     raise asyncio.IncompleteReadError(bytes(buf), None)
@@ -444,7 +445,7 @@ class AsyncHTTPServer:
             keep_alive = False  # answered without the body, which the close then discards
         else:
             while len(buf) < length:
-                chunk = await reader.read(65536)
+                chunk = await reader.read(_READ)
                 if not chunk:
                     raise asyncio.IncompleteReadError(bytes(buf), length)
                 buf += chunk
