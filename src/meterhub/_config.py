@@ -68,6 +68,8 @@ ENV_VARS: Mapping[str, str] = {
     "max_series": "METERHUB_MAX_SERIES",
     "disabled_switches": "METERHUB_DISABLED_SWITCHES",
     "created": "METERHUB_CREATED",
+    "oplog_max_bytes": "METERHUB_OPLOG_MAX_BYTES",
+    "oplog_max_record_bytes": "METERHUB_OPLOG_MAX_RECORD_BYTES",
 }
 """Each :class:`Config` field and the environment variable that sets it."""
 
@@ -91,6 +93,10 @@ class Config:
     max_series: int = 10_000
     disabled_switches: frozenset[str] = frozenset()
     created: bool = False
+    oplog_max_bytes: int = 64 << 20
+    """Default ``OperationLog(max_queue_bytes=)``: bytes of records held in memory at most."""
+    oplog_max_record_bytes: int = 1 << 20
+    """Default ``OperationLog(max_record_bytes=)``: the largest record's JSON."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
@@ -105,7 +111,7 @@ class Config:
                 values[field] = _parse_bool(var, raw)
             elif field == "textfile_interval":
                 values[field] = _parse_positive(var, raw, float)
-            elif field == "max_series":
+            elif field in ("max_series", "oplog_max_bytes", "oplog_max_record_bytes"):
                 values[field] = int(_parse_positive(var, raw, int))
             elif field == "disabled_switches":
                 values[field] = frozenset(s.strip() for s in raw.split(",") if s.strip())
