@@ -10,7 +10,7 @@ from ._metric import Child, MetricBase, _encodable
 from .errors import DefinitionError
 from .naming import LABEL_NAME_RE
 from .registry import REGISTRY, Registry
-from .samples import LabelPairs, MetricType, Series
+from .samples import LabelPairs, MetricType, Series, state_label
 from .store import SeriesData
 from .store.base import Cell, LocalCell
 
@@ -150,6 +150,10 @@ class EnumChild(Child):
 class Enum(MetricBase[EnumChild]):
     """Which of a fixed set of states something is in (exposed as a state set).
 
+    The state is the value of a label named after the metric, with ``:`` written ``_``
+    (a label name cannot hold ``:``): ``Enum("job:state", ...)`` exposes
+    ``job:state{job_state="idle"} 1``, as prometheus_client does.
+
     Example::
 
         >>> from meterhub import Enum, Registry
@@ -183,8 +187,15 @@ class Enum(MetricBase[EnumChild]):
             raise DefinitionError(f"metric {name!r}: states must be a non-empty list of str")
         if len(set(states)) != len(states):
             raise DefinitionError(f"metric {name!r}: duplicate states in {list(states)}")
-        if name in labelnames:
-            raise DefinitionError(f"metric {name!r}: a label cannot have the metric's name")
+        try:
+            given = tuple(labelnames)
+        except TypeError:
+            given = ()  # _define reports it
+        if name in given or state_label(name) in given:
+            raise DefinitionError(
+                f"metric {name!r}: a label cannot have the metric's name "
+                f"({state_label(name)!r} is the label that holds the state)"
+            )
         return cls._define(
             name,
             documentation,

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .exposition.parser import parse_text_located
-from .samples import MetricFamily, MetricType
+from .samples import MetricFamily, MetricType, state_label
 
 __all__ = ["DEFAULT_MAX_SERIES", "Finding", "lint_families", "lint_text"]
 
@@ -159,7 +159,9 @@ def _lint(
         for s in fam.series:
             at = series_lines.get((fam.name, s.labels), line)
             for key, value in s.labels:
-                if key in _SKIP_LABELS or (fam.type is MetricType.STATESET and key == fam.name):
+                if key in _SKIP_LABELS or (
+                    fam.type is MetricType.STATESET and key == state_label(fam.name)
+                ):
                     continue
                 kind = _value_kind(value)
                 if kind is None or (key, kind[0]) in reported:

@@ -29,7 +29,15 @@ import math
 from collections.abc import Mapping
 from typing import NamedTuple
 
-__all__ = ["Exemplar", "MetricFamily", "MetricType", "Sample", "Series", "Timestamp"]
+__all__ = [
+    "Exemplar",
+    "MetricFamily",
+    "MetricType",
+    "Sample",
+    "Series",
+    "Timestamp",
+    "state_label",
+]
 
 LabelPairs = tuple[tuple[str, str], ...]
 
@@ -136,12 +144,26 @@ def _iter_samples(family: MetricFamily) -> list[Sample]:
             out.append(Sample(name + "_info", labels, s.values[0], ts))
         elif kind is MetricType.STATESET:
             for state, v in zip(family.states, s.values):
-                out.append(Sample(name, {**labels, name: state}, v, ts))
+                out.append(Sample(name, {**labels, state_label(name): state}, v, ts))
         else:
             out.append(Sample(name, labels, s.values[0], ts))
         if s.created is not None:
             out.append(Sample(name + "_created", labels, s.created, ts))
     return out
+
+
+def state_label(name: str) -> str:
+    """The label that names a state set's states: the family name with ``:`` made ``_``.
+
+    A metric name may contain ``:`` (recording-rule style), a label name may not; this is
+    prometheus_client's choice too (``Enum("job:state", ...)`` -> ``job_state="idle"``).
+
+    Example::
+
+        >>> state_label("job:state"), state_label("task_state")
+        ('job_state', 'task_state')
+    """
+    return name.replace(":", "_") if ":" in name else name
 
 
 def format_le(bound: float) -> str:

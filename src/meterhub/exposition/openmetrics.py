@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from ..samples import Exemplar, MetricFamily, MetricType, Series, format_le
+from ..samples import Exemplar, MetricFamily, MetricType, Series, format_le, state_label
 from .text import escape_label_value, format_value, label_prefix
 
 if TYPE_CHECKING:
@@ -126,7 +126,8 @@ def render_family(family: MetricFamily, out: list[str]) -> None:
             )
             _created(name, labels, s, out)
     elif kind is MetricType.STATESET:
-        states = [f'{name}="{escape_label_value(st)}"}} ' for st in family.states]
+        key = state_label(name)
+        states = [f'{key}="{escape_label_value(st)}"}} ' for st in family.states]
         for s in family.series:
             prefix = label_prefix(s.labels)
             ts = _ts(s.timestamp)

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..errors import ParseError
-from ..samples import Exemplar, MetricFamily, MetricType, Series
+from ..samples import Exemplar, MetricFamily, MetricType, Series, state_label
 from ._lexer import parse_float, parse_sample, unescape_help
 
 __all__ = ["ParsedExposition", "parse_text", "parse_text_located"]
@@ -227,7 +227,7 @@ def _record(
     special = {
         MetricType.HISTOGRAM: "le",
         MetricType.SUMMARY: "quantile",
-        MetricType.STATESET: fam.name,
+        MetricType.STATESET: state_label(fam.name),
     }.get(fam.type)
     if special is not None and (fam.type is not MetricType.HISTOGRAM or suffix == "_bucket"):
         for i, (k, v) in enumerate(labels):
