@@ -10,7 +10,7 @@ from ._metric import Child, MetricBase, _encodable
 from .errors import DefinitionError
 from .naming import LABEL_NAME_RE
 from .registry import REGISTRY, Registry
-from .samples import LabelPairs, MetricType, Series, state_label
+from .samples import LabelPairs, MetricType, Series
 from .store import SeriesData
 from .store.base import Cell, LocalCell
 
@@ -150,9 +150,9 @@ class EnumChild(Child):
 class Enum(MetricBase[EnumChild]):
     """Which of a fixed set of states something is in (exposed as a state set).
 
-    The state is the value of a label named after the metric, with ``:`` written ``_``
-    (a label name cannot hold ``:``): ``Enum("job:state", ...)`` exposes
-    ``job:state{job_state="idle"} 1``, as prometheus_client does.
+    The state is the value of a label named after the metric, so the name cannot contain
+    ``:`` (refused with a ``DefinitionError``; prometheus_client would expose an invalid
+    label name, or in OpenMetrics a renamed metric).
 
     Example::
 
@@ -187,15 +187,14 @@ class Enum(MetricBase[EnumChild]):
             raise DefinitionError(f"metric {name!r}: states must be a non-empty list of str")
         if len(set(states)) != len(states):
             raise DefinitionError(f"metric {name!r}: duplicate states in {list(states)}")
-        try:
-            given = tuple(labelnames)
-        except TypeError:
-            given = ()  # _define reports it
-        if name in given or state_label(name) in given:
+        if isinstance(name, str) and ":" in name:
             raise DefinitionError(
-                f"metric {name!r}: a label cannot have the metric's name "
-                f"({state_label(name)!r} is the label that holds the state)"
+                f"metric {name!r}: an enum name must not contain ':' (its state is a label "
+                "named after the metric, and label names cannot hold ':'; Prometheus also "
+                "reserves ':' for recording rules)"
             )
+        if name in labelnames:
+            raise DefinitionError(f"metric {name!r}: a label cannot have the metric's name")
         return cls._define(
             name,
             documentation,

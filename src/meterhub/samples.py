@@ -155,8 +155,9 @@ def _iter_samples(family: MetricFamily) -> list[Sample]:
 def state_label(name: str) -> str:
     """The label that names a state set's states: the family name with ``:`` made ``_``.
 
-    A metric name may contain ``:`` (recording-rule style), a label name may not; this is
-    prometheus_client's choice too (``Enum("job:state", ...)`` -> ``job_state="idle"``).
+    A metric name may contain ``:`` (recording-rule style), a label name may not.
+    meterhub's :class:`~meterhub.Enum` refuses such names; this keeps a custom collector's
+    state set valid for Prometheus (prometheus_client also writes ``job_state="idle"``).
 
     Example::
 

@@ -227,11 +227,11 @@ def _record(
     special = {
         MetricType.HISTOGRAM: "le",
         MetricType.SUMMARY: "quantile",
-        MetricType.STATESET: state_label(fam.name),
+        MetricType.STATESET: fam.name,
     }.get(fam.type)
     if special is not None and (fam.type is not MetricType.HISTOGRAM or suffix == "_bucket"):
         for i, (k, v) in enumerate(labels):
-            if k == special:
+            if k == special or (fam.type is MetricType.STATESET and k == state_label(special)):
                 key = f"{suffix}@{v}" if fam.type is not MetricType.STATESET else f"@{v}"
                 del labels[i]
                 break
