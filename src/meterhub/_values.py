@@ -75,10 +75,10 @@ def checked_number(metric: MetricBase[Any], value: Any, what: str) -> float | No
     gives NaN, which each type then accepts or refuses), ``Fraction``, numpy scalars
     and 0-d arrays. Refused and counted (reason ``not_a_number``): ``str``/``bytes``,
     complex numbers (Python's and numpy's: a dropped imaginary part is a wrong value),
-    arrays of any other shape (even one element: pass ``arr.item()``; numpy itself
-    deprecates that conversion), values too large for a float, and objects whose
-    ``__float__`` (or ``__index__``) raises or returns a non-float. The result is always
-    an exact ``float``, so a cell never holds anything else.
+    0-d arrays of a non-numeric dtype, arrays of any other shape (even one element: pass
+    ``arr.item()``; numpy itself deprecates that conversion), values too large for a
+    float, and objects whose ``__float__`` (or ``__index__``) raises or returns a
+    non-float. The result is always an exact ``float``, so a cell never holds anything else.
     """
     cls = value.__class__
     if cls is float:
@@ -92,6 +92,8 @@ def checked_number(metric: MetricBase[Any], value: Any, what: str) -> float | No
             reason = "a complex number is not a real one"
         elif getattr(value, "ndim", 0) != 0:
             reason = "an array is not a scalar (pass a scalar, e.g. arr.item())"
+        elif getattr(getattr(value, "dtype", None), "kind", "f") not in "biuf":
+            reason = f"a value of dtype {value.dtype} is not a real number"
         else:
             number = float(value)  # numpy warns only for the cases refused above
             if number.__class__ is float:
