@@ -478,3 +478,23 @@ def test_concurrent_numpy_scalars_stay_exact(registry: Registry) -> None:
     _hammer(record)
     assert registry.get_sample_value("c_total") == float(THREADS * PER_THREAD)
     assert registry.get_sample_value("s_sum") == float(THREADS * PER_THREAD)
+
+
+# -- events: payload values follow the same rule ------------------------------------------
+
+
+def test_event_payload_values_are_floats_or_refused(lenient: None) -> None:
+    from meterhub.events import EventRouter
+
+    reg = Registry()
+    router = EventRouter(hub=Hub(registry=reg))
+    router.counter("e", "points_total", value="points")
+    router.gauge("e", "level", value="level")
+    router.histogram("e", "play_seconds", value="duration", buckets=(1.0, 10.0))
+    for value in FIXED:
+        router.emit("e", {"points": value, "level": value, "duration": value})
+    for metric in reg.collect():
+        for series in metric.series:
+            assert all(type(x) is float for x in series.values), (metric.name, series)
+    promtool_accepts(generate_latest(reg))
+    list(text_string_to_metric_families(generate_latest_openmetrics(reg).decode()))
