@@ -29,7 +29,7 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from meterhub import Counter, Histogram, Registry
-from meterhub.export._endpoint import Endpoint
+from meterhub.export import Endpoint
 from meterhub.export.http import MetricsHandler, make_asgi_app, make_wsgi_app, start_http_server
 
 OM_ACCEPT = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"

@@ -49,6 +49,7 @@ from .families import (
     SummaryMetricFamily,
     UnknownMetricFamily,
 )
+from .guard import shielded
 from .hub import Hub, hub
 from .metrics import DEFAULT_BUCKETS, INF, Counter, Enum, Gauge, Histogram, Info, Summary
 from .registry import REGISTRY, CollectorRegistry, Registry
@@ -143,6 +144,7 @@ __all__ = [
     "push_to_gateway",
     "pushadd_to_gateway",
     "reset_defaults",
+    "shielded",
     "start_http_server",
     "track_operation",
     "write_to_textfile",

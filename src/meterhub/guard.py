@@ -113,10 +113,9 @@ def shielded(
 
     Example::
 
-        >>> from meterhub import REGISTRY
-        >>> from meterhub.guard import shielded
+        >>> from meterhub import REGISTRY, shielded
         >>> with shielded(REGISTRY.self_metrics, "my_integration"):
-        ...     pass
+        ...     pass                # an exception here is logged once and counted
     """
     try:
         yield

@@ -26,7 +26,7 @@ from starlette.websockets import WebSocket
 
 from meterhub import Hub, Registry
 from meterhub.integrations.asgi import MeterHubMiddleware, lifespan, metrics_app
-from meterhub.integrations.http_server import (
+from meterhub.integrations.http_metrics import (
     OTHER_METHOD,
     STANDARD_METHODS,
     UNMATCHED_ROUTE,
