@@ -22,6 +22,7 @@ import importlib
 from typing import Any
 
 from ._config import Config, configure, disable, enable, get_config, is_enabled, reset_defaults
+from ._hub import Hub, hub
 from .collectors import GCCollector, PlatformCollector, ProcessCollector, register_defaults
 from .errors import (
     DefinitionError,
@@ -50,7 +51,6 @@ from .families import (
     UnknownMetricFamily,
 )
 from .guard import shielded
-from .hub import Hub, hub
 from .metrics import DEFAULT_BUCKETS, INF, Counter, Enum, Gauge, Histogram, Info, Summary
 from .registry import REGISTRY, CollectorRegistry, Registry
 from .samples import Exemplar, MetricFamily, MetricType, Sample, Series, Timestamp

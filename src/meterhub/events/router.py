@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .._hub import Hub
 from ..errors import DefinitionError, RecordingError
-from ..hub import Hub
 from .compile import (
     METRIC_TYPES,
     CompiledRule,
@@ -88,7 +88,7 @@ class EventRouter:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if hub is None:
-            from ..hub import hub as default_hub
+            from .._hub import hub as default_hub
 
             hub = default_hub
         if not isinstance(hub, Hub):
