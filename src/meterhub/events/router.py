@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .._hub import Hub
-from ..errors import DefinitionError, RecordingError
+from ..errors import DefinitionError
 from .compile import (
     METRIC_TYPES,
     CompiledRule,
@@ -166,8 +166,7 @@ class EventRouter:
 
         def invalid(reason: str, message: str) -> None:
             # a missing field is data, not a bug: counted, never raised
-            raise_as = None if reason == "missing_value" else RecordingError
-            self._counts.error(event_type, reason, message, raise_as)
+            self._counts.error(event_type, reason, message, reason != "missing_value")
 
         compiled = CompiledRule(rule, metric, invalid)
         with self._lock:
@@ -224,7 +223,7 @@ class EventRouter:
                     event_type,
                     "invalid_payload",
                     f"payload must be a mapping, got {type(data).__name__}",
-                    RecordingError,
+                    True,
                 )
                 return None
             return get
@@ -386,7 +385,7 @@ class EventRouter:
             stored = store.add(time.time(), user_id, event_type, event_data)
         except Exception as exc:
             stored = False
-            self._counts.error(event_type if route else OTHER, "store_error", repr(exc), None)
+            self._counts.error(event_type if route else OTHER, "store_error", repr(exc), False)
         if enabled and self._on.on:
             if route is None:
                 self._counts.unmapped(event_type)
