@@ -113,7 +113,9 @@ def render(registry: Registry) -> str:
     return generate_latest(registry.restricted_registry(SEED_METRICS)).decode()
 
 
-@pytest.mark.parametrize("source", ["python", "yaml"])
+@pytest.mark.parametrize(
+    "source", ["python", pytest.param("yaml", marks=pytest.mark.extra("yaml"))]
+)
 def test_seed_mappings_exact_series(
     source: str, hub: Hub, registry: Registry, tmp_path: Path
 ) -> None:
@@ -128,6 +130,7 @@ def test_seed_mappings_exact_series(
     assert router.event_types == ("game_completed", "user_logged_in")
 
 
+@pytest.mark.extra("yaml")
 def test_issue_yaml_example_loads(hub: Hub, registry: Registry, tmp_path: Path) -> None:
     path = tmp_path / "events.yaml"
     path.write_text(
@@ -293,6 +296,7 @@ def test_router_wide_rate_limit(hub: Hub, registry: Registry) -> None:
     assert registry.get_sample_value("meterhub_events_dropped_total", dropped) == 60
 
 
+@pytest.mark.extra("yaml")
 def test_rule_rate_limit_limits_the_event_type(
     hub: Hub, registry: Registry, tmp_path: Path
 ) -> None:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -307,6 +306,7 @@ def test_wsgi_app_under_wsgiref(reg: Registry) -> None:
 
 
 async def test_asgi_app(reg: Registry) -> None:
+    httpx = pytest.importorskip("httpx")
     app = make_asgi_app(reg, path="/metrics")
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:

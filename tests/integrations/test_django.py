@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+pytest.importorskip("django")
+
 from meterhub import REGISTRY
 from meterhub.integrations.http_metrics import UNMATCHED_ROUTE
 

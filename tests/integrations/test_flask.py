@@ -10,6 +10,9 @@ import weakref
 from typing import Any
 
 import pytest
+
+pytest.importorskip("flask")
+
 from flask import Blueprint, Flask, Response, abort, request, stream_with_context
 
 from meterhub import Registry
