@@ -30,8 +30,18 @@ class Collector(Protocol):
     def collect(self) -> Iterable[Any]: ...
 
 
+_PROCESS_SELF_METRICS = SelfMetrics()
+"""The self-metrics the default ``REGISTRY`` exposes; every other registry's count here too."""
+
+
 class Registry:
     """Holds collectors and collects them.
+
+    Only the default ``REGISTRY`` exposes meterhub's self-metrics (``meterhub_errors_total``,
+    ``meterhub_series_dropped_total``): a fresh registry renders only what it was given,
+    as in prometheus_client, and its errors are counted both in its own
+    ``registry.self_metrics`` and in the default registry's. ``self_metrics=True`` makes
+    it expose its own.
 
     Example::
 
@@ -49,14 +59,14 @@ class Registry:
         *,
         auto_describe: bool = False,
         target_info: Mapping[str, str] | None = None,
-        self_metrics: bool = True,
+        self_metrics: bool = False,
     ) -> None:
         self._lock = threading.RLock()
         self._store = store
         self._collectors: dict[Any, tuple[str, ...]] = {}
         self._names: dict[str, Any] = {}
         self._auto_describe = auto_describe
-        self.self_metrics = SelfMetrics()
+        self.self_metrics = SelfMetrics(None if self_metrics else _PROCESS_SELF_METRICS)
         if self_metrics:
             self.register(self.self_metrics)
         if target_info:
@@ -183,4 +193,7 @@ CollectorRegistry = Registry
 """prometheus_client's name for :class:`Registry`."""
 
 REGISTRY = Registry()
-"""The default registry: process-wide, with the default collectors added by ``meterhub``."""
+"""The default registry: process-wide, with the default collectors added by ``meterhub``
+and meterhub's self-metrics."""
+REGISTRY.self_metrics = _PROCESS_SELF_METRICS
+REGISTRY.register(_PROCESS_SELF_METRICS)
