@@ -25,6 +25,7 @@ from ._config import Config, configure, disable, enable, get_config, is_enabled,
 from .collectors import GCCollector, PlatformCollector, ProcessCollector, register_defaults
 from .errors import (
     DefinitionError,
+    DuplicateTimeseries,
     ExportError,
     MeterhubError,
     ParseError,
@@ -35,12 +36,15 @@ from .errors import (
 from .exposition import (
     CONTENT_TYPE_LATEST,
     CONTENT_TYPE_OPENMETRICS,
+    CONTENT_TYPE_PLAIN_0_0_4,
+    CONTENT_TYPE_PLAIN_1_0_0,
     choose_encoder,
     generate_latest,
     generate_latest_openmetrics,
 )
 from .families import (
     CounterMetricFamily,
+    GaugeHistogramMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
     InfoMetricFamily,
@@ -48,11 +52,21 @@ from .families import (
     StateSetMetricFamily,
     SummaryMetricFamily,
     UnknownMetricFamily,
+    UntypedMetricFamily,
 )
 from .hub import Hub, hub
 from .metrics import DEFAULT_BUCKETS, INF, Counter, Enum, Gauge, Histogram, Info, Summary
 from .registry import REGISTRY, CollectorRegistry, Registry
-from .samples import Exemplar, MetricFamily, MetricType, Sample, Series, Timestamp
+from .samples import (
+    BucketSpan,
+    Exemplar,
+    MetricFamily,
+    MetricType,
+    NativeHistogram,
+    Sample,
+    Series,
+    Timestamp,
+)
 
 # Public names that live in modules with heavier imports: loaded on first access.
 _LAZY = {
@@ -68,18 +82,23 @@ _LAZY = {
     "OperationLog": "meterhub.oplog",
     "TextfileExporter": "meterhub.export.textfile",
     "delete_from_gateway": "meterhub.export.pushgateway",
+    "instance_ip_grouping_key": "meterhub.export.pushgateway",
     "make_asgi_app": "meterhub.export.http",
     "make_wsgi_app": "meterhub.export.http",
     "push_to_gateway": "meterhub.export.pushgateway",
     "pushadd_to_gateway": "meterhub.export.pushgateway",
     "start_http_server": "meterhub.export.http",
+    "start_wsgi_server": "meterhub.export.http",
     "track_operation": "meterhub.oplog",
     "write_to_textfile": "meterhub.export.textfile",
 }
 
 __all__ = [
+    "BucketSpan",
     "CONTENT_TYPE_LATEST",
     "CONTENT_TYPE_OPENMETRICS",
+    "CONTENT_TYPE_PLAIN_0_0_4",
+    "CONTENT_TYPE_PLAIN_1_0_0",
     "CollectorRegistry",
     "Component",
     "Config",
@@ -87,12 +106,14 @@ __all__ = [
     "CounterMetricFamily",
     "DEFAULT_BUCKETS",
     "DefinitionError",
+    "DuplicateTimeseries",
     "Enum",
     "EventRouter",
     "Exemplar",
     "ExportError",
     "GCCollector",
     "Gauge",
+    "GaugeHistogramMetricFamily",
     "GaugeMetricFamily",
     "HealthChecks",
     "Histogram",
@@ -108,6 +129,7 @@ __all__ = [
     "MetricsHandler",
     "MetricsServer",
     "MultiProcessCollector",
+    "NativeHistogram",
     "OperationLog",
     "ParseError",
     "PlatformCollector",
@@ -127,6 +149,7 @@ __all__ = [
     "TextfileExporter",
     "Timestamp",
     "UnknownMetricFamily",
+    "UntypedMetricFamily",
     "choose_encoder",
     "configure",
     "delete_from_gateway",
@@ -136,6 +159,7 @@ __all__ = [
     "generate_latest_openmetrics",
     "get_config",
     "hub",
+    "instance_ip_grouping_key",
     "is_enabled",
     "make_asgi_app",
     "make_wsgi_app",
@@ -144,6 +168,7 @@ __all__ = [
     "pushadd_to_gateway",
     "reset_defaults",
     "start_http_server",
+    "start_wsgi_server",
     "track_operation",
     "write_to_textfile",
 ]

@@ -34,6 +34,9 @@ __all__ = [
 GLOBAL_SWITCH = "*"
 """The name of the switch that turns all of meterhub's recording off at once."""
 
+COMPAT_MODES: tuple[str | None, ...] = (None, "prometheus_client")
+"""The values of ``compat``: ``None`` (meterhub's defaults) or ``"prometheus_client"``."""
+
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 
@@ -66,6 +69,7 @@ ENV_VARS: Mapping[str, str] = {
     "max_series": "METERHUB_MAX_SERIES",
     "disabled_switches": "METERHUB_DISABLED_SWITCHES",
     "created": "METERHUB_CREATED",
+    "compat": "METERHUB_COMPAT",
 }
 """Each :class:`Config` field and the environment variable that sets it."""
 
@@ -89,6 +93,9 @@ class Config:
     max_series: int = 10_000
     disabled_switches: frozenset[str] = frozenset()
     created: bool = False
+    compat: str | None = None
+    """``"prometheus_client"``: output byte-identical to prometheus_client's (floats with
+    ``.0``, ``_created`` samples on, errors raised). Explicit ``created``/``strict`` win."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
@@ -115,6 +122,15 @@ class Config:
         if "disabled_switches" in overrides:
             overrides["disabled_switches"] = frozenset(overrides["disabled_switches"])
         values.update(overrides)
+        compat = values.get("compat") or None
+        if compat not in COMPAT_MODES:
+            modes = ", ".join(str(m) for m in COMPAT_MODES[1:])
+            raise ValueError(f"METERHUB_COMPAT={compat!r}: expected one of {modes} (or unset)")
+        values["compat"] = compat
+        if compat is not None:
+            # what prometheus_client does, unless set explicitly
+            values.setdefault("created", True)
+            values.setdefault("strict", True)
         return cls(**values)
 
 

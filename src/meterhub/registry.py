@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from .errors import DefinitionError
+from .errors import DefinitionError, DuplicateTimeseries
 from .families import to_family
 from .guard import SelfMetrics
 from .samples import MetricFamily
@@ -97,7 +97,7 @@ class Registry:
             for name in names:
                 other = self._names.get(name)
                 if other is not None:
-                    raise DefinitionError(
+                    raise DuplicateTimeseries(
                         f"duplicated timeseries {name!r}: {collector!r} conflicts with "
                         f"the registered {other!r}"
                     )

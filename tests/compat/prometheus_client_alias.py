@@ -114,9 +114,7 @@ class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             return None
         if fullname not in MODULES:
             raise ModuleNotFoundError(f"no module named {fullname!r} (not mapped to meterhub)")
-        return importlib.machinery.ModuleSpec(
-            fullname, self, is_package=fullname in _PACKAGES
-        )
+        return importlib.machinery.ModuleSpec(fullname, self, is_package=fullname in _PACKAGES)
 
     def create_module(self, spec: Any) -> types.ModuleType:
         module = AliasModule(spec.name, MODULES[spec.name])

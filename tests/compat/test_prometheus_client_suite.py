@@ -9,7 +9,6 @@ reason, when the sdist is not cached and the package index cannot be reached.
 from __future__ import annotations
 
 import pytest
-
 import run_prometheus_client_suite as suite
 
 

@@ -32,7 +32,14 @@ from typing import Any, ClassVar
 from ..registry import REGISTRY
 from ._endpoint import Endpoint, Response
 
-__all__ = ["MetricsHandler", "MetricsServer", "make_asgi_app", "make_wsgi_app", "start_http_server"]
+__all__ = [
+    "MetricsHandler",
+    "MetricsServer",
+    "make_asgi_app",
+    "make_wsgi_app",
+    "start_http_server",
+    "start_wsgi_server",
+]
 
 log = logging.getLogger("meterhub.export.http")
 
@@ -149,13 +156,20 @@ def _tls_context(
     keyfile: str | None,
     client_cafile: str | None,
     client_auth_required: bool,
+    client_capath: str | None = None,
+    tls_min_version: ssl.TLSVersion | None = None,
+    tls_max_version: ssl.TLSVersion | None = None,
 ) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.minimum_version = tls_min_version or ssl.TLSVersion.TLSv1_2
+    if tls_max_version is not None:
+        ctx.maximum_version = tls_max_version
     ctx.load_cert_chain(certfile or "", keyfile)
-    if client_cafile:
-        ctx.load_verify_locations(cafile=client_cafile)
+    if client_cafile or client_capath:
+        ctx.load_verify_locations(cafile=client_cafile, capath=client_capath)
         ctx.verify_mode = ssl.CERT_REQUIRED if client_auth_required else ssl.CERT_OPTIONAL
+    elif client_auth_required:
+        ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
 
 
@@ -165,9 +179,13 @@ def start_http_server(
     registry: Any = REGISTRY,
     certfile: str | None = None,
     keyfile: str | None = None,
-    *,
     client_cafile: str | None = None,
+    client_capath: str | None = None,
+    protocol: int = ssl.PROTOCOL_TLS_SERVER,
     client_auth_required: bool = False,
+    tls_min_version: ssl.TLSVersion | None = None,
+    tls_max_version: ssl.TLSVersion | None = None,
+    *,
     ssl_context: ssl.SSLContext | None = None,
     bearer_token: str | None = None,
     basic_auth: tuple[str, str] | None = None,
@@ -178,8 +196,10 @@ def start_http_server(
     """Serve *registry* on ``http(s)://addr:port/metrics`` from a daemon thread.
 
     Binds to 127.0.0.1 unless told otherwise (``addr="0.0.0.0"`` or ``"::"`` to expose
-    it). TLS with *certfile*/*keyfile* (and *client_cafile* for client certificates) or a
-    ready *ssl_context*. *timeout* bounds every socket wait of a connection, so a slow or
+    it). TLS with *certfile*/*keyfile* (and *client_cafile*/*client_capath* for client
+    certificates, *tls_min_version* (default 1.2) and *tls_max_version*) or a ready
+    *ssl_context*; *protocol* is accepted for prometheus_client's signature (always
+    ``PROTOCOL_TLS_SERVER``). *timeout* bounds every socket wait of a connection, so a slow or
     idle client only ever holds its own thread. Port 0 picks a free port (see ``.port``).
 
     Example::
@@ -197,7 +217,15 @@ def start_http_server(
     if ssl_context is None and (certfile or keyfile or client_cafile):
         if not certfile:
             raise ValueError("TLS needs certfile (and keyfile unless the key is inside it)")
-        ssl_context = _tls_context(certfile, keyfile, client_cafile, client_auth_required)
+        ssl_context = _tls_context(
+            certfile,
+            keyfile,
+            client_cafile,
+            client_auth_required,
+            client_capath,
+            tls_min_version,
+            tls_max_version,
+        )
     handler = type(
         "MetricsHandler",
         (MetricsHandler,),
@@ -226,6 +254,10 @@ def start_http_server(
     thread.daemon = True
     thread.start()
     return MetricsServer(httpd, thread, ssl_context is not None)
+
+
+start_wsgi_server = start_http_server
+"""prometheus_client's other name for :func:`start_http_server` (the same server)."""
 
 
 # ------------------------------------------------------------------------------- WSGI
