@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from meterhub import CONTENT_TYPE_LATEST, Counter, Registry
+from meterhub import CONTENT_TYPE_PLAIN_0_0_4, Counter, Registry
 from meterhub.exposition.negotiate import (
     accepts_gzip,
     choose_encoder,
@@ -49,7 +49,7 @@ def test_choose_renderer(accept: str | None, openmetrics: bool) -> None:
     if openmetrics:
         assert (render, content_type) == (render_openmetrics, CONTENT_TYPE_OPENMETRICS)
     else:
-        assert (render, content_type) == (render_text, CONTENT_TYPE_LATEST)
+        assert (render, content_type) == (render_text, CONTENT_TYPE_PLAIN_0_0_4)
 
 
 @pytest.mark.parametrize(
@@ -92,7 +92,7 @@ def test_choose_encoder_is_prometheus_client_shaped(registry: object) -> None:
     # prometheus_client 0.26 names the escaping of UTF-8 names for versioned requests
     assert content_type == CONTENT_TYPE_OPENMETRICS + "; escaping=underscores"
     assert generate(registry) == b"# EOF\n"
-    assert choose_encoder(None)[1] == CONTENT_TYPE_LATEST
+    assert choose_encoder(None)[1] == CONTENT_TYPE_PLAIN_0_0_4
 
 
 def test_escaping_is_negotiated(registry: Registry) -> None:
@@ -111,4 +111,4 @@ def test_escaping_is_negotiated(registry: Registry) -> None:
 @given(st.text(), st.text(), st.text())
 def test_never_raises_on_garbage(accept: str, encoding: str, query: str) -> None:
     n = negotiate(accept, encoding, query)
-    assert n.content_type.startswith((CONTENT_TYPE_LATEST, CONTENT_TYPE_OPENMETRICS, "text/plain"))
+    assert n.content_type.startswith((CONTENT_TYPE_OPENMETRICS, "text/plain"))

@@ -365,6 +365,14 @@ _SUFFIXES = {
 _BUCKETED = (MetricType.HISTOGRAM, MetricType.GAUGEHISTOGRAM)
 
 
+class CollectedFamily(MetricFamily):
+    """A snapshot converted from a prometheus_client-style family; ``raw_samples`` keeps
+    the samples as the collector gave them (order, label text such as ``quantile="0"``),
+    which the renderers write as they are in compat mode."""
+
+    raw_samples: tuple[Sample, ...] = ()
+
+
 def to_family(obj: Any) -> MetricFamily:
     """Turn what a collector yielded into an immutable :class:`MetricFamily`.
 
@@ -385,7 +393,12 @@ def to_family(obj: Any) -> MetricFamily:
     except ValueError:
         kind = MetricType.UNKNOWN
     try:
-        return _from_samples(name, doc, kind, getattr(obj, "unit", "") or "", list(samples))
+        raw = list(samples)
+        family = CollectedFamily(
+            *_from_samples(name, doc, kind, getattr(obj, "unit", "") or "", raw)
+        )
+        family.raw_samples = tuple(raw)
+        return family
     except (TypeError, ValueError, AttributeError) as exc:
         exc.args = (*(exc.args or ("",)), obj)
         raise

@@ -37,7 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import PushgatewayError
-from ..exposition.text import CONTENT_TYPE_LATEST, render_text
+from ..exposition.text import CONTENT_TYPE_PLAIN_0_0_4, render_text
 from ..naming import LABEL_NAME_RE
 from ..registry import REGISTRY
 
@@ -240,7 +240,7 @@ def _use_gateway(
     url = group_url(gateway, job, grouping_key)
     if timeout is not None and not timeout > 0:
         raise ValueError(f"timeout must be positive seconds or None, got {timeout!r}")
-    headers: list[tuple[str, str]] = [("Content-Type", CONTENT_TYPE_LATEST)]
+    headers: list[tuple[str, str]] = [("Content-Type", CONTENT_TYPE_PLAIN_0_0_4)]
     data = b""
     if method != "DELETE":
         if registry is None:

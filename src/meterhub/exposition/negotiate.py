@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 from ..samples import MetricFamily
 from .escaping import negotiated_escaping
 from .openmetrics import CONTENT_TYPE_OPENMETRICS, generate_latest_openmetrics, render_openmetrics
-from .text import CONTENT_TYPE_LATEST, CONTENT_TYPE_PLAIN_1_0_0, generate_latest, render_text
+from .text import CONTENT_TYPE_PLAIN_0_0_4, CONTENT_TYPE_PLAIN_1_0_0, generate_latest, render_text
 
 __all__ = [
     "Negotiated",
@@ -121,7 +121,7 @@ def choose_renderer(accept: str | None) -> tuple[Renderer, str]:
         escaping = _escaping(params)
         if escaping is not None:
             return _with_escaping(render_text, CONTENT_TYPE_PLAIN_1_0_0, escaping)
-        return render_text, CONTENT_TYPE_LATEST
+        return render_text, CONTENT_TYPE_PLAIN_0_0_4
     return _with_escaping(render_openmetrics, CONTENT_TYPE_OPENMETRICS, _escaping(best_params))
 
 
@@ -159,7 +159,7 @@ def choose_encoder(accept: str | None) -> tuple[Callable[[object], bytes], str]:
                 partial(generate_latest, escaping=escaping),
                 f"{CONTENT_TYPE_PLAIN_1_0_0}; escaping={escaping}",
             )
-    return generate_latest, CONTENT_TYPE_LATEST  # type: ignore[return-value]
+    return generate_latest, CONTENT_TYPE_PLAIN_0_0_4  # type: ignore[return-value]
 
 
 def accepts_gzip(accept_encoding: str | None) -> bool:

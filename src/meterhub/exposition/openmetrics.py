@@ -40,6 +40,8 @@ from .escaping import (
 )
 from .text import (
     Formatter,
+    _raw,
+    _samples,
     compat_mode,
     escape_label_value,
     fast_path_ok,
@@ -139,13 +141,13 @@ def render_family_samples(
     if family.unit:
         meta += f"# UNIT {head} {family.unit}\n"
     out.append(meta)
-    for s in family.samples:
+    for s in _samples(family):
         utf8 = escaping == ALLOWUTF8 and METRIC_NAME_RE.match(s.name) is None
         labels = escape_metric_name(s.name, escaping) if utf8 else ""
         if s.labels:
             labels += "," if labels else ""
             labels += ",".join(
-                f'{escape_label_name(k, escaping)}="{escape_quoted(v)}"'
+                f'{escape_label_name(k, escaping)}="{escape_quoted(str(v))}"'
                 for k, v in sorted(s.labels.items())
             )
         labels = f"{{{labels}}}" if labels else ""
@@ -158,7 +160,7 @@ def render_family_samples(
             exemplar = _sample_exemplar(s.exemplar, fmt)
         ts = "" if s.timestamp is None else f" {s.timestamp}"
         sample_name = "" if utf8 else escape_metric_name(s.name, escaping)
-        out.append(f"{sample_name}{labels} {fmt(s.value)}{ts}{exemplar}\n")
+        out.append(f"{sample_name}{labels} {fmt(float(s.value))}{ts}{exemplar}\n")
 
 
 def render_family(
@@ -169,7 +171,11 @@ def render_family(
     compat: bool = False,
 ) -> None:
     """Append the OpenMetrics lines of *family* to *out* (no ``# EOF``)."""
-    if not fast_path_ok(family, compat) or (compat and _has_exemplar(family)):
+    if (
+        not fast_path_ok(family, compat)
+        or (compat and _raw(family))
+        or (compat and _has_exemplar(family))
+    ):
         render_family_samples(family, out, fmt, escaping)
         return
     name, kind = family.name, family.type

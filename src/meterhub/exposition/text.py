@@ -40,9 +40,10 @@ CONTENT_TYPE_PLAIN_0_0_4 = "text/plain; version=0.0.4; charset=utf-8"
 """The ``Content-Type`` of the text format 0.0.4 (legacy names only)."""
 CONTENT_TYPE_PLAIN_1_0_0 = "text/plain; version=1.0.0; charset=utf-8"
 """The ``Content-Type`` of the text format 1.0.0 (UTF-8 names, with ``; escaping=...``)."""
-CONTENT_TYPE_LATEST = CONTENT_TYPE_PLAIN_0_0_4
-"""The ``Content-Type`` of :func:`generate_latest`'s output (prometheus_client 0.26 names
-1.0.0 so; its ``generate_latest`` writes the same bytes)."""
+CONTENT_TYPE_LATEST = CONTENT_TYPE_PLAIN_1_0_0
+"""prometheus_client 0.26's name for the latest text format (1.0.0, as there). Without a
+UTF-8 name the bytes of 0.0.4 and 1.0.0 are the same; scrapes that do not ask for 1.0.0
+are answered ``CONTENT_TYPE_PLAIN_0_0_4``."""
 
 Formatter = Callable[[float], str]
 
@@ -204,13 +205,23 @@ def _timestamp(s: Series) -> str:
     return "" if s.timestamp is None else f" {round(s.timestamp * 1000)}"
 
 
+def _raw(family: MetricFamily) -> bool:
+    return bool(getattr(family, "raw_samples", None))
+
+
+def _samples(family: MetricFamily) -> Iterable[Sample]:
+    """The samples as a prometheus_client-style collector gave them, else the snapshot's."""
+    raw: tuple[Sample, ...] | None = getattr(family, "raw_samples", None)
+    return raw if raw and compat_mode() else family.samples
+
+
 def _sample_line(s: Sample, fmt: Formatter, escaping: str) -> str:
     labels = ",".join(
-        f'{escape_label_name(k, escaping)}="{escape_quoted(v)}"'
+        f'{escape_label_name(k, escaping)}="{escape_quoted(str(v))}"'
         for k, v in sorted(s.labels.items())
     )
     ts = "" if s.timestamp is None else f" {int(float(s.timestamp) * 1000):d}"
-    value = fmt(s.value)
+    value = fmt(float(s.value))
     if escaping != ALLOWUTF8 or METRIC_NAME_RE.match(s.name):
         labels = f"{{{labels}}}" if labels else ""
         return f"{escape_metric_name(s.name, escaping)}{labels} {value}{ts}\n"
@@ -231,7 +242,7 @@ def render_family_samples(
     head = escape_metric_name(head, escaping)
     out.append(f"# HELP {head} {doc}\n# TYPE {head} {_TEXT_TYPES[kind]}\n")
     extra: dict[str, list[str]] = {}
-    for s in family.samples:
+    for s in _samples(family):
         for suffix in ("_created", "_gsum", "_gcount"):
             if s.name == name + suffix:
                 extra.setdefault(suffix, []).append(_sample_line(s, fmt, escaping))
@@ -252,7 +263,7 @@ def render_family(
     compat: bool = False,
 ) -> None:
     """Append the text lines of *family* to *out*."""
-    if not fast_path_ok(family, compat):
+    if not fast_path_ok(family, compat) or (compat and _raw(family)):
         render_family_samples(family, out, fmt, escaping)
         return
     name, kind = family.name, family.type
