@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from ._config import get_config, is_enabled, watch_switch
-from .errors import DefinitionError
+from .errors import DefinitionError, DuplicateTimeseries
 from .guard import OVERFLOW_VALUE, SelfMetrics, recording_error
 from .naming import build_name, validate_label_names
 from .registry import REGISTRY, Registry
@@ -148,9 +148,14 @@ class MetricBase(Generic[C]):
 
         def same(existing: Any) -> bool:
             if type(existing) is cls and existing._desc == desc:
-                return True
+                if get_config().compat is None:
+                    return True
+                raise DuplicateTimeseries(  # prometheus_client refuses any second definition
+                    f"Duplicated timeseries in CollectorRegistry: {full!r} "
+                    "(METERHUB_COMPAT=prometheus_client: a re-declaration is refused)"
+                )
             theirs = getattr(existing, "_desc", existing)
-            raise DefinitionError(
+            raise DuplicateTimeseries(
                 f"metric {full!r} is already registered as {theirs!r}; "
                 f"the new definition {desc!r} conflicts with it"
             )
@@ -357,7 +362,8 @@ class MetricBase(Generic[C]):
     def _labeled_parent(self, method: str) -> None:
         self._error(
             "labeled_parent",
-            f"{method}() called on a metric with labels {list(self._desc.labelnames)}; "
+            f"{method}() called on a metric with labels {list(self._desc.labelnames)}: "
+            "missing label values; "
             f"call .labels(...).{method}() instead",
         )
 

@@ -14,8 +14,8 @@ Example::
     ...         yield c
     >>> reg = Registry(self_metrics=False)
     >>> reg.register(QueueCollector())
-    >>> reg.get_sample_value("jobs_done_total", {"queue": "mail"})
-    12.0
+    >>> reg.get_sample_value("jobs_done_total", {"queue": "mail"})  # as given (an int)
+    12
 """
 
 from __future__ import annotations
@@ -367,8 +367,8 @@ _BUCKETED = (MetricType.HISTOGRAM, MetricType.GAUGEHISTOGRAM)
 
 class CollectedFamily(MetricFamily):
     """A snapshot converted from a prometheus_client-style family; ``raw_samples`` keeps
-    the samples as the collector gave them (order, label text such as ``quantile="0"``),
-    which the renderers write as they are in compat mode."""
+    the samples as the collector gave them (order, label text such as ``quantile="0"``,
+    a family cut down to some samples), which the renderers write as they are."""
 
     raw_samples: tuple[Sample, ...] = ()
 

@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapp
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
+from .._config import get_config
 from ..registry import REGISTRY
 from ._endpoint import Endpoint, Response
 
@@ -262,6 +263,16 @@ start_wsgi_server = start_http_server
 
 # ------------------------------------------------------------------------------- WSGI
 
+# In compat mode the WSGI and ASGI apps answer with prometheus_client's headers only
+# (their servers frame the body); meterhub adds Vary and Content-Length otherwise.
+_COMPAT_HEADERS = ("Content-Type", "Content-Encoding")
+
+
+def _app_headers(resp: Response) -> list[tuple[str, str]]:
+    if get_config().compat is None:
+        return resp.headers
+    return [(k, v) for k, v in resp.headers if k in _COMPAT_HEADERS]
+
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -300,7 +311,7 @@ def make_wsgi_app(
             str(environ.get("QUERY_STRING", "")),
             header,
         )
-        start_response(f"{resp.status} {resp.reason}", resp.headers)
+        start_response(f"{resp.status} {resp.reason}", _app_headers(resp))
         return [resp.body]
 
     return metrics_app
@@ -361,14 +372,13 @@ def make_asgi_app(
             bytes(scope.get("query_string") or b"").decode("latin-1"),
             headers.get,
         )
-        resp: Response = await asyncio.to_thread(endpoint.handle, *args)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": resp.status,
-                "headers": [(k.lower().encode(), v.encode()) for k, v in resp.headers],
-            }
-        )
+        if get_config().compat is None:
+            resp: Response = await asyncio.to_thread(endpoint.handle, *args)
+            out = [(k.lower().encode(), v.encode()) for k, v in resp.headers]
+        else:  # as prometheus_client: collected on the event loop, its header spelling
+            resp = endpoint.handle(*args)
+            out = [(k.encode(), v.encode()) for k, v in _app_headers(resp)]
+        await send({"type": "http.response.start", "status": resp.status, "headers": out})
         await send({"type": "http.response.body", "body": resp.body})
 
     return metrics_app

@@ -37,7 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import PushgatewayError
-from ..exposition.text import CONTENT_TYPE_PLAIN_0_0_4, render_text
+from ..exposition.text import CONTENT_TYPE_PLAIN_0_0_4, families_of, render_text
 from ..naming import LABEL_NAME_RE
 from ..registry import REGISTRY
 
@@ -247,7 +247,7 @@ def _use_gateway(
             registry = REGISTRY
         if not callable(getattr(registry, "collect", None)):
             raise TypeError(f"registry must have a collect() method, got {registry!r}")
-        data = render_text(registry.collect()).encode("utf-8", "replace")
+        data = render_text(families_of(registry)).encode("utf-8", "replace")
         if compression == "gzip":
             c = zlib.compressobj(6, zlib.DEFLATED, 31)
             data = c.compress(data) + c.flush()

@@ -44,6 +44,7 @@ from .text import (
     _samples,
     compat_mode,
     escape_label_value,
+    families_of,
     fast_path_ok,
     format_go_float,
     format_value,
@@ -141,6 +142,7 @@ def render_family_samples(
     if family.unit:
         meta += f"# UNIT {head} {family.unit}\n"
     out.append(meta)
+    sort = compat_mode()  # prometheus_client sorts label pairs; meterhub keeps their order
     for s in _samples(family):
         utf8 = escaping == ALLOWUTF8 and METRIC_NAME_RE.match(s.name) is None
         labels = escape_metric_name(s.name, escaping) if utf8 else ""
@@ -148,7 +150,7 @@ def render_family_samples(
             labels += "," if labels else ""
             labels += ",".join(
                 f'{escape_label_name(k, escaping)}="{escape_quoted(str(v))}"'
-                for k, v in sorted(s.labels.items())
+                for k, v in (sorted(s.labels.items()) if sort else s.labels.items())
             )
         labels = f"{{{labels}}}" if labels else ""
         exemplar = ""
@@ -171,11 +173,7 @@ def render_family(
     compat: bool = False,
 ) -> None:
     """Append the OpenMetrics lines of *family* to *out* (no ``# EOF``)."""
-    if (
-        not fast_path_ok(family, compat)
-        or (compat and _raw(family))
-        or (compat and _has_exemplar(family))
-    ):
+    if _raw(family) or not fast_path_ok(family, compat) or (compat and _has_exemplar(family)):
         render_family_samples(family, out, fmt, escaping)
         return
     name, kind = family.name, family.type
@@ -290,7 +288,7 @@ def generate_latest_openmetrics(
         from ..registry import REGISTRY
 
         registry = REGISTRY
-    return render_openmetrics(registry.collect(), escaping, version).encode("utf-8", "replace")
+    return render_openmetrics(families_of(registry), escaping, version).encode("utf-8", "replace")
 
 
 generate_latest = generate_latest_openmetrics

@@ -14,8 +14,8 @@ a slower, sample-by-sample path; everything else takes the fast one.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .._config import get_config
 from ..naming import LABEL_NAME_RE, METRIC_NAME_RE
@@ -29,6 +29,7 @@ __all__ = [
     "CONTENT_TYPE_LATEST",
     "CONTENT_TYPE_PLAIN_0_0_4",
     "CONTENT_TYPE_PLAIN_1_0_0",
+    "families_of",
     "floatToGoString",
     "format_go_float",
     "format_value",
@@ -212,13 +213,13 @@ def _raw(family: MetricFamily) -> bool:
 def _samples(family: MetricFamily) -> Iterable[Sample]:
     """The samples as a prometheus_client-style collector gave them, else the snapshot's."""
     raw: tuple[Sample, ...] | None = getattr(family, "raw_samples", None)
-    return raw if raw and compat_mode() else family.samples
+    return raw if raw else family.samples
 
 
-def _sample_line(s: Sample, fmt: Formatter, escaping: str) -> str:
+def _sample_line(s: Sample, fmt: Formatter, escaping: str, sort: bool = True) -> str:
+    pairs = sorted(s.labels.items()) if sort else s.labels.items()
     labels = ",".join(
-        f'{escape_label_name(k, escaping)}="{escape_quoted(str(v))}"'
-        for k, v in sorted(s.labels.items())
+        f'{escape_label_name(k, escaping)}="{escape_quoted(str(v))}"' for k, v in pairs
     )
     ts = "" if s.timestamp is None else f" {int(float(s.timestamp) * 1000):d}"
     value = fmt(float(s.value))
@@ -242,13 +243,14 @@ def render_family_samples(
     head = escape_metric_name(head, escaping)
     out.append(f"# HELP {head} {doc}\n# TYPE {head} {_TEXT_TYPES[kind]}\n")
     extra: dict[str, list[str]] = {}
+    sort = compat_mode()  # prometheus_client sorts label pairs; meterhub keeps their order
     for s in _samples(family):
         for suffix in ("_created", "_gsum", "_gcount"):
             if s.name == name + suffix:
-                extra.setdefault(suffix, []).append(_sample_line(s, fmt, escaping))
+                extra.setdefault(suffix, []).append(_sample_line(s, fmt, escaping, sort))
                 break
         else:
-            out.append(_sample_line(s, fmt, escaping))
+            out.append(_sample_line(s, fmt, escaping, sort))
     for suffix, lines in sorted(extra.items()):
         own = escape_metric_name(name + suffix, escaping)
         out.append(f"# HELP {own} {doc}\n# TYPE {own} gauge\n")
@@ -263,7 +265,7 @@ def render_family(
     compat: bool = False,
 ) -> None:
     """Append the text lines of *family* to *out*."""
-    if not fast_path_ok(family, compat) or (compat and _raw(family)):
+    if _raw(family) or not fast_path_ok(family, compat):
         render_family_samples(family, out, fmt, escaping)
         return
     name, kind = family.name, family.type
@@ -344,6 +346,15 @@ def render_text(families: Iterable[MetricFamily], escaping: str = UNDERSCORES) -
     return "".join(out)
 
 
+def families_of(registry: Any) -> Iterator[MetricFamily]:
+    """The snapshots of anything with ``collect()`` (a registry, a restricted view, a
+    custom collector), prometheus_client-style families converted on the way."""
+    from ..families import to_family
+
+    for family in registry.collect():
+        yield family if type(family) is MetricFamily else to_family(family)
+
+
 def generate_latest(registry: Registry | None = None, escaping: str = UNDERSCORES) -> bytes:
     """Collect *registry* (default ``REGISTRY``) and render it in the text format, UTF-8.
 
@@ -364,4 +375,4 @@ def generate_latest(registry: Registry | None = None, escaping: str = UNDERSCORE
         from ..registry import REGISTRY
 
         registry = REGISTRY
-    return render_text(registry.collect(), escaping).encode("utf-8")
+    return render_text(families_of(registry), escaping).encode("utf-8")
