@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from ._config import get_config, is_enabled, watch_switch
@@ -78,6 +78,13 @@ class Child:
 
     def _drop(self) -> None:
         self._metric._store.remove(self._metric._desc, self._key)
+
+    def labels(self, *values: Any, **kwargs: Any) -> Any:
+        """A series has no labels left to choose: always a ``ValueError``."""
+        raise DefinitionError(
+            f"metric {self._metric._desc.name!r}: labels() called on a series, which has "
+            "its label values already"
+        )
 
 
 class MetricBase(Generic[C]):
@@ -325,10 +332,36 @@ class MetricBase(Generic[C]):
             child._drop()
             self._series_forgotten()
 
+    def remove_by_labels(self, labels: Mapping[str, str]) -> None:
+        """Forget every series whose labels include all of *labels* (``{}``: none).
+
+        Example::
+
+            >>> from meterhub import Counter, Registry
+            >>> c = Counter("hits", "Hits.", ["tenant", "path"], registry=Registry())
+            >>> c.labels("acme", "/").inc(); c.labels("globex", "/").inc()
+            >>> c.remove_by_labels({"tenant": "acme"})
+            >>> [k for k in c._children]
+            [('globex', '/')]
+        """
+        if not labels:
+            return
+        names = self._desc.labelnames
+        unknown = set(labels) - set(names)
+        if unknown:
+            raise DefinitionError(
+                f"metric {self._desc.name!r}: unknown label names {sorted(unknown)} "
+                f"(its labels are {list(names)})"
+            )
+        wanted = [(names.index(k), str(v)) for k, v in labels.items()]
+        with self._lock:
+            keys = [k for k in self._children if all(k[i] == v for i, v in wanted)]
+        for key in keys:
+            self.remove(*key)
+
     def clear(self) -> None:
-        """Forget every series (labeled metrics only)."""
+        """Forget every series (a metric without labels: nothing to do, as prometheus_client)."""
         if not self._desc.labelnames:
-            self._error("no_labels", "clear() called on a metric without label names")
             return
         with self._lock:
             self._children.clear()

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._metric import MetricBase, _encodable
-from .naming import LABEL_NAME_RE
 from .samples import Exemplar
 
 __all__ = ["EXEMPLAR_MAX_CHARS", "checked_exemplar", "checked_number"]
@@ -29,9 +28,9 @@ def checked_exemplar(metric: MetricBase[Any], labels: Any, value: float) -> Exem
     for k, v in labels.items():
         if (
             not isinstance(k, str)
-            or not LABEL_NAME_RE.match(k)
+            or not k  # any non-empty UTF-8 name (escaped when rendered), as label names
             or not isinstance(v, str)
-            or not _encodable((v,))
+            or not _encodable((k, v))
         ):
             metric._error("exemplar", f"exemplar label {k!r}={v!r} is not a valid str pair")
             return None

@@ -207,9 +207,25 @@ class MultiProcessCollector:
         >>> reg.register(MultiProcessCollector(tempfile.mkdtemp()))
     """
 
-    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
-        self._store = MultiProcessStore(_directory(directory))
+    def __init__(
+        self,
+        directory: str | os.PathLike[str] | Any | None = None,
+        path: str | os.PathLike[str] | None = None,
+    ) -> None:
+        # prometheus_client's signature is (registry, path=None): the collector registers
+        # itself on the registry it is given.
+        registry: Any = None
+        if directory is not None and callable(getattr(directory, "register", None)):
+            registry, directory = directory, path
+        elif path is not None:
+            directory = path
+        where = _directory(directory)
+        if not os.path.isdir(where):
+            raise ValueError(f"multi-process directory {where!r} is not a directory")
+        self._store = MultiProcessStore(where)
         self._labels = _LabelsCache()
+        if registry is not None:
+            registry.register(self)
 
     def close(self) -> None:
         """Close the files this collector keeps open between scrapes."""

@@ -107,7 +107,7 @@ def format_exemplar(ex: Exemplar | None) -> str:
     labels = ex.labels
     if sum(len(k) + len(v) for k, v in labels.items()) > EXEMPLAR_MAX_CHARS:
         return ""
-    inner = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in labels.items())
+    inner = ",".join(f'{escape_label_name(k)}="{escape_label_value(v)}"' for k, v in labels.items())
     return f" # {{{inner}}} {format_value(ex.value)}{_ts(ex.timestamp)}"
 
 
@@ -125,7 +125,9 @@ def _exemplar_samples(family: MetricFamily, s: Sample) -> bool:
 
 
 def _sample_exemplar(ex: Exemplar, fmt: Formatter) -> str:
-    inner = ",".join(f'{k}="{escape_quoted(v)}"' for k, v in sorted(ex.labels.items()))
+    inner = ",".join(
+        f'{escape_label_name(k)}="{escape_quoted(v)}"' for k, v in sorted(ex.labels.items())
+    )
     ts = "" if ex.timestamp is None else f" {ex.timestamp}"
     return f" # {{{inner}}} {fmt(ex.value)}{ts}"
 
