@@ -70,6 +70,7 @@ ENV_VARS: Mapping[str, str] = {
     "disabled_switches": "METERHUB_DISABLED_SWITCHES",
     "created": "METERHUB_CREATED",
     "compat": "METERHUB_COMPAT",
+    "legacy_names": "METERHUB_LEGACY_NAMES",
 }
 """Each :class:`Config` field and the environment variable that sets it."""
 
@@ -96,6 +97,9 @@ class Config:
     compat: str | None = None
     """``"prometheus_client"``: output byte-identical to prometheus_client's (floats with
     ``.0``, ``_created`` samples on, errors raised). Explicit ``created``/``strict`` win."""
+    legacy_names: bool = False
+    """Refuse metric and label names outside ``[a-zA-Z_:][a-zA-Z0-9_:]*`` (Prometheus 2's
+    grammar) instead of accepting UTF-8 names and escaping them when rendered."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
@@ -106,7 +110,7 @@ class Config:
             raw = env.get(var)
             if raw is None:
                 continue
-            if field in ("enabled", "strict", "created"):
+            if field in ("enabled", "strict", "created", "legacy_names"):
                 values[field] = _parse_bool(var, raw)
             elif field == "textfile_interval":
                 values[field] = _parse_positive(var, raw, float)
@@ -166,6 +170,22 @@ def configure(env: Mapping[str, str] | None = None, **settings: Any) -> Config:
     """
     with _lock:
         cfg = Config.from_env(env, **settings)
+        _apply(cfg)
+        return cfg
+
+
+def update(**changes: Any) -> Config:
+    """Change some settings of the current configuration, keeping the others.
+
+    Example::
+
+        >>> import meterhub
+        >>> from meterhub._config import update
+        >>> update(legacy_names=True).legacy_names
+        True
+    """
+    with _lock:
+        cfg = dataclasses.replace(get_config(), **changes)
         _apply(cfg)
         return cfg
 

@@ -11,7 +11,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from ._config import get_config
 from ._metric import MetricBase, _encodable
+from .naming import LABEL_NAME_RE
 from .samples import Exemplar
 
 __all__ = ["EXEMPLAR_MAX_CHARS", "checked_exemplar", "checked_number"]
@@ -28,7 +30,7 @@ def checked_exemplar(metric: MetricBase[Any], labels: Any, value: float) -> Exem
     for k, v in labels.items():
         if (
             not isinstance(k, str)
-            or not k  # any non-empty UTF-8 name (escaped when rendered), as label names
+            or not (LABEL_NAME_RE.match(k) or (k and not get_config().legacy_names))
             or not isinstance(v, str)
             or not _encodable((k, v))
         ):

@@ -17,11 +17,14 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ._config import get_config, update
 from .errors import DefinitionError
 
 __all__ = [
     "DEFAULT_PII_LABELS",
     "build_name",
+    "disable_legacy_validation",
+    "enable_legacy_validation",
     "is_legacy_label_name",
     "is_legacy_metric_name",
     "is_pii_name",
@@ -120,7 +123,20 @@ def is_legacy_label_name(name: str) -> bool:
     return LABEL_NAME_RE.match(name) is not None
 
 
+def enable_legacy_validation() -> None:
+    """Refuse names outside the legacy grammar from now on (``legacy_names=True``;
+    prometheus_client's function of the same name)."""
+    update(legacy_names=True)
+
+
+def disable_legacy_validation() -> None:
+    """Accept UTF-8 names again (the default)."""
+    update(legacy_names=False)
+
+
 def _utf8(name: str) -> bool:
+    if get_config().legacy_names:
+        return False
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate
