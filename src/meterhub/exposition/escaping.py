@@ -94,6 +94,14 @@ def _escape(name: str, escaping: str, colon: bool) -> str:
     return name
 
 
+def escape_sample_name_compat(name: str, escaping: str) -> str:
+    """A sample name as prometheus_client's OpenMetrics writer escapes it: every name,
+    legacy or not, with the label-name rules (so ``:`` too). Compat mode only."""
+    if escaping == ALLOWUTF8:
+        return escape_quoted(name)
+    return _escape(name, escaping, False)
+
+
 def _escape_name(name: str, escaping: str, legacy: re.Pattern[str], colon: bool) -> str:
     if not name:
         return name

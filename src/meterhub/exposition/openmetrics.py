@@ -37,6 +37,7 @@ from .escaping import (
     escape_label_name,
     escape_metric_name,
     escape_quoted,
+    escape_sample_name_compat,
 )
 from .text import (
     Formatter,
@@ -163,7 +164,12 @@ def render_family_samples(
                 )
             exemplar = _sample_exemplar(s.exemplar, fmt)
         ts = "" if s.timestamp is None else f" {s.timestamp}"
-        sample_name = "" if utf8 else escape_metric_name(s.name, escaping)
+        if utf8:
+            sample_name = ""
+        elif sort:  # compat mode: prometheus_client's spelling
+            sample_name = escape_sample_name_compat(s.name, escaping)
+        else:
+            sample_name = escape_metric_name(s.name, escaping)
         out.append(f"{sample_name}{labels} {fmt(float(s.value))}{ts}{exemplar}\n")
 
 
@@ -175,7 +181,13 @@ def render_family(
     compat: bool = False,
 ) -> None:
     """Append the OpenMetrics lines of *family* to *out* (no ``# EOF``)."""
-    if _raw(family) or not fast_path_ok(family, compat) or (compat and _has_exemplar(family)):
+    fast_escaping = escaping in ((UNDERSCORES, ALLOWUTF8) if compat else _FAST_ESCAPINGS)
+    if (
+        _raw(family)
+        or not fast_escaping
+        or not fast_path_ok(family, compat)
+        or (compat and _has_exemplar(family))
+    ):
         render_family_samples(family, out, fmt, escaping)
         return
     name, kind = family.name, family.type
@@ -234,6 +246,10 @@ def render_family(
             out.append(
                 f"{head}{_close(label_prefix(s.labels))} {fmt(s.values[0])}{_ts(s.timestamp)}\n"
             )
+
+
+# Schemes under which a legacy name is written unchanged (dots doubles its underscores).
+_FAST_ESCAPINGS = (UNDERSCORES, ALLOWUTF8, VALUES)
 
 
 def _has_exemplar(family: MetricFamily) -> bool:

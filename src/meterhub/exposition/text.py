@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any
 from .._config import get_config
 from ..naming import LABEL_NAME_RE, METRIC_NAME_RE
 from ..samples import MetricFamily, MetricType, Sample, Series, format_le
-from .escaping import ALLOWUTF8, UNDERSCORES, escape_label_name, escape_metric_name, escape_quoted
+from .escaping import (
+    ALLOWUTF8,
+    DOTS,
+    UNDERSCORES,
+    escape_label_name,
+    escape_metric_name,
+    escape_quoted,
+)
 
 if TYPE_CHECKING:
     from ..registry import Registry
@@ -265,7 +272,7 @@ def render_family(
     compat: bool = False,
 ) -> None:
     """Append the text lines of *family* to *out*."""
-    if _raw(family) or not fast_path_ok(family, compat):
+    if _raw(family) or escaping == DOTS or not fast_path_ok(family, compat):
         render_family_samples(family, out, fmt, escaping)
         return
     name, kind = family.name, family.type
