@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -77,7 +79,11 @@ class MetricsHandler(BaseHTTPRequestHandler):
         if isinstance(self.request, ssl.SSLSocket):
             # Handshake here, in the connection's thread: a slow TLS client then never
             # blocks the accept loop.
-            self.request.do_handshake()
+            try:
+                self.request.do_handshake()
+            except OSError:
+                _drain(self.request)
+                raise
 
     def _endpoint(self) -> Endpoint:
         ep = type(self).endpoint
@@ -107,6 +113,24 @@ class MetricsHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s - %s", self.address_string(), format % args)
+
+
+def _drain(sock: socket.socket, limit: float = 1.0) -> None:
+    """After a failed handshake, read what the client still sends (until it closes, at
+    most *limit* seconds) before closing: closing with unread data would reset the
+    connection before the client reads the TLS alert that says why it was refused."""
+    try:
+        raw = socket.socket(fileno=os.dup(sock.fileno()))
+    except OSError:
+        return
+    with raw:
+        raw.settimeout(limit)
+        deadline = time.monotonic() + limit
+        try:
+            while time.monotonic() < deadline and raw.recv(65536):
+                pass
+        except OSError:
+            pass
 
 
 class _Server(ThreadingHTTPServer):
