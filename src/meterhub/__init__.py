@@ -21,7 +21,17 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ._config import Config, configure, disable, enable, get_config, is_enabled, reset_defaults
+from ._config import (
+    Config,
+    configure,
+    disable,
+    disable_created_metrics,
+    enable,
+    enable_created_metrics,
+    get_config,
+    is_enabled,
+    reset_defaults,
+)
 from .collectors import GCCollector, PlatformCollector, ProcessCollector, register_defaults
 from .errors import (
     DefinitionError,
@@ -154,7 +164,9 @@ __all__ = [
     "configure",
     "delete_from_gateway",
     "disable",
+    "disable_created_metrics",
     "enable",
+    "enable_created_metrics",
     "generate_latest",
     "generate_latest_openmetrics",
     "get_config",

@@ -25,7 +25,9 @@ __all__ = [
     "Config",
     "configure",
     "disable",
+    "disable_created_metrics",
     "enable",
+    "enable_created_metrics",
     "get_config",
     "is_enabled",
     "reset_defaults",
@@ -188,6 +190,16 @@ def update(**changes: Any) -> Config:
         cfg = dataclasses.replace(get_config(), **changes)
         _apply(cfg)
         return cfg
+
+
+def enable_created_metrics() -> None:
+    """Turn ``_created`` samples on (prometheus_client's function; ``created=True``)."""
+    update(created=True)
+
+
+def disable_created_metrics() -> None:
+    """Turn ``_created`` samples off (prometheus_client's function; ``created=False``)."""
+    update(created=False)
 
 
 def _apply(cfg: Config) -> None:

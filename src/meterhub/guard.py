@@ -93,6 +93,8 @@ class SelfMetrics:
         with self._lock:
             errors = sorted(self._errors.items())
             dropped = sorted(self._dropped.items())
+        if not errors and not dropped and get_config().compat is not None:
+            return  # compat mode: nothing of meterhub's in the output until something happens
         yield MetricFamily(
             "meterhub_errors",
             "Recording errors meterhub absorbed instead of raising, by metric and reason.",
