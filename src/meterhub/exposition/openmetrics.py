@@ -43,6 +43,7 @@ from .text import (
     Formatter,
     _raw,
     _samples,
+    bucket_labels,
     compat_mode,
     escape_label_value,
     families_of,
@@ -200,16 +201,16 @@ def render_family(
     if kind is MetricType.HISTOGRAM:
         les = [f'le="{format_le(b)}"}} ' for b in family.buckets]
         for s in family.series:
-            prefix = label_prefix(s.labels)
-            labels = _close(prefix)
+            prefix, s_les = bucket_labels(s, les, compat)
+            labels = _close(label_prefix(s.labels)) if s_les is not les else _close(prefix)
             ts = _ts(s.timestamp)
             v = s.values
             exs = s.exemplars
             if exs:
-                for le, count, ex in zip(les, v[1:], exs):
+                for le, count, ex in zip(s_les, v[1:], exs):
                     out.append(f"{name}_bucket{prefix}{le}{fmt(count)}{ts}{format_exemplar(ex)}\n")
             else:
-                for le, count in zip(les, v[1:]):
+                for le, count in zip(s_les, v[1:]):
                     out.append(f"{name}_bucket{prefix}{le}{fmt(count)}{ts}\n")
             out.append(
                 f"{name}_count{labels} {fmt(v[-1])}{ts}\n{name}_sum{labels} {fmt(v[0])}{ts}\n"

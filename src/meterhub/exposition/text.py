@@ -114,6 +114,20 @@ def format_go_float(value: float) -> str:
         >>> format_go_float(3), format_go_float(1234567.0), format_go_float(float("nan"))
         ('3.0', '1.234567e+06', 'NaN')
     """
+    if value == 0:  # 0.0 and -0.0 are equal keys, but prometheus_client writes "-0.0"
+        return "-0.0" if math.copysign(1.0, value) < 0 else "0.0"
+    text = _GO_FORMATTED.get(value)
+    if text is None:
+        text = _format_go_float(value)
+        if len(_GO_FORMATTED) < _FORMATTED_MAX:
+            _GO_FORMATTED[value] = text
+    return text
+
+
+_GO_FORMATTED: dict[float, str] = {}
+
+
+def _format_go_float(value: float) -> str:
     d = float(value)
     if d == _INF:
         return "+Inf"
@@ -147,7 +161,8 @@ def formatter() -> Formatter:
 _LEGACY_LABELS: set[str] = set()
 _LEGACY_LABELS_MAX = 4096
 # The label a type adds to its series' labels, which prometheus_client sorts in with them.
-_SPECIAL_LABEL = {MetricType.HISTOGRAM: "le", MetricType.SUMMARY: "quantile"}
+# (Histograms' "le" is placed among them by bucket_labels() instead.)
+_SPECIAL_LABEL = {MetricType.SUMMARY: "quantile"}
 
 
 def fast_path_ok(family: MetricFamily, compat: bool) -> bool:
@@ -174,6 +189,16 @@ def fast_path_ok(family: MetricFamily, compat: bool) -> bool:
         if compat and (s.timestamp is not None or (special is not None and prev > special)):
             return False
     return True
+
+
+def bucket_labels(s: Series, les: list[str], compat: bool) -> tuple[str, list[str]]:
+    """``(label prefix, le texts)`` of a histogram series' buckets. In compat mode the
+    ``le`` pair goes where sorting puts it (after labels that sort before ``le``)."""
+    if not compat or not s.labels or s.labels[-1][0] < "le":
+        return label_prefix(s.labels), les
+    before = tuple(p for p in s.labels if p[0] < "le")
+    after = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in s.labels if k > "le")
+    return label_prefix(before), [le[:-2] + "," + after + "} " for le in les]
 
 
 def escape_label_value(value: str) -> str:
@@ -288,11 +313,11 @@ def render_family(
     if kind is MetricType.HISTOGRAM:
         les = [f'le="{format_le(b)}"}} ' for b in family.buckets]
         for s in family.series:
-            prefix = label_prefix(s.labels)
-            labels = _close(prefix)
+            prefix, s_les = bucket_labels(s, les, compat)
+            labels = _close(label_prefix(s.labels)) if s_les is not les else _close(prefix)
             ts = _timestamp(s)
             v = s.values
-            for le, count in zip(les, v[1:]):
+            for le, count in zip(s_les, v[1:]):
                 out.append(f"{name}_bucket{prefix}{le}{fmt(count)}{ts}\n")
             out.append(
                 f"{name}_count{labels} {fmt(v[-1])}{ts}\n{name}_sum{labels} {fmt(v[0])}{ts}\n"
