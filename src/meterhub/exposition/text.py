@@ -174,7 +174,12 @@ def fast_path_ok(family: MetricFamily, compat: bool) -> bool:
     known = _LEGACY_LABELS
     special = family.name if family.type is MetricType.STATESET else None
     special = _SPECIAL_LABEL.get(family.type, special)
-    for s in family.series:
+    series = family.series
+    if not compat and family.type is not MetricType.INFO:
+        # The series of a family share their label names (a metric's label names, checked
+        # once; custom collectors' families take the sample path): the first one tells.
+        series = series[:1]
+    for s in series:
         prev = ""
         for k, _v in s.labels:
             if k not in known:
