@@ -105,3 +105,15 @@ def test_unused_names_of_the_module_are_real() -> None:
     assert meterhub.start_wsgi_server is meterhub.start_http_server
     assert meterhub.UntypedMetricFamily is meterhub.UnknownMetricFamily
     assert Enum and Histogram and Info and Summary
+
+
+def test_compat_sorts_labels_like_prometheus_client(frozen_time: None) -> None:
+    meterhub.configure(compat="prometheus_client")
+    ours, theirs = Registry(), pc.CollectorRegistry()
+    for mod, reg in ((meterhub, ours), (pc, theirs)):
+        c = mod.Counter("requests", "R.", ["route", "code"], registry=reg)  # type: ignore[attr-defined]
+        c.labels("/a", "200").inc()
+        h = mod.Histogram("lat", "L.", ["zone", "app"], buckets=(1,), registry=reg)  # type: ignore[attr-defined]
+        h.labels("eu", "web").observe(0.5)
+    assert generate_latest(ours) == pc.generate_latest(theirs)
+    assert generate_latest_openmetrics(ours) == pc_om.generate_latest(theirs)

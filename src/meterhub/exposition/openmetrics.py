@@ -51,6 +51,7 @@ from .text import (
     format_go_float,
     format_value,
     label_prefix,
+    sorted_labels,
 )
 
 if TYPE_CHECKING:
@@ -182,6 +183,8 @@ def render_family(
     compat: bool = False,
 ) -> None:
     """Append the OpenMetrics lines of *family* to *out* (no ``# EOF``)."""
+    if compat and not _raw(family):
+        family = sorted_labels(family)
     fast_escaping = escaping in ((UNDERSCORES, ALLOWUTF8) if compat else _FAST_ESCAPINGS)
     if (
         _raw(family)

@@ -165,6 +165,19 @@ _LEGACY_LABELS_MAX = 4096
 _SPECIAL_LABEL = {MetricType.SUMMARY: "quantile"}
 
 
+def sorted_labels(family: MetricFamily) -> MetricFamily:
+    """*family* with each series' label pairs sorted by name, as prometheus_client writes
+    them (compat mode); the same object when they already are."""
+    out = None
+    for i, s in enumerate(family.series):
+        labels = s.labels
+        if len(labels) > 1 and any(labels[j][0] > labels[j + 1][0] for j in range(len(labels) - 1)):
+            if out is None:
+                out = list(family.series)
+            out[i] = s._replace(labels=tuple(sorted(labels)))
+    return family if out is None else family._replace(series=tuple(out))
+
+
 def fast_path_ok(family: MetricFamily, compat: bool) -> bool:
     """Whether the fast renderers write *family* exactly (no escaping, nothing to sort)."""
     if METRIC_NAME_RE.match(family.name) is None:
@@ -302,6 +315,8 @@ def render_family(
     compat: bool = False,
 ) -> None:
     """Append the text lines of *family* to *out*."""
+    if compat and not _raw(family):
+        family = sorted_labels(family)
     if _raw(family) or escaping == DOTS or not fast_path_ok(family, compat):
         render_family_samples(family, out, fmt, escaping)
         return
