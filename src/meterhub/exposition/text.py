@@ -168,14 +168,21 @@ _SPECIAL_LABEL = {MetricType.SUMMARY: "quantile"}
 def sorted_labels(family: MetricFamily) -> MetricFamily:
     """*family* with each series' label pairs sorted by name, as prometheus_client writes
     them (compat mode); the same object when they already are."""
-    out = None
-    for i, s in enumerate(family.series):
-        labels = s.labels
-        if len(labels) > 1 and any(labels[j][0] > labels[j + 1][0] for j in range(len(labels) - 1)):
-            if out is None:
-                out = list(family.series)
-            out[i] = s._replace(labels=tuple(sorted(labels)))
-    return family if out is None else family._replace(series=tuple(out))
+    series = family.series
+    if not series:
+        return family
+    if family.type is MetricType.INFO:  # info pairs differ per series
+        out = [s._replace(labels=tuple(sorted(s.labels))) for s in series]
+        return family._replace(series=tuple(out))
+    # The series of a metric share their label names: one permutation sorts them all.
+    names = [k for k, _v in series[0].labels]
+    if names == sorted(names):
+        return family
+    perm = sorted(range(len(names)), key=names.__getitem__)
+    new = tuple.__new__
+    return family._replace(
+        series=tuple(new(Series, (tuple([s.labels[i] for i in perm]), *s[1:])) for s in series)
+    )
 
 
 def fast_path_ok(family: MetricFamily, compat: bool) -> bool:
