@@ -37,7 +37,7 @@ def test_type_and_labels_fixed_by_first_use(h: Hub, registry: Registry) -> None:
 
 
 def test_hub_lenient_errors_counted(h: Hub, registry: Registry, lenient: None) -> None:
-    reg = Registry()
+    reg = Registry(self_metrics=True)
     hub2 = Hub(registry=reg, namespace="app")
     hub2.inc_counter("calls_total", {"a": "1"})
     hub2.inc_counter("calls_total", {"b": "1"})
@@ -100,7 +100,7 @@ def test_enabled_false_from_environment(registry: Registry) -> None:
 
 
 def test_series_cap_folds_into_overflow(lenient: None) -> None:
-    reg = Registry()
+    reg = Registry(self_metrics=True)
     c = Counter("ids", "I.", ["id"], registry=reg, max_series=1000)
     for i in range(100_000):
         c.labels(str(i)).inc()

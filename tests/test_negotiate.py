@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from meterhub import CONTENT_TYPE_LATEST
+from meterhub import CONTENT_TYPE_PLAIN_0_0_4, Counter, Registry
 from meterhub.exposition.negotiate import (
     accepts_gzip,
     choose_encoder,
@@ -49,7 +49,7 @@ def test_choose_renderer(accept: str | None, openmetrics: bool) -> None:
     if openmetrics:
         assert (render, content_type) == (render_openmetrics, CONTENT_TYPE_OPENMETRICS)
     else:
-        assert (render, content_type) == (render_text, CONTENT_TYPE_LATEST)
+        assert (render, content_type) == (render_text, CONTENT_TYPE_PLAIN_0_0_4)
 
 
 @pytest.mark.parametrize(
@@ -89,11 +89,26 @@ def test_negotiate_combines_everything() -> None:
 
 def test_choose_encoder_is_prometheus_client_shaped(registry: object) -> None:
     generate, content_type = choose_encoder(PROMETHEUS_2)
-    assert content_type == CONTENT_TYPE_OPENMETRICS
+    # prometheus_client 0.26 names the escaping of UTF-8 names for versioned requests
+    assert content_type == CONTENT_TYPE_OPENMETRICS + "; escaping=underscores"
     assert generate(registry) == b"# EOF\n"
+    assert choose_encoder(None)[1] == CONTENT_TYPE_PLAIN_0_0_4
+
+
+def test_escaping_is_negotiated(registry: Registry) -> None:
+    Counter("http.requests", "Requests.", registry=registry).inc()
+    accept = "text/plain;version=1.0.0;escaping=allow-utf-8"
+    n = negotiate(accept)
+    assert n.content_type == "text/plain; version=1.0.0; charset=utf-8; escaping=allow-utf-8"
+    assert '{"http.requests_total"} 1\n' in n.render(registry.collect())
+    plain = negotiate(None).render(registry.collect())
+    assert "http_requests_total 1\n" in plain
+    om = negotiate("application/openmetrics-text;version=1.0.0;escaping=dots")
+    assert om.content_type.endswith("; escaping=dots")
+    assert "http_dot_requests__total 1\n" in om.render(registry.collect())
 
 
 @given(st.text(), st.text(), st.text())
 def test_never_raises_on_garbage(accept: str, encoding: str, query: str) -> None:
     n = negotiate(accept, encoding, query)
-    assert n.content_type in (CONTENT_TYPE_LATEST, CONTENT_TYPE_OPENMETRICS)
+    assert n.content_type.startswith((CONTENT_TYPE_OPENMETRICS, "text/plain"))

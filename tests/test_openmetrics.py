@@ -227,7 +227,7 @@ def test_exemplar_over_limit_lenient_is_counted_not_raised(lenient: None) -> Non
     reg = Registry()
     c = Counter("jobs", "Jobs.", registry=reg)
     c.inc(exemplar={"trace_id": "x" * 200})
-    c.inc(exemplar={"bad-name": "x"})
+    c.inc(exemplar={"": "x"})
     c.inc(exemplar="not a dict")  # type: ignore[arg-type]
     assert reg.get_sample_value("jobs_total") == 3
     assert reg.self_metrics.errors("jobs", "exemplar") == 3
@@ -323,3 +323,8 @@ def test_roundtrip_hypothesis(
         total = next(s for s in fams["c"].samples if s.name == "c_total")
         assert total.value == pytest.approx(sum(observations))
         assert total.exemplar is not None and total.exemplar.labels == {"span": exv}
+
+
+def test_utf8_exemplar_label_names_are_escaped(registry: Registry) -> None:
+    Counter("jobs", "Jobs.", registry=registry).inc(exemplar={"trace.id": "abc"})
+    assert b'jobs_total 1 # {trace_id="abc"} 1' in generate_latest_openmetrics(registry)

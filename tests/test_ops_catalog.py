@@ -17,7 +17,7 @@ from meterhub.ops.catalog import catalog_entries, render_catalog
 
 @pytest.fixture
 def app_registry() -> Registry:
-    reg = Registry()
+    reg = Registry(self_metrics=True)
     h = Hub(registry=reg, namespace="shop")
     h.inc_counter("component_calls_total", {"component": "jira", "operation": "x", "status": "ok"})
     Counter("orders", "Orders placed.", ["country"], registry=reg)

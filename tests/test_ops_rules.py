@@ -80,7 +80,7 @@ def test_latency_uses_rate_of_buckets_by_le() -> None:
 
 
 def test_namespace_and_registry_selection(tmp_path: Path) -> None:
-    reg = Registry()
+    reg = Registry(self_metrics=True)
     Hub(registry=reg, namespace="acme").inc_counter(
         "component_calls_total", {"component": "jira", "operation": "x", "status": "failure"}
     )

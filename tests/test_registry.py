@@ -100,7 +100,12 @@ def test_collect_returns_immutable_snapshots() -> None:
     with pytest.raises(AttributeError):
         families[0].name = "x"  # type: ignore[misc]
     assert [f.name for f in reg.collect(names=["temperature_celsius"])] == ["temperature_celsius"]
-    assert [f.name for f in reg.restricted_registry(["tasks_total"]).collect()] == ["tasks"]
+    # as prometheus_client: collectors without names are collected only when asked to
+    assert list(reg.restricted_registry(["tasks_total"]).collect()) == []
+    reg = Registry(support_collectors_without_names=True)
+    reg.register(Custom())
+    [tasks] = reg.restricted_registry(["tasks_total"]).collect()
+    assert tasks.name == "tasks" and [s.name for s in tasks.samples] == ["tasks_total"]
 
 
 def test_default_collectors_match_prometheus_client_names() -> None:

@@ -39,7 +39,7 @@ def _cases(r: Registry) -> list[tuple[str, str, Callable[[], Any]]]:
         ("i", "info", lambda: i.info({"k": 1})),
         ("i", "info", lambda: i.info({"bad key": "v"})),
         ("u", "exemplar", lambda: u.inc(1, exemplar={"trace_id": "x" * 200})),
-        ("h", "exemplar", lambda: h.observe(1, exemplar={"bad-name": "x"})),
+        ("h", "exemplar", lambda: h.observe(1, exemplar={"": "x"})),
     ]
 
 
@@ -53,7 +53,7 @@ def test_strict_mode_raises(index: int) -> None:
 
 @pytest.mark.parametrize("index", range(19))
 def test_lenient_mode_counts(index: int, lenient: None) -> None:
-    reg = Registry()
+    reg = Registry(self_metrics=True)
     metric, reason, call = _cases(reg)[index]
     call()  # must not raise
     assert reg.get_sample_value("meterhub_errors_total", {"metric": metric, "reason": reason}) == 1
@@ -81,7 +81,7 @@ def test_strict_is_the_configuration_switch() -> None:
 def test_lone_surrogates_never_reach_the_exposition(lenient: None) -> None:
     from meterhub import generate_latest
 
-    reg = Registry()
+    reg = Registry(self_metrics=True)
     c = Counter("c", "C.", ["v"], registry=reg)
     c.labels("\ud800").inc()
     Info("i", "I.", registry=reg).info({"k": "\udfff"})
@@ -92,3 +92,18 @@ def test_lone_surrogates_never_reach_the_exposition(lenient: None) -> None:
     )
     with pytest.raises(ValueError, match="valid unicode"):
         Counter("d", "\ud800", registry=reg)
+
+
+def test_only_the_default_registry_exposes_self_metrics(lenient: None) -> None:
+    from meterhub import REGISTRY, generate_latest
+
+    reg = Registry()
+    assert generate_latest(reg) == b""  # a fresh registry renders only what it was given
+    before = REGISTRY.self_metrics.errors("private_c", "negative_increment")
+    Counter("private_c", "C.", registry=reg).inc(-1)
+    assert reg.self_metrics.errors("private_c", "negative_increment") == 1
+    # ... and its errors still reach the /metrics users serve
+    assert REGISTRY.self_metrics.errors("private_c", "negative_increment") == before + 1
+    assert REGISTRY.get_sample_value(
+        "meterhub_errors_total", {"metric": "private_c", "reason": "negative_increment"}
+    )

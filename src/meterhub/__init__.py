@@ -21,11 +21,22 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ._config import Config, configure, disable, enable, get_config, is_enabled, reset_defaults
+from ._config import (
+    Config,
+    configure,
+    disable,
+    disable_created_metrics,
+    enable,
+    enable_created_metrics,
+    get_config,
+    is_enabled,
+    reset_defaults,
+)
 from ._hub import Hub, hub
 from .collectors import GCCollector, PlatformCollector, ProcessCollector, register_defaults
 from .errors import (
     DefinitionError,
+    DuplicateTimeseries,
     ExportError,
     MeterhubError,
     ParseError,
@@ -36,12 +47,15 @@ from .errors import (
 from .exposition import (
     CONTENT_TYPE_LATEST,
     CONTENT_TYPE_OPENMETRICS,
+    CONTENT_TYPE_PLAIN_0_0_4,
+    CONTENT_TYPE_PLAIN_1_0_0,
     choose_encoder,
     generate_latest,
     generate_latest_openmetrics,
 )
 from .families import (
     CounterMetricFamily,
+    GaugeHistogramMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
     InfoMetricFamily,
@@ -49,11 +63,22 @@ from .families import (
     StateSetMetricFamily,
     SummaryMetricFamily,
     UnknownMetricFamily,
+    UntypedMetricFamily,
 )
 from .guard import shielded
 from .metrics import DEFAULT_BUCKETS, INF, Counter, Enum, Gauge, Histogram, Info, Summary
 from .registry import REGISTRY, CollectorRegistry, Registry
-from .samples import CollectOptions, Exemplar, MetricFamily, MetricType, Sample, Series, Timestamp
+from .samples import (
+    BucketSpan,
+    CollectOptions,
+    Exemplar,
+    MetricFamily,
+    MetricType,
+    NativeHistogram,
+    Sample,
+    Series,
+    Timestamp,
+)
 
 # Public names that live in modules with heavier imports: loaded on first access.
 _LAZY = {
@@ -69,19 +94,24 @@ _LAZY = {
     "OperationLog": "meterhub.oplog",
     "TextfileExporter": "meterhub.export.textfile",
     "delete_from_gateway": "meterhub.export.pushgateway",
+    "instance_ip_grouping_key": "meterhub.export.pushgateway",
     "make_asgi_app": "meterhub.export.http",
     "make_wsgi_app": "meterhub.export.http",
     "push_to_gateway": "meterhub.export.pushgateway",
     "pushadd_to_gateway": "meterhub.export.pushgateway",
     "start_http_server": "meterhub.export.http",
+    "start_wsgi_server": "meterhub.export.http",
     "track_operation": "meterhub.oplog",
     "write_to_textfile": "meterhub.export.textfile",
 }
 
 __all__ = [
+    "BucketSpan",
     "CONTENT_TYPE_LATEST",
     "CONTENT_TYPE_OPENMETRICS",
     "CollectOptions",
+    "CONTENT_TYPE_PLAIN_0_0_4",
+    "CONTENT_TYPE_PLAIN_1_0_0",
     "CollectorRegistry",
     "Component",
     "Config",
@@ -89,12 +119,14 @@ __all__ = [
     "CounterMetricFamily",
     "DEFAULT_BUCKETS",
     "DefinitionError",
+    "DuplicateTimeseries",
     "Enum",
     "EventRouter",
     "Exemplar",
     "ExportError",
     "GCCollector",
     "Gauge",
+    "GaugeHistogramMetricFamily",
     "GaugeMetricFamily",
     "HealthChecks",
     "Histogram",
@@ -110,6 +142,7 @@ __all__ = [
     "MetricsHandler",
     "MetricsServer",
     "MultiProcessCollector",
+    "NativeHistogram",
     "OperationLog",
     "ParseError",
     "PlatformCollector",
@@ -129,15 +162,19 @@ __all__ = [
     "TextfileExporter",
     "Timestamp",
     "UnknownMetricFamily",
+    "UntypedMetricFamily",
     "choose_encoder",
     "configure",
     "delete_from_gateway",
     "disable",
+    "disable_created_metrics",
     "enable",
+    "enable_created_metrics",
     "generate_latest",
     "generate_latest_openmetrics",
     "get_config",
     "hub",
+    "instance_ip_grouping_key",
     "is_enabled",
     "make_asgi_app",
     "make_wsgi_app",
@@ -147,6 +184,7 @@ __all__ = [
     "reset_defaults",
     "shielded",
     "start_http_server",
+    "start_wsgi_server",
     "track_operation",
     "write_to_textfile",
 ]

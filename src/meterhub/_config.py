@@ -29,7 +29,9 @@ __all__ = [
     "Config",
     "configure",
     "disable",
+    "disable_created_metrics",
     "enable",
+    "enable_created_metrics",
     "get_config",
     "is_enabled",
     "reset_defaults",
@@ -38,6 +40,9 @@ __all__ = [
 
 GLOBAL_SWITCH = "*"
 """The name of the switch that turns all of meterhub's recording off at once."""
+
+COMPAT_MODES: tuple[str | None, ...] = (None, "prometheus_client")
+"""The values of ``compat``: ``None`` (meterhub's defaults) or ``"prometheus_client"``."""
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
@@ -75,6 +80,8 @@ ENV_VARS: Mapping[str, str] = {
     "oplog_max_record_bytes": "METERHUB_OPLOG_MAX_RECORD_BYTES",
     "pii_deny": "METERHUB_PII_DENY",
     "pii_allow": "METERHUB_PII_ALLOW",
+    "compat": "METERHUB_COMPAT",
+    "legacy_names": "METERHUB_LEGACY_NAMES",
 }
 """Each :class:`Config` field and the environment variable that sets it."""
 
@@ -149,6 +156,12 @@ class Config:
     """Default ``OperationLog(max_record_bytes=)``: the largest record's JSON."""
     pii_deny: frozenset[str] = DEFAULT_PII_DENY
     pii_allow: frozenset[str] = DEFAULT_PII_ALLOW
+    compat: str | None = None
+    """``"prometheus_client"``: output byte-identical to prometheus_client's (floats with
+    ``.0``, ``_created`` samples on, errors raised). Explicit ``created``/``strict`` win."""
+    legacy_names: bool = False
+    """Refuse metric and label names outside ``[a-zA-Z_:][a-zA-Z0-9_:]*`` (Prometheus 2's
+    grammar) instead of accepting UTF-8 names and escaping them when rendered."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
@@ -159,7 +172,7 @@ class Config:
             raw = env.get(var)
             if raw is None:
                 continue
-            if field in ("enabled", "strict", "created"):
+            if field in ("enabled", "strict", "created", "legacy_names"):
                 values[field] = _parse_bool(var, raw)
             elif field == "textfile_interval":
                 values[field] = _parse_positive(var, raw, float)
@@ -180,6 +193,15 @@ class Config:
             if field in overrides:
                 overrides[field] = _name_set(field, overrides[field])
         values.update(overrides)
+        compat = values.get("compat") or None
+        if compat not in COMPAT_MODES:
+            modes = ", ".join(str(m) for m in COMPAT_MODES[1:])
+            raise ValueError(f"METERHUB_COMPAT={compat!r}: expected one of {modes} (or unset)")
+        values["compat"] = compat
+        if compat is not None:
+            # what prometheus_client does, unless set explicitly
+            values.setdefault("created", True)
+            values.setdefault("strict", True)
         return cls(**values)
 
 
@@ -271,6 +293,16 @@ def update(**settings: Any) -> Config:
             _config = cfg
             _config_changed()
         return cfg
+
+
+def enable_created_metrics() -> None:
+    """Turn ``_created`` samples on (prometheus_client's function; ``created=True``)."""
+    update(created=True)
+
+
+def disable_created_metrics() -> None:
+    """Turn ``_created`` samples off (prometheus_client's function; ``created=False``)."""
+    update(created=False)
 
 
 def _apply(cfg: Config) -> None:

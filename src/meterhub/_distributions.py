@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ._metric import Child, MetricBase
-from ._scope import Scope
+from ._scope import Scope, Timer
 from ._values import checked_exemplar, checked_number
 from .errors import DefinitionError
 from .registry import REGISTRY, Registry
@@ -72,7 +71,7 @@ class HistogramChild(Child):
 
     def time(self) -> Scope[float]:
         """Observe the duration in seconds of a block or (sync or async) function."""
-        return Scope(time.perf_counter, lambda t0, exc: self.observe(time.perf_counter() - t0))
+        return Timer(self.observe)
 
 
 def _check_buckets(name: str, buckets: Sequence[float]) -> tuple[float, ...]:
@@ -146,8 +145,7 @@ class Histogram(MetricBase[HistogramChild]):
         self._labeled_parent("observe")
 
     def time(self) -> Scope[float]:
-        self._labeled_parent("time")
-        return self._null_child().time()
+        return Timer(None, self)
 
 
 # ---------------------------------------------------------------------------------- Summary
@@ -180,7 +178,7 @@ class SummaryChild(Child):
 
     def time(self) -> Scope[float]:
         """Observe the duration in seconds of a block or (sync or async) function."""
-        return Scope(time.perf_counter, lambda t0, exc: self.observe(time.perf_counter() - t0))
+        return Timer(self.observe)
 
 
 class Summary(MetricBase[SummaryChild]):
@@ -206,5 +204,4 @@ class Summary(MetricBase[SummaryChild]):
         self._labeled_parent("observe")
 
     def time(self) -> Scope[float]:
-        self._labeled_parent("time")
-        return self._null_child().time()
+        return Timer(None, self)

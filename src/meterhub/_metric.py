@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from ._config import get_config, is_enabled, watch_switch
 from ._forksafe import check_pid, renew_locks_after_fork
-from .errors import DefinitionError
+from .errors import DefinitionError, DuplicateTimeseries
 from .guard import OVERFLOW_VALUE, SelfMetrics, recording_error
 from .naming import build_name, validate_label_names
 from .registry import REGISTRY, Registry
@@ -98,6 +98,13 @@ class Child:
 
     def _drop(self) -> None:
         self._metric._store.remove(self._metric._desc, self._key)
+
+    def labels(self, *values: Any, **kwargs: Any) -> Any:
+        """A series has no labels left to choose: always a ``ValueError``."""
+        raise DefinitionError(
+            f"metric {self._metric._desc.name!r}: labels() called on a series, which has "
+            "its label values already"
+        )
 
 
 # The public name shares the slot's descriptor: no property call on inlined hot paths.
@@ -204,9 +211,14 @@ class MetricBase(Generic[C]):
 
         def same(existing: Any) -> bool:
             if type(existing) is cls and existing._desc == desc:
-                return True
+                if get_config().compat is None:
+                    return True
+                raise DuplicateTimeseries(  # prometheus_client refuses any second definition
+                    f"Duplicated timeseries in CollectorRegistry: {full!r} "
+                    "(METERHUB_COMPAT=prometheus_client: a re-declaration is refused)"
+                )
             theirs = getattr(existing, "_desc", existing)
-            raise DefinitionError(
+            raise DuplicateTimeseries(
                 f"metric {full!r} is already registered as {theirs!r}; "
                 f"the new definition {desc!r} conflicts with it"
             )
@@ -415,10 +427,36 @@ class MetricBase(Generic[C]):
             child._drop()
             self._series_forgotten()
 
+    def remove_by_labels(self, labels: Mapping[str, str]) -> None:
+        """Forget every series whose labels include all of *labels* (``{}``: none).
+
+        Example::
+
+            >>> from meterhub import Counter, Registry
+            >>> c = Counter("hits", "Hits.", ["tenant", "path"], registry=Registry())
+            >>> c.labels("acme", "/").inc(); c.labels("globex", "/").inc()
+            >>> c.remove_by_labels({"tenant": "acme"})
+            >>> [k for k in c._children]
+            [('globex', '/')]
+        """
+        if not labels:
+            return
+        names = self._desc.labelnames
+        unknown = set(labels) - set(names)
+        if unknown:
+            raise DefinitionError(
+                f"metric {self._desc.name!r}: unknown label names {sorted(unknown)} "
+                f"(its labels are {list(names)})"
+            )
+        wanted = [(names.index(k), str(v)) for k, v in labels.items()]
+        with self._lock:
+            keys = [k for k in self._children if all(k[i] == v for i, v in wanted)]
+        for key in keys:
+            self.remove(*key)
+
     def clear(self) -> None:
-        """Forget every series (labeled metrics only)."""
+        """Forget every series (a metric without labels: nothing to do, as prometheus_client)."""
         if not self._desc.labelnames:
-            self._error("no_labels", "clear() called on a metric without label names")
             return
         with self._lock:
             self._children.clear()
@@ -483,7 +521,8 @@ class MetricBase(Generic[C]):
     def _labeled_parent(self, method: str) -> None:
         self._error(
             "labeled_parent",
-            f"{method}() called on a metric with labels {list(self._desc.labelnames)}; "
+            f"{method}() called on a metric with labels {list(self._desc.labelnames)}: "
+            "missing label values; "
             f"call .labels(...).{method}() instead",
         )
 

@@ -42,18 +42,23 @@ class InfoChild(Child):
             if not isinstance(v, str) or not _encodable((v,)):
                 metric._error("info", f"info value for {k!r} must be a valid str, got {v!r}")
                 return
+        with metric._lock:
+            self._store_info(val)
+
+    def _store_info(self, val: Mapping[str, str]) -> None:
+        # callers hold the metric's lock
+        metric = self._metric
         key = (*self._key, json.dumps(sorted(val.items()), ensure_ascii=False))
         store = metric._store
-        with metric._lock:
-            old = getattr(self, "_info_key", None)
-            if old == key:
-                return
-            if old is not None:
-                store.remove(metric._desc, old)
-            cell = store.cell(metric._desc, key)
-            cell[0] = 1.0
-            self._info_key = key
-            self._info_cell = cell
+        old = getattr(self, "_info_key", None)
+        if old == key:
+            return
+        if old is not None:
+            store.remove(metric._desc, old)
+        cell = store.cell(metric._desc, key)
+        cell[0] = 1.0
+        self._info_key = key
+        self._info_cell = cell
 
     def _drop(self) -> None:
         old = getattr(self, "_info_key", None)
@@ -120,6 +125,14 @@ class Info(MetricBase[InfoChild]):
         new[0] = old[0]
         child._info_cell = new
         return True
+
+    def _new_child(self, key: tuple[str, ...]) -> InfoChild:
+        # As prometheus_client: a series exists (with no info pairs) from its creation.
+        # Called with the metric's lock held, or before the metric is shared.
+        child = super()._new_child(key)
+        if self._recording:
+            child._store_info({})
+        return child
 
     def _local_cells(self) -> list[LocalCell]:
         return [

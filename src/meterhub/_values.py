@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from ._config import get_config
 from ._metric import MetricBase, _encodable
 from .naming import LABEL_NAME_RE
 from .samples import Exemplar
@@ -35,9 +36,9 @@ def checked_exemplar(metric: MetricBase[Any], labels: Any, value: float) -> Exem
     for k, v in items:
         if (
             not isinstance(k, str)
-            or not LABEL_NAME_RE.match(k)
+            or not (LABEL_NAME_RE.match(k) or (k and not get_config().legacy_names))
             or not isinstance(v, str)
-            or not _encodable((v,))
+            or not _encodable((k, v))
         ):
             metric._error(
                 "exemplar", f"exemplar label {safe_repr(k)}={safe_repr(v)} is not a valid str pair"

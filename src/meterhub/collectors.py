@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import gc
 import os
-import platform
+import platform as _platform
 import resource
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from .samples import MetricFamily, MetricType, Series
 
@@ -37,12 +38,14 @@ class ProcessCollector:
         namespace: str = "",
         pid: Callable[[], int | str] = lambda: "self",
         proc: str = "/proc",
+        registry: Any = None,
     ) -> None:
         self._prefix = f"{namespace}_process_" if namespace else "process_"
         self._pid, self._proc = pid, proc
         self._ticks = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
         self._pagesize = resource.getpagesize()
         self._boot: float | None = None
+        _register(self, registry)
 
     def _boot_time(self) -> float:
         if self._boot is None:
@@ -61,7 +64,7 @@ class ProcessCollector:
 
     def collect(self) -> Iterator[MetricFamily]:
         p = self._prefix
-        base = os.path.join(self._proc, str(self._pid()))
+        base = os.path.join(self._proc, str(self._pid()).strip())
         try:
             with open(os.path.join(base, "stat"), "rb") as f:
                 fields = f.read().rsplit(b")", 1)[1].split()
@@ -103,14 +106,29 @@ class ProcessCollector:
             pass
 
 
-class PlatformCollector:
-    """``python_info``: the interpreter's implementation and version."""
+def _register(collector: object, registry: Any) -> None:
+    # prometheus_client's collectors take registry= and register themselves there.
+    # meterhub's default is None: a collector is registered where it is asked to be.
+    if registry is not None:
+        registry.register(collector)
 
-    def __init__(self) -> None:
-        major, minor, patch = platform.python_version_tuple()
-        self._labels = (("implementation", platform.python_implementation()),
-                        ("major", major), ("minor", minor), ("patchlevel", patch),
-                        ("version", platform.python_version()))  # fmt: skip
+
+class PlatformCollector:
+    """``python_info``: the interpreter's implementation and version (and the JVM's on
+    Jython). *platform* stands in for the :mod:`platform` module (tests)."""
+
+    def __init__(self, registry: Any = None, platform: Any = None) -> None:
+        pf = _platform if platform is None else platform
+        major, minor, patch = pf.python_version_tuple()
+        labels = [("implementation", pf.python_implementation()),
+                  ("major", major), ("minor", minor), ("patchlevel", patch),
+                  ("version", pf.python_version())]  # fmt: skip
+        if pf.system() == "Java":
+            java_version, _, (vm_name, vm_release, vm_vendor), _ = pf.java_ver()
+            labels += [("jvm_version", java_version), ("jvm_release", vm_release),
+                       ("jvm_vendor", vm_vendor), ("jvm_name", vm_name)]  # fmt: skip
+        self._labels = tuple(labels)
+        _register(self, registry)
 
     def _sample_names(self) -> tuple[str, ...]:
         return ("python_info",)
@@ -126,6 +144,9 @@ class PlatformCollector:
 
 class GCCollector:
     """Objects collected, uncollectable objects and collections, per GC generation."""
+
+    def __init__(self, registry: Any = None) -> None:
+        _register(self, registry)
 
     def _sample_names(self) -> tuple[str, ...]:
         return tuple(

@@ -2,7 +2,8 @@
 
     MeterhubError
      ├── DefinitionError (ValueError)   a metric/rule defined wrongly: bad name, label, buckets,
-     │                                  conflicting re-declaration, PII label name
+     │    │                             conflicting re-declaration, PII label name
+     │    └── DuplicateTimeseries       two collectors of a registry expose one name
      ├── RecordingError (ValueError)    a bad value at run time (negative counter increment,
      │                                  wrong label count, NaN); raised only in strict mode,
      │                                  otherwise logged once and counted in meterhub_errors_total
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 __all__ = [
     "DefinitionError",
+    "DuplicateTimeseries",
     "ExportError",
     "MeterhubError",
     "ParseError",
@@ -35,6 +37,10 @@ class MeterhubError(Exception):
 
 class DefinitionError(MeterhubError, ValueError):
     """A metric, label or rule was defined wrongly. The message names the metric and the rule."""
+
+
+class DuplicateTimeseries(DefinitionError):
+    """Two collectors of one registry expose a sample name (prometheus_client's name)."""
 
 
 class RecordingError(MeterhubError, ValueError):

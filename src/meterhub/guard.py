@@ -58,10 +58,13 @@ class SelfMetrics:
     """A collector for ``meterhub_errors_total`` and ``meterhub_series_dropped_total``.
 
     Plain counters behind a lock: these move only on errors, never on the hot path.
-    Every :class:`~meterhub.Registry` has one as ``registry.self_metrics``.
+    Every :class:`~meterhub.Registry` has one as ``registry.self_metrics``. One with a
+    *parent* (a private registry's) also counts everything in the parent (the default
+    registry's), so errors of a private registry still reach the ``/metrics`` users serve.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, parent: SelfMetrics | None = None) -> None:
+        self._parent = parent
         self._lock = threading.Lock()
         self._errors: dict[tuple[str, str], float] = {}
         self._dropped: dict[str, float] = {}
@@ -76,6 +79,8 @@ class SelfMetrics:
             key = (metric, reason)
             first = key not in self._errors
             self._errors[key] = self._errors.get(key, 0.0) + 1.0
+        if self._parent is not None:
+            self._parent._add_error(key)
         if first and not quiet:
             log.warning(
                 "meterhub: %s (metric %s; logged once, counted in meterhub_errors_total)",
@@ -87,12 +92,22 @@ class SelfMetrics:
         with self._lock:
             first = metric not in self._dropped
             self._dropped[metric] = self._dropped.get(metric, 0.0) + 1.0
+        if self._parent is not None:
+            self._parent._add_dropped(metric)
         if first:
             log.warning(
                 "meterhub: metric %s reached its series cap; new label sets go to the %s series",
                 metric,
                 OVERFLOW_VALUE,
             )
+
+    def _add_error(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._errors[key] = self._errors.get(key, 0.0) + 1.0
+
+    def _add_dropped(self, metric: str) -> None:
+        with self._lock:
+            self._dropped[metric] = self._dropped.get(metric, 0.0) + 1.0
 
     def errors(self, metric: str, reason: str) -> float:
         """How many errors of *reason* were counted for *metric*."""
@@ -103,6 +118,8 @@ class SelfMetrics:
         with self._lock:
             errors = sorted(self._errors.items())
             dropped = sorted(self._dropped.items())
+        if not errors and not dropped and get_config().compat is not None:
+            return  # compat mode: nothing of meterhub's in the output until something happens
         yield MetricFamily(
             "meterhub_errors",
             "Recording errors meterhub absorbed instead of raising, by metric and reason.",

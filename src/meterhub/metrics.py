@@ -16,9 +16,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from ._config import get_config
 from ._distributions import DEFAULT_BUCKETS, INF, Histogram, HistogramChild, Summary, SummaryChild
 from ._metric import Child, MetricBase, SeriesMaker
-from ._scope import Scope
+from ._scope import Scope, Timer
 from ._states import Enum, EnumChild, Info, InfoChild
 from ._values import checked_exemplar, checked_number
 from .errors import DefinitionError
@@ -57,6 +58,12 @@ class CounterChild(Child):
     """One series of a :class:`Counter`."""
 
     __slots__ = ()
+
+    def reset(self) -> None:
+        """Set back to zero (and restamp ``_created``), as prometheus_client's ``reset()``."""
+        self._v[0] = 0.0
+        if get_config().created:
+            self._cell[-1] = time.time()
 
     def inc(self, amount: float = 1.0, exemplar: Mapping[str, str] | None = None) -> None:
         """Add *amount* (non-negative; default 1), optionally with an exemplar."""
@@ -117,12 +124,16 @@ class Counter(MetricBase[CounterChild]):
 
     _type = MetricType.COUNTER
     _child_cls = CounterChild
-    _child_methods = ("inc", "count_exceptions")
+    _child_methods = ("inc", "count_exceptions", "reset")
     _suffixes = ("_total", "_created")
 
     def inc(self, amount: float = 1.0, exemplar: Mapping[str, str] | None = None) -> None:
         """Add *amount* (unlabeled counters; labeled ones use ``labels(...).inc()``)."""
         self._labeled_parent("inc")
+
+    def reset(self) -> None:
+        """Set back to zero (unlabeled counters)."""
+        self._labeled_parent("reset")
 
     def count_exceptions(
         self, exception: type[BaseException] | tuple[type[BaseException], ...] = Exception
@@ -184,7 +195,7 @@ class GaugeChild(Child):
 
     def time(self) -> Scope[float]:
         """Set to the duration in seconds of a block or (sync or async) function."""
-        return Scope(time.perf_counter, lambda t0, exc: self.set(time.perf_counter() - t0))
+        return Timer(self.set)
 
     def set_function(self, f: Callable[[], float]) -> None:
         """Take the value from ``f()`` at every collection (this process only)."""
@@ -287,8 +298,7 @@ class Gauge(MetricBase[GaugeChild]):
         return self._null_child().track_inprogress()
 
     def time(self) -> Scope[float]:
-        self._labeled_parent("time")
-        return self._null_child().time()
+        return Timer(None, self, "set")
 
     def set_function(self, f: Callable[[], float]) -> None:
         self._labeled_parent("set_function")

@@ -238,9 +238,25 @@ class MultiProcessCollector:
 
     collect_takes_options = True
 
-    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
-        self._store = MultiProcessStore(_directory(directory))
+    def __init__(
+        self,
+        directory: str | os.PathLike[str] | Any | None = None,
+        path: str | os.PathLike[str] | None = None,
+    ) -> None:
+        # prometheus_client's signature is (registry, path=None): the collector registers
+        # itself on the registry it is given.
+        registry: Any = None
+        if directory is not None and callable(getattr(directory, "register", None)):
+            registry, directory = directory, path
+        elif path is not None:
+            directory = path
+        where = _directory(directory)
+        if not os.path.isdir(where):
+            raise ValueError(f"multi-process directory {where!r} is not a directory")
+        self._store = MultiProcessStore(where)
         self._labels = _LabelsCache()
+        if registry is not None:
+            registry.register(self)
 
     def covers(self, store: MultiProcessStore) -> bool:
         """Whether this collector reads *store*'s directory (a registry on that store then

@@ -2,6 +2,13 @@
 
 Every check raises :class:`~meterhub.errors.DefinitionError` (a ``ValueError``) whose
 message names the metric and the rule that was broken.
+
+Metric and label names may be any non-empty UTF-8 text, as Prometheus 3 and
+prometheus_client accept them (``http.server.duration``). Names outside the legacy grammar
+(``[a-zA-Z_:][a-zA-Z0-9_:]*``; no ``:`` in label names) are escaped when rendered, per the
+scheme the scraper negotiated (:mod:`meterhub.exposition.escaping`): a Prometheus 2
+scraper sees ``http_server_duration``. The multi-process store keeps to the legacy
+grammar. Label names starting with ``__`` stay reserved.
 """
 
 from __future__ import annotations
@@ -19,6 +26,10 @@ __all__ = [
     "DEFAULT_PII_LABELS",
     "PII_SETTINGS",
     "build_name",
+    "disable_legacy_validation",
+    "enable_legacy_validation",
+    "is_legacy_label_name",
+    "is_legacy_metric_name",
     "is_pii_name",
     "pii_match",
     "pii_tokens",
@@ -185,14 +196,49 @@ def remember_clean_name(name: str) -> bool:
     return True
 
 
+def is_legacy_metric_name(name: str) -> bool:
+    """Whether *name* needs no escaping: it matches ``[a-zA-Z_:][a-zA-Z0-9_:]*``.
+
+    Example::
+
+        >>> is_legacy_metric_name("http_requests"), is_legacy_metric_name("http.requests")
+        (True, False)
+    """
+    return METRIC_NAME_RE.match(name) is not None
+
+
+def is_legacy_label_name(name: str) -> bool:
+    """Whether label *name* needs no escaping: it matches ``[a-zA-Z_][a-zA-Z0-9_]*``."""
+    return LABEL_NAME_RE.match(name) is not None
+
+
+def enable_legacy_validation() -> None:
+    """Refuse names outside the legacy grammar from now on (``legacy_names=True``;
+    prometheus_client's function of the same name)."""
+    update(legacy_names=True)
+
+
+def disable_legacy_validation() -> None:
+    """Accept UTF-8 names again (the default)."""
+    update(legacy_names=False)
+
+
+def _utf8(name: str) -> bool:
+    if get_config().legacy_names:
+        return False
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
+
+
 def validate_metric_name(name: object, what: str = "metric") -> str:
-    """Return *name* if it is a valid Prometheus metric name, else raise."""
+    """Return *name* if it is a valid metric name (non-empty UTF-8 text), else raise."""
     if not isinstance(name, str):
         raise DefinitionError(f"{what} name must be a str, got {type(name).__name__}: {name!r}")
-    if not METRIC_NAME_RE.match(name):
-        raise DefinitionError(
-            f"{what} {name!r}: invalid metric name (must match [a-zA-Z_:][a-zA-Z0-9_:]*)"
-        )
+    if not name or not (METRIC_NAME_RE.match(name) or _utf8(name)):
+        raise DefinitionError(f"{what} {name!r}: invalid metric name (must be non-empty UTF-8)")
     return name
 
 
@@ -259,10 +305,9 @@ def validate_label_names(
     for label in names:
         if not isinstance(label, str):
             raise DefinitionError(f"metric {metric!r}: label name {label!r} is not a str")
-        if not LABEL_NAME_RE.match(label):
+        if not label or not (LABEL_NAME_RE.match(label) or _utf8(label)):
             raise DefinitionError(
-                f"metric {metric!r}: invalid label name {label!r} "
-                "(must match [a-zA-Z_][a-zA-Z0-9_]*)"
+                f"metric {metric!r}: invalid label name {label!r} (must be non-empty UTF-8)"
             )
         if label.startswith("__"):
             raise DefinitionError(

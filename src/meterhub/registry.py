@@ -26,7 +26,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from ._config import get_config
 from ._forksafe import check_pid, renew_locks_after_fork
-from .errors import DefinitionError
+from .errors import DefinitionError, DuplicateTimeseries
 from .families import to_family
 from .guard import SelfMetrics
 from .samples import CollectOptions, MetricFamily
@@ -62,8 +62,18 @@ def configured_options() -> CollectOptions:
     return CollectOptions(created=get_config().created)
 
 
+_PROCESS_SELF_METRICS = SelfMetrics()
+"""The self-metrics the default ``REGISTRY`` exposes; every other registry's count here too."""
+
+
 class Registry:
     """Holds collectors and collects them.
+
+    Only the default ``REGISTRY`` exposes meterhub's self-metrics (``meterhub_errors_total``,
+    ``meterhub_series_dropped_total``): a fresh registry renders only what it was given,
+    as in prometheus_client, and its errors are counted both in its own
+    ``registry.self_metrics`` and in the default registry's. ``self_metrics=True`` makes
+    it expose its own.
 
     Example::
 
@@ -81,8 +91,9 @@ class Registry:
         *,
         auto_describe: bool = False,
         target_info: Mapping[str, str] | None = None,
-        self_metrics: bool = True,
+        self_metrics: bool = False,
         options: CollectOptions | None = None,
+        support_collectors_without_names: bool = False,
     ) -> None:
         self._lock = threading.RLock()
         self._store = store
@@ -93,15 +104,14 @@ class Registry:
         self._labels_cache: Any = None  # the directory part's label pairs, across scrapes
         if store is not None and hasattr(store, "attach"):
             _multiprocess()  # imported now, not mid-scrape (see _multiprocess)
+        self._with_nameless = support_collectors_without_names
+        self._target_info: _Static | None = None
         renew_locks_after_fork(self)
-        self.self_metrics = SelfMetrics()
+        self.self_metrics = SelfMetrics(None if self_metrics else _PROCESS_SELF_METRICS)
         if self_metrics:
             self.register(self.self_metrics)
         if target_info:
-            from .families import InfoMetricFamily
-
-            info = InfoMetricFamily("target", "Target metadata.", value=dict(target_info))
-            self.register(_Static(to_family(info)))
+            self.set_target_info(target_info)
 
     def _renew_locks(self) -> None:
         self._lock = threading.RLock()
@@ -137,7 +147,7 @@ class Registry:
             for name in names:
                 other = self._names.get(name)
                 if other is not None:
-                    raise DefinitionError(
+                    raise DuplicateTimeseries(
                         f"duplicated timeseries {name!r}: {collector!r} conflicts with "
                         f"the registered {other!r}"
                     )
@@ -260,8 +270,38 @@ class Registry:
         yield from out
 
     def restricted_registry(self, names: Iterable[str]) -> _Restricted:
-        """A view whose ``collect()`` yields only the families with samples named in *names*."""
-        return _Restricted(self, tuple(names))
+        """A view whose ``collect()`` yields, as prometheus_client's, only the samples named
+        in *names* (each family cut down to them; a family named in *names* whole),
+        collecting only the collectors that registered one of those names (and the
+        nameless ones with ``support_collectors_without_names=True``)."""
+        return _Restricted(self, frozenset(names))
+
+    def set_target_info(self, labels: Mapping[str, str] | None) -> None:
+        """Expose ``target_info`` with *labels* (``None`` or ``{}`` removes it)."""
+        from .families import InfoMetricFamily
+
+        with self._lock:
+            new = None
+            if labels:
+                info = InfoMetricFamily("target", "Target metadata", value=dict(labels))
+                new = _Static(to_family(info))
+                taken = [n for n in new._sample_names() if n in self._names]
+                if taken and (
+                    self._target_info is None or self._names[taken[0]] is not self._target_info
+                ):
+                    raise DuplicateTimeseries(f"target_info: {taken[0]!r} is already registered")
+            if self._target_info is not None:
+                self.unregister(self._target_info)
+            self._target_info = new
+            if new is not None:
+                self.register(new)
+
+    def get_target_info(self) -> dict[str, str] | None:
+        """The labels of ``target_info``, or ``None``."""
+        with self._lock:
+            if self._target_info is None:
+                return None
+            return dict(self._target_info._family.series[0].labels)
 
     def get(self, name: str) -> Any:
         """The collector registered under sample or family name *name*, or ``None``."""
@@ -269,12 +309,18 @@ class Registry:
             return self._names.get(name)
 
     def get_sample_value(self, name: str, labels: Mapping[str, str] | None = None) -> float | None:
-        """The value of sample *name* with exactly *labels*, or ``None`` (for tests)."""
+        """The value of sample *name* with exactly *labels*, or ``None`` (for tests).
+
+        Samples of a prometheus_client-style custom collector are read as it gave them
+        (``le="0"`` stays ``"0"``, an ``int`` stays an ``int``)."""
         labels = dict(labels or {})
-        for family in self.collect():
-            for sample in family.samples:
-                if sample.name == name and dict(sample.labels) == labels:
-                    return sample.value
+        with self._lock:
+            collectors = list(self._collectors)
+        for collector in collectors:
+            for family in collector.collect():
+                for sample in family.samples:
+                    if sample.name == name and dict(sample.labels) == labels:
+                        return sample.value  # type: ignore[no-any-return]
         return None
 
 
@@ -307,20 +353,43 @@ class _Static:
     def __init__(self, family: MetricFamily) -> None:
         self._family = family
 
+    def _sample_names(self) -> tuple[str, ...]:
+        return (self._family.name, *{s.name for s in self._family.samples})
+
     def collect(self) -> Iterator[MetricFamily]:
         yield self._family
 
 
 class _Restricted:
-    def __init__(self, registry: Registry, names: tuple[str, ...]) -> None:
+    def __init__(self, registry: Registry, names: frozenset[str]) -> None:
         self._registry, self._names = registry, names
 
-    def collect(self) -> Iterator[MetricFamily]:
-        return self._registry.collect(self._names)
+    def collect(self) -> Iterator[Any]:
+        from .families import Metric
+
+        reg, wanted = self._registry, self._names
+        with reg._lock:
+            collectors = {reg._names[n] for n in wanted if n in reg._names}
+            if reg._with_nameless:
+                collectors.update(c for c, names in reg._collectors.items() if not names)
+            ordered = [c for c in reg._collectors if c in collectors]
+        for collector in ordered:
+            for family in collector.collect():
+                samples = family.samples
+                if family.name not in wanted:  # a family name (meterhub) keeps all of it
+                    samples = [s for s in samples if s.name in wanted]
+                if samples:
+                    kind = getattr(family.type, "value", family.type)
+                    m = Metric(family.name, family.documentation, kind)
+                    m.samples = samples
+                    yield m
 
 
 CollectorRegistry = Registry
 """prometheus_client's name for :class:`Registry`."""
 
 REGISTRY = Registry()
-"""The default registry: process-wide, with the default collectors added by ``meterhub``."""
+"""The default registry: process-wide, with the default collectors added by ``meterhub``
+and meterhub's self-metrics."""
+REGISTRY.self_metrics = _PROCESS_SELF_METRICS
+REGISTRY.register(_PROCESS_SELF_METRICS)

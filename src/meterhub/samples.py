@@ -15,6 +15,7 @@ info          ``(1.0,)`` - the info pairs are part of ``Series.labels``
 stateset      one ``1.0``/``0.0`` per entry of ``MetricFamily.states``
 histogram     ``(sum, cumulative bucket counts...)``, one per ``MetricFamily.buckets``;
               the count is the last (``+Inf``) bucket
+gaugehistogram the same as histogram, exposed as ``_gsum``/``_gcount``
 summary       ``(count, sum)`` plus ``Series.quantiles``
 ============  ==========================================================
 
@@ -26,14 +27,16 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 __all__ = [
+    "BucketSpan",
     "CollectOptions",
     "Exemplar",
     "MetricFamily",
     "MetricType",
+    "NativeHistogram",
     "Sample",
     "Series",
     "Timestamp",
@@ -52,6 +55,7 @@ class MetricType(str, enum.Enum):
     SUMMARY = "summary"
     INFO = "info"
     STATESET = "stateset"
+    GAUGEHISTOGRAM = "gaugehistogram"
     UNKNOWN = "unknown"
 
     def __str__(self) -> str:
@@ -83,6 +87,9 @@ class Timestamp(NamedTuple):
     def __float__(self) -> float:
         return self.sec + self.nsec / 1e9
 
+    def __str__(self) -> str:
+        return f"{self.sec}.{self.nsec:09d}"
+
 
 class Exemplar(NamedTuple):
     """A sampled observation with its trace labels, attached to a counter or a bucket."""
@@ -90,6 +97,35 @@ class Exemplar(NamedTuple):
     labels: Mapping[str, str]
     value: float
     timestamp: float | None = None
+
+
+class BucketSpan(NamedTuple):
+    """A run of *length* consecutive native-histogram buckets, *offset* after the previous
+    run (prometheus_client's ``BucketSpan``)."""
+
+    offset: int
+    length: int
+
+
+class NativeHistogram(NamedTuple):
+    """A native (sparse, exponential) histogram value, as prometheus_client's.
+
+    Example::
+
+        >>> NativeHistogram(3, 6.5, 0, 0.001, 1, pos_spans=(BucketSpan(0, 2),)).schema
+        0
+    """
+
+    count_value: float
+    sum_value: float
+    schema: int
+    zero_threshold: float
+    zero_count: float
+    pos_spans: Sequence[BucketSpan] | None = None
+    neg_spans: Sequence[BucketSpan] | None = None
+    pos_deltas: Sequence[int] | None = None
+    neg_deltas: Sequence[int] | None = None
+    nh_exemplars: Sequence[Exemplar] | None = None
 
 
 class Sample(NamedTuple):
@@ -100,6 +136,7 @@ class Sample(NamedTuple):
     value: float
     timestamp: float | Timestamp | None = None
     exemplar: Exemplar | None = None
+    native_histogram: NativeHistogram | None = None
 
 
 class Series(NamedTuple):
@@ -152,6 +189,19 @@ def _iter_samples(family: MetricFamily) -> list[Sample]:
                 )
             out.append(Sample(name + "_count", labels, s.values[-1], ts))
             out.append(Sample(name + "_sum", labels, s.values[0], ts))
+        elif kind is MetricType.GAUGEHISTOGRAM:
+            for i, bound in enumerate(family.buckets):
+                out.append(
+                    Sample(
+                        name + "_bucket",
+                        {**labels, "le": format_le(bound)},
+                        s.values[i + 1],
+                        ts,
+                        ex[i] if ex else None,
+                    )
+                )
+            out.append(Sample(name + "_gcount", labels, s.values[-1], ts))
+            out.append(Sample(name + "_gsum", labels, s.values[0], ts))
         elif kind is MetricType.SUMMARY:
             for q, v in s.quantiles:
                 out.append(Sample(name, {**labels, "quantile": format_le(q)}, v, ts))

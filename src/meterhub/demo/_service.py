@@ -38,11 +38,11 @@ def _metrics_app() -> Callable[[Environ, StartResponse], Iterable[bytes]]:
     try:
         from meterhub.export.http import make_wsgi_app
     except ImportError:  # the exporter is optional: render with the core renderer
-        from meterhub import CONTENT_TYPE_LATEST
+        from meterhub import CONTENT_TYPE_PLAIN_0_0_4
 
         def fallback(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
             body = generate_latest(REGISTRY)
-            start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
+            start_response("200 OK", [("Content-Type", CONTENT_TYPE_PLAIN_0_0_4)])
             return [body]
 
         return fallback

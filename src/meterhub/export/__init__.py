@@ -28,6 +28,7 @@ __all__ = [
     "push_to_gateway",
     "pushadd_to_gateway",
     "start_http_server",
+    "start_wsgi_server",
     "write_to_textfile",
 ]
 
@@ -37,6 +38,7 @@ _WHERE = {
     "make_asgi_app": "http",
     "make_wsgi_app": "http",
     "start_http_server": "http",
+    "start_wsgi_server": "http",
     "TextfileExporter": "textfile",
     "write_to_textfile": "textfile",
     "delete_from_gateway": "pushgateway",

@@ -22,19 +22,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import ssl
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 
+from .._config import get_config
 from ..registry import REGISTRY
 from ._server import MAX_BODY, AsyncHTTPServer, HTTPStats
 from .endpoint import Endpoint, Response
 
-__all__ = ["MetricsHandler", "MetricsServer", "make_asgi_app", "make_wsgi_app", "start_http_server"]
+__all__ = [
+    "MetricsHandler",
+    "MetricsServer",
+    "make_asgi_app",
+    "make_wsgi_app",
+    "start_http_server",
+    "start_wsgi_server",
+]
 
 log = logging.getLogger("meterhub.export.http")
 
@@ -76,7 +86,11 @@ class MetricsHandler(BaseHTTPRequestHandler):
         if isinstance(self.request, ssl.SSLSocket):
             # Handshake here, in the connection's thread: a slow TLS client then never
             # blocks the accept loop.
-            self.request.do_handshake()
+            try:
+                self.request.do_handshake()
+            except OSError:
+                _drain(self.request)
+                raise
 
     def _endpoint(self) -> Endpoint:
         ep = type(self).endpoint
@@ -140,6 +154,24 @@ class MetricsHandler(BaseHTTPRequestHandler):
         log.debug("%s - %s", self.address_string(), format % args)
 
 
+def _drain(sock: socket.socket, limit: float = 1.0) -> None:
+    """After a failed handshake, read what the client still sends (until it closes, at
+    most *limit* seconds) before closing: closing with unread data would reset the
+    connection before the client reads the TLS alert that says why it was refused."""
+    try:
+        raw = socket.socket(fileno=os.dup(sock.fileno()))
+    except OSError:
+        return
+    with raw:
+        raw.settimeout(limit)
+        deadline = time.monotonic() + limit
+        try:
+            while time.monotonic() < deadline and raw.recv(65536):
+                pass
+        except OSError:
+            pass
+
+
 _STATS: weakref.WeakKeyDictionary[Any, HTTPStats] = weakref.WeakKeyDictionary()
 _STATS_LOCK = threading.Lock()
 
@@ -198,13 +230,20 @@ def _tls_context(
     keyfile: str | None,
     client_cafile: str | None,
     client_auth_required: bool,
+    client_capath: str | None = None,
+    tls_min_version: ssl.TLSVersion | None = None,
+    tls_max_version: ssl.TLSVersion | None = None,
 ) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.minimum_version = tls_min_version or ssl.TLSVersion.TLSv1_2
+    if tls_max_version is not None:
+        ctx.maximum_version = tls_max_version
     ctx.load_cert_chain(certfile or "", keyfile)
-    if client_cafile:
-        ctx.load_verify_locations(cafile=client_cafile)
+    if client_cafile or client_capath:
+        ctx.load_verify_locations(cafile=client_cafile, capath=client_capath)
         ctx.verify_mode = ssl.CERT_REQUIRED if client_auth_required else ssl.CERT_OPTIONAL
+    elif client_auth_required:
+        ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
 
 
@@ -214,9 +253,13 @@ def start_http_server(
     registry: Any = REGISTRY,
     certfile: str | None = None,
     keyfile: str | None = None,
-    *,
     client_cafile: str | None = None,
+    client_capath: str | None = None,
+    protocol: int = ssl.PROTOCOL_TLS_SERVER,
     client_auth_required: bool = False,
+    tls_min_version: ssl.TLSVersion | None = None,
+    tls_max_version: ssl.TLSVersion | None = None,
+    *,
     ssl_context: ssl.SSLContext | None = None,
     bearer_token: str | None = None,
     basic_auth: tuple[str, str] | None = None,
@@ -229,8 +272,10 @@ def start_http_server(
     """Serve *registry* on ``http(s)://addr:port/metrics`` from a daemon thread.
 
     Binds to 127.0.0.1 unless told otherwise (``addr="0.0.0.0"`` or ``"::"`` to expose
-    it). TLS with *certfile*/*keyfile* (and *client_cafile* for client certificates) or a
-    ready *ssl_context*. Port 0 picks a free port (see ``.port``).
+    it). TLS with *certfile*/*keyfile* (and *client_cafile*/*client_capath* for client
+    certificates, *tls_min_version* (default 1.2) and *tls_max_version*) or a ready
+    *ssl_context*; *protocol* is accepted for prometheus_client's signature (always
+    ``PROTOCOL_TLS_SERVER``). Port 0 picks a free port (see ``.port``).
 
     One thread serves every connection and *workers* threads run the collections, so
     slow or idle clients never cost a thread. A request must arrive within *timeout*
@@ -260,7 +305,15 @@ def start_http_server(
     if ssl_context is None and (certfile or keyfile or client_cafile):
         if not certfile:
             raise ValueError("TLS needs certfile (and keyfile unless the key is inside it)")
-        ssl_context = _tls_context(certfile, keyfile, client_cafile, client_auth_required)
+        ssl_context = _tls_context(
+            certfile,
+            keyfile,
+            client_cafile,
+            client_auth_required,
+            client_capath,
+            tls_min_version,
+            tls_max_version,
+        )
     endpoint = Endpoint(
         registry,
         path=path,
@@ -292,7 +345,21 @@ def start_http_server(
     return MetricsServer(httpd, thread, ssl_context is not None)
 
 
+start_wsgi_server = start_http_server
+"""prometheus_client's other name for :func:`start_http_server` (the same server)."""
+
+
 # ------------------------------------------------------------------------------- WSGI
+
+# In compat mode the WSGI and ASGI apps answer with prometheus_client's headers only
+# (their servers frame the body); meterhub adds Vary and Content-Length otherwise.
+_COMPAT_HEADERS = ("Content-Type", "Content-Encoding")
+
+
+def _app_headers(resp: Response) -> list[tuple[str, str]]:
+    if get_config().compat is None:
+        return resp.headers
+    return [(k, v) for k, v in resp.headers if k in _COMPAT_HEADERS]
 
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -332,7 +399,7 @@ def make_wsgi_app(
             str(environ.get("QUERY_STRING", "")),
             header,
         )
-        start_response(f"{resp.status} {resp.reason}", resp.headers)
+        start_response(f"{resp.status} {resp.reason}", _app_headers(resp))
         return [resp.body]
 
     return metrics_app
@@ -393,14 +460,13 @@ def make_asgi_app(
             bytes(scope.get("query_string") or b"").decode("latin-1"),
             headers.get,
         )
-        resp: Response = await asyncio.to_thread(endpoint.handle, *args)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": resp.status,
-                "headers": [(k.lower().encode(), v.encode()) for k, v in resp.headers],
-            }
-        )
+        if get_config().compat is None:
+            resp: Response = await asyncio.to_thread(endpoint.handle, *args)
+            out = [(k.lower().encode(), v.encode()) for k, v in resp.headers]
+        else:  # as prometheus_client: collected on the event loop, its header spelling
+            resp = endpoint.handle(*args)
+            out = [(k.encode(), v.encode()) for k, v in _app_headers(resp)]
+        await send({"type": "http.response.start", "status": resp.status, "headers": out})
         await send({"type": "http.response.body", "body": resp.body})
 
     return metrics_app

@@ -25,15 +25,19 @@ from __future__ import annotations
 
 import base64
 import re
+import socket
+import ssl
+import sys
 import urllib.error
 import urllib.request
 import zlib
 from collections.abc import Callable, Mapping
+from contextlib import closing
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import PushgatewayError
-from ..exposition.text import CONTENT_TYPE_LATEST, render_text
+from ..exposition.text import CONTENT_TYPE_PLAIN_0_0_4, families_of, render_text
 from ..naming import LABEL_NAME_RE
 from ..registry import REGISTRY
 
@@ -41,8 +45,11 @@ __all__ = [
     "basic_auth_handler",
     "default_handler",
     "delete_from_gateway",
+    "instance_ip_grouping_key",
+    "passthrough_redirect_handler",
     "push_to_gateway",
     "pushadd_to_gateway",
+    "tls_auth_handler",
 ]
 
 Handler = Callable[..., Callable[[], None]]
@@ -82,13 +89,24 @@ def default_handler(
     data: bytes,
 ) -> Callable[[], None]:
     """Performs the request with urllib; raises :class:`PushgatewayError` on failure."""
+    return _handler(url, method, timeout, headers, data)
 
+
+def _handler(
+    url: str,
+    method: str,
+    timeout: float | None,
+    headers: list[tuple[str, str]],
+    data: bytes,
+    *extra: urllib.request.BaseHandler,
+) -> Callable[[], None]:
     def handle() -> None:
-        req = urllib.request.Request(url, data=data or None, method=method)
+        # data=b"" (DELETE) still sends "Content-Length: 0", which some servers require
+        req = urllib.request.Request(url, data=data, method=method)
         for k, v in headers:
             req.add_header(k, v)
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
+            with urllib.request.build_opener(*extra).open(req, timeout=timeout) as resp:
                 status = int(resp.status)
                 if not 200 <= status < 300:
                     raise PushgatewayError(
@@ -106,6 +124,85 @@ def default_handler(
             ) from exc
 
     return handle
+
+
+class _PassthroughRedirect(urllib.request.HTTPRedirectHandler):
+    """Follows redirects for every method, repeating the request as it was."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: Any,
+        code: int,
+        msg: str,
+        headers: Any,
+        newurl: str,
+    ) -> urllib.request.Request:
+        new = urllib.request.Request(
+            newurl.replace(" ", "%20"),
+            data=req.data,
+            headers=dict(req.header_items()),
+            origin_req_host=req.origin_req_host,
+            unverifiable=True,
+            method=req.get_method(),
+        )
+        return new
+
+
+def passthrough_redirect_handler(
+    url: str,
+    method: str,
+    timeout: float | None,
+    headers: list[tuple[str, str]],
+    data: bytes,
+) -> Callable[[], None]:
+    """:func:`default_handler` that follows redirects for every method (PUT and POST too),
+    repeating the method, headers and body. Use it only with a gateway you trust."""
+    return _handler(url, method, timeout, headers, data, _PassthroughRedirect())
+
+
+def tls_auth_handler(
+    url: str,
+    method: str,
+    timeout: float | None,
+    headers: list[tuple[str, str]],
+    data: bytes,
+    certfile: str,
+    keyfile: str,
+    cafile: str | None = None,
+    protocol: int = ssl.PROTOCOL_TLS_CLIENT,
+    insecure_skip_verify: bool = False,
+) -> Callable[[], None]:
+    """:func:`default_handler` presenting a client certificate (*certfile*, *keyfile*);
+    the gateway is verified against *cafile* (default: the system's CAs).
+
+    Example::
+
+        push_to_gateway("https://pgw:9091", "job", reg, handler=lambda *a, **kw:
+            tls_auth_handler(*a, **kw, certfile="client.pem", keyfile="client.key"))
+    """
+    context = ssl.SSLContext(protocol=protocol)
+    if cafile is not None:
+        context.load_verify_locations(cafile)
+    else:
+        context.load_default_certs()
+    if insecure_skip_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    context.load_cert_chain(certfile=certfile, keyfile=keyfile)
+    return _handler(
+        url, method, timeout, headers, data, urllib.request.HTTPSHandler(context=context)
+    )
+
+
+def instance_ip_grouping_key() -> dict[str, str]:
+    """``{"instance": <this host's IP address>}``, a grouping key for :func:`push_to_gateway`."""
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM)) as s:
+        if sys.platform == "darwin":
+            s.connect(("10.255.255.255", 1))
+        else:
+            s.connect(("localhost", 0))
+        return {"instance": str(s.getsockname()[0])}
 
 
 def basic_auth_handler(
@@ -143,20 +240,20 @@ def _use_gateway(
     url = group_url(gateway, job, grouping_key)
     if timeout is not None and not timeout > 0:
         raise ValueError(f"timeout must be positive seconds or None, got {timeout!r}")
-    headers: list[tuple[str, str]] = [("Content-Type", CONTENT_TYPE_LATEST)]
+    headers: list[tuple[str, str]] = [("Content-Type", CONTENT_TYPE_PLAIN_0_0_4)]
     data = b""
     if method != "DELETE":
         if registry is None:
             registry = REGISTRY
         if not callable(getattr(registry, "collect", None)):
             raise TypeError(f"registry must have a collect() method, got {registry!r}")
-        data = render_text(registry.collect()).encode("utf-8", "replace")
+        data = render_text(families_of(registry)).encode("utf-8", "replace")
         if compression == "gzip":
             c = zlib.compressobj(6, zlib.DEFLATED, 31)
             data = c.compress(data) + c.flush()
             headers.append(("Content-Encoding", "gzip"))
         elif compression is not None:
-            raise ValueError(f"compression must be None or 'gzip', got {compression!r}")
+            raise ValueError(f"Unsupported compression type: {compression} (None or 'gzip')")
     try:
         handler(url=url, method=method, timeout=timeout, headers=headers, data=data)()
     except PushgatewayError:

@@ -33,7 +33,7 @@ from typing import Any
 
 from .._atomicfile import remove_dead_temp_files, write_atomic
 from ..errors import ExportError
-from ..exposition.text import render_text
+from ..exposition.text import families_of, render_text
 from ..registry import REGISTRY
 from ..samples import MetricFamily, MetricType, Series
 
@@ -81,7 +81,7 @@ def write_to_textfile(path: str | os.PathLike[str], registry: Any = REGISTRY) ->
         raise ValueError(f"path must name a file, got {path!r}")
     if not callable(getattr(registry, "collect", None)):
         raise TypeError(f"registry must have a collect() method, got {registry!r}")
-    write_bytes_atomically(path, render_text(registry.collect()).encode("utf-8", "replace"))
+    write_bytes_atomically(path, render_text(families_of(registry)).encode("utf-8", "replace"))
 
 
 def remove_stale_temp_files(

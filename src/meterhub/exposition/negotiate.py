@@ -14,12 +14,14 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import NamedTuple
 from urllib.parse import parse_qs
 
 from ..samples import MetricFamily
-from .openmetrics import CONTENT_TYPE_OPENMETRICS, render_openmetrics
-from .text import CONTENT_TYPE_LATEST, render_text
+from .escaping import negotiated_escaping
+from .openmetrics import CONTENT_TYPE_OPENMETRICS, generate_latest_openmetrics, render_openmetrics
+from .text import CONTENT_TYPE_PLAIN_0_0_4, CONTENT_TYPE_PLAIN_1_0_0, generate_latest, render_text
 
 __all__ = [
     "Negotiated",
@@ -71,37 +73,93 @@ def _media_ranges(header: str) -> list[tuple[str, dict[str, str], float, int]]:
     return out
 
 
+def _escaping(params: dict[str, str]) -> str | None:
+    """The explicit ``escaping=`` of a versioned (>= 1.0.0) entry, else ``None``."""
+    if "escaping" not in params or _version(params.get("version", "")) < (1, 0, 0):
+        return None
+    return negotiated_escaping(params)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(p) for p in text.split("."))
+    except ValueError:
+        return ()
+
+
+def _with_escaping(
+    render: Callable[..., str], content_type: str, escaping: str | None
+) -> tuple[Renderer, str]:
+    if escaping is None:
+        return render, content_type
+    return partial(render, escaping=escaping), f"{content_type}; escaping={escaping}"
+
+
 def choose_renderer(accept: str | None) -> tuple[Renderer, str]:
     """The renderer and content type best matching an ``Accept`` header.
 
     OpenMetrics is chosen when ``application/openmetrics-text`` (version 1.0.0, 0.0.1 or
     none) is acceptable with a q-value at least as high as the text format's; anything
-    else, a missing header included, gets the text format 0.0.4.
+    else, a missing header included, gets the text format 0.0.4. UTF-8 names are escaped
+    with underscores unless the chosen entry (version 1.0.0 or later) says
+    ``escaping=allow-utf-8``, ``dots`` or ``values``; the content type then says so too.
     """
-    best_q, best_pos = -1.0, 0
+    best_q, best_pos, best_params = -1.0, 0, {}
     for media, params, q, pos in _media_ranges(accept or ""):
         if q <= 0.0 or media != "application/openmetrics-text":
             continue
         if params.get("version", "") not in _OM_VERSIONS:
             continue
         if q > best_q:
-            best_q, best_pos = q, pos
-    if best_q < 0:
-        return render_text, CONTENT_TYPE_LATEST
-    for media, _params, q, pos in _media_ranges(accept or ""):
-        if media == "text/plain" and (q > best_q or (q == best_q and pos < best_pos)):
-            return render_text, CONTENT_TYPE_LATEST
-    return render_openmetrics, CONTENT_TYPE_OPENMETRICS
+            best_q, best_pos, best_params = q, pos, params
+    text: tuple[float, int, dict[str, str]] | None = None
+    for media, params, q, pos in _media_ranges(accept or ""):
+        if media == "text/plain" and q > 0.0 and (text is None or q > text[0]):
+            text = (q, pos, params)
+    if best_q < 0 or (text is not None and (text[0], -text[1]) >= (best_q, -best_pos)):
+        params = text[2] if text is not None else {}
+        escaping = _escaping(params)
+        if escaping is not None:
+            return _with_escaping(render_text, CONTENT_TYPE_PLAIN_1_0_0, escaping)
+        return render_text, CONTENT_TYPE_PLAIN_0_0_4
+    return _with_escaping(render_openmetrics, CONTENT_TYPE_OPENMETRICS, _escaping(best_params))
 
 
 def choose_encoder(accept: str | None) -> tuple[Callable[[object], bytes], str]:
-    """prometheus_client's ``choose_encoder``: ``(generate(registry) -> bytes, content_type)``."""
-    render, content_type = choose_renderer(accept)
+    """prometheus_client's ``choose_encoder``: ``(generate(registry) -> bytes, content_type)``,
+    with its answers (the first OpenMetrics or versioned text entry wins; a version of
+    1.0.0 or later gets ``; escaping=...`` in the content type).
 
-    def generate(registry: object) -> bytes:
-        return render(registry.collect()).encode("utf-8", "replace")  # type: ignore[attr-defined]
+    Example::
 
-    return generate, content_type
+        >>> choose_encoder("text/plain; version=1.0.0; escaping=allow-utf-8")[1]
+        'text/plain; version=1.0.0; charset=utf-8; escaping=allow-utf-8'
+    """
+    for entry in (accept or "").split(","):
+        toks = entry.split(";")
+        media = toks[0].strip()
+        params: dict[str, str] = {}
+        for tok in toks[1:]:
+            if "=" in tok:
+                key, value = tok.strip().split("=", 1)
+                params.setdefault(key, value)
+        version = params.get("version", "")
+        escaping = negotiated_escaping(params)
+        if media == "application/openmetrics-text":
+            if not version:
+                return partial(generate_latest_openmetrics), CONTENT_TYPE_OPENMETRICS
+            if _version(version) >= (1, 0, 0):
+                return (
+                    partial(generate_latest_openmetrics, escaping=escaping, version=version),
+                    f"application/openmetrics-text; version={version}; charset=utf-8; "
+                    f"escaping={escaping}",
+                )
+        elif media == "text/plain" and _version(version) >= (1, 0, 0):
+            return (
+                partial(generate_latest, escaping=escaping),
+                f"{CONTENT_TYPE_PLAIN_1_0_0}; escaping={escaping}",
+            )
+    return generate_latest, CONTENT_TYPE_PLAIN_0_0_4  # type: ignore[return-value]
 
 
 def accepts_gzip(accept_encoding: str | None) -> bool:

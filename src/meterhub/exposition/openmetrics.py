@@ -22,6 +22,10 @@ Pure functions of :class:`~meterhub.samples.MetricFamily` snapshots, like
 * timestamps are seconds, and the output ends with ``# EOF``.
 
 ``le`` and ``quantile`` label values are canonical floats (``"1.0"``, ``"+Inf"``).
+
+Names outside the legacy grammar are escaped per *escaping*, as in
+:mod:`meterhub.exposition.text`; with ``METERHUB_COMPAT=prometheus_client`` the output is
+byte-identical to prometheus_client's.
 """
 
 from __future__ import annotations
@@ -29,21 +33,55 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from ..samples import Exemplar, MetricFamily, MetricType, Series, format_le, state_label
-from .text import escape_label_value, format_value, label_prefix
+from ..naming import METRIC_NAME_RE
+from ..samples import Exemplar, MetricFamily, MetricType, Sample, Series, format_le, state_label
+from .escaping import (
+    ALLOWUTF8,
+    DOTS,
+    UNDERSCORES,
+    VALUES,
+    escape_label_name,
+    escape_metric_name,
+    escape_quoted,
+    escape_sample_name_compat,
+)
+from .text import (
+    Formatter,
+    _raw,
+    _samples,
+    bucket_labels,
+    compat_mode,
+    escape_label_value,
+    families_of,
+    fast_path_ok,
+    format_go_float,
+    format_value,
+    label_prefix,
+    sorted_labels,
+)
 
 if TYPE_CHECKING:
     from ..registry import Registry
 
 __all__ = [
+    "ALLOWUTF8",
+    "CONTENT_TYPE_LATEST",
     "CONTENT_TYPE_OPENMETRICS",
+    "DOTS",
     "EXEMPLAR_MAX_CHARS",
+    "UNDERSCORES",
+    "VALUES",
+    "escape_label_name",
+    "escape_metric_name",
+    "generate_latest",
     "generate_latest_openmetrics",
     "render_openmetrics",
 ]
 
 CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 """The ``Content-Type`` of :func:`render_openmetrics`'s output."""
+CONTENT_TYPE_LATEST = CONTENT_TYPE_OPENMETRICS
+"""prometheus_client's name (in ``prometheus_client.openmetrics.exposition``)."""
 
 EXEMPLAR_MAX_CHARS = 128
 """OpenMetrics' limit on the combined length of an exemplar's label names and values."""
@@ -55,6 +93,7 @@ _OM_TYPES = {
     MetricType.SUMMARY: "summary",
     MetricType.INFO: "info",
     MetricType.STATESET: "stateset",
+    MetricType.GAUGEHISTOGRAM: "gaugehistogram",
     MetricType.UNKNOWN: "unknown",
 }
 
@@ -77,7 +116,7 @@ def format_exemplar(ex: Exemplar | None) -> str:
     labels = ex.labels
     if sum(len(k) + len(v) for k, v in labels.items()) > EXEMPLAR_MAX_CHARS:
         return ""
-    inner = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in labels.items())
+    inner = ",".join(f'{escape_label_name(k)}="{escape_label_value(v)}"' for k, v in labels.items())
     return f" # {{{inner}}} {format_value(ex.value)}{_ts(ex.timestamp)}"
 
 
@@ -85,8 +124,82 @@ def _close(prefix: str) -> str:
     return "" if prefix == "{" else prefix[:-1] + "}"
 
 
-def render_family(family: MetricFamily, out: list[str]) -> None:
+def _exemplar_samples(family: MetricFamily, s: Sample) -> bool:
+    kind = family.type
+    if kind is MetricType.COUNTER:
+        return s.name.endswith("_total")
+    if kind in (MetricType.HISTOGRAM, MetricType.GAUGEHISTOGRAM):
+        return s.name.endswith("_bucket")
+    return False
+
+
+def _sample_exemplar(ex: Exemplar, fmt: Formatter) -> str:
+    inner = ",".join(
+        f'{escape_label_name(k)}="{escape_quoted(v)}"' for k, v in sorted(ex.labels.items())
+    )
+    ts = "" if ex.timestamp is None else f" {ex.timestamp}"
+    return f" # {{{inner}}} {fmt(ex.value)}{ts}"
+
+
+def render_family_samples(
+    family: MetricFamily, out: list[str], fmt: Formatter = format_value, escaping: str = UNDERSCORES
+) -> None:
+    """Append *family*'s OpenMetrics lines sample by sample, as prometheus_client writes
+    them (escaped names, sorted labels): the path for families the fast one cannot write."""
+    name = family.name
+    head = escape_metric_name(name, escaping)
+    meta = f"# HELP {head} {escape_help(family.documentation)}\n"
+    meta += f"# TYPE {head} {_OM_TYPES[family.type]}\n"
+    if family.unit:
+        meta += f"# UNIT {head} {family.unit}\n"
+    out.append(meta)
+    sort = compat_mode()  # prometheus_client sorts label pairs; meterhub keeps their order
+    for s in _samples(family):
+        utf8 = escaping == ALLOWUTF8 and METRIC_NAME_RE.match(s.name) is None
+        labels = escape_metric_name(s.name, escaping) if utf8 else ""
+        if s.labels:
+            labels += "," if labels else ""
+            labels += ",".join(
+                f'{escape_label_name(k, escaping)}="{escape_quoted(str(v))}"'
+                for k, v in (sorted(s.labels.items()) if sort else s.labels.items())
+            )
+        labels = f"{{{labels}}}" if labels else ""
+        exemplar = ""
+        if s.exemplar is not None:
+            if not _exemplar_samples(family, s):
+                raise ValueError(
+                    f"Metric {name} has exemplars, but is not a histogram bucket or counter"
+                )
+            exemplar = _sample_exemplar(s.exemplar, fmt)
+        ts = "" if s.timestamp is None else f" {s.timestamp}"
+        if utf8:
+            sample_name = ""
+        elif sort:  # compat mode: prometheus_client's spelling
+            sample_name = escape_sample_name_compat(s.name, escaping)
+        else:
+            sample_name = escape_metric_name(s.name, escaping)
+        out.append(f"{sample_name}{labels} {fmt(float(s.value))}{ts}{exemplar}\n")
+
+
+def render_family(
+    family: MetricFamily,
+    out: list[str],
+    fmt: Formatter = format_value,
+    escaping: str = UNDERSCORES,
+    compat: bool = False,
+) -> None:
     """Append the OpenMetrics lines of *family* to *out* (no ``# EOF``)."""
+    if compat and not _raw(family):
+        family = sorted_labels(family)
+    fast_escaping = escaping in ((UNDERSCORES, ALLOWUTF8) if compat else _FAST_ESCAPINGS)
+    if (
+        _raw(family)
+        or not fast_escaping
+        or not fast_path_ok(family, compat)
+        or (compat and _has_exemplar(family))
+    ):
+        render_family_samples(family, out, fmt, escaping)
+        return
     name, kind = family.name, family.type
     meta = f"# HELP {name} {escape_help(family.documentation)}\n# TYPE {name} {_OM_TYPES[kind]}\n"
     if family.unit and name.endswith("_" + family.unit):
@@ -94,33 +207,32 @@ def render_family(family: MetricFamily, out: list[str]) -> None:
         # a custom collector could produce that, meterhub's own metrics cannot.
         meta += f"# UNIT {name} {family.unit}\n"
     out.append(meta)
-    fmt = format_value
     if kind is MetricType.HISTOGRAM:
         les = [f'le="{format_le(b)}"}} ' for b in family.buckets]
         negative_bounds = bool(family.buckets) and family.buckets[0] < 0
         for s in family.series:
-            prefix = label_prefix(s.labels)
-            labels = _close(prefix)
+            prefix, s_les = bucket_labels(s, les, compat)
+            labels = _close(label_prefix(s.labels)) if s_les is not les else _close(prefix)
             ts = _ts(s.timestamp)
             v = s.values
             exs = s.exemplars
             if exs:
-                for le, count, ex in zip(les, v[1:], exs):
+                for le, count, ex in zip(s_les, v[1:], exs):
                     out.append(f"{name}_bucket{prefix}{le}{fmt(count)}{ts}{format_exemplar(ex)}\n")
             else:
-                for le, count in zip(les, v[1:]):
+                for le, count in zip(s_les, v[1:]):
                     out.append(f"{name}_bucket{prefix}{le}{fmt(count)}{ts}\n")
             if v[0] >= 0 and not negative_bounds:
                 out.append(
                     f"{name}_count{labels} {fmt(v[-1])}{ts}\n{name}_sum{labels} {fmt(v[0])}{ts}\n"
                 )
-            _created(name, labels, s, out)
+            _created(name, labels, s, out, fmt)
     elif kind is MetricType.COUNTER:
         for s in family.series:
             labels = _close(label_prefix(s.labels))
             exstr = format_exemplar(s.exemplars[0]) if s.exemplars else ""
             out.append(f"{name}_total{labels} {fmt(s.values[0])}{_ts(s.timestamp)}{exstr}\n")
-            _created(name, labels, s, out)
+            _created(name, labels, s, out, fmt)
     elif kind is MetricType.SUMMARY:
         for s in family.series:
             prefix = label_prefix(s.labels)
@@ -131,7 +243,7 @@ def render_family(family: MetricFamily, out: list[str]) -> None:
             out.append(f"{name}_count{labels} {fmt(s.values[0])}{ts}\n")
             if s.values[1] >= 0:
                 out.append(f"{name}_sum{labels} {fmt(s.values[1])}{ts}\n")
-            _created(name, labels, s, out)
+            _created(name, labels, s, out, fmt)
     elif kind is MetricType.STATESET:
         key = state_label(name)
         states = [f'{key}="{escape_label_value(st)}"}} ' for st in family.states]
@@ -148,12 +260,22 @@ def render_family(family: MetricFamily, out: list[str]) -> None:
             )
 
 
-def _created(name: str, labels: str, s: Series, out: list[str]) -> None:
+# Schemes under which a legacy name is written unchanged (dots doubles its underscores).
+_FAST_ESCAPINGS = (UNDERSCORES, ALLOWUTF8, VALUES)
+
+
+def _has_exemplar(family: MetricFamily) -> bool:
+    return any(any(e is not None for e in s.exemplars) for s in family.series if s.exemplars)
+
+
+def _created(name: str, labels: str, s: Series, out: list[str], fmt: Formatter) -> None:
     if s.created is not None:
-        out.append(f"{name}_created{labels} {format_value(s.created)}{_ts(s.timestamp)}\n")
+        out.append(f"{name}_created{labels} {fmt(s.created)}{_ts(s.timestamp)}\n")
 
 
-def render_openmetrics(families: Iterable[MetricFamily]) -> str:
+def render_openmetrics(
+    families: Iterable[MetricFamily], escaping: str = UNDERSCORES, version: str = "1.0.0"
+) -> str:
     """Render snapshots in the OpenMetrics 1.0 text format, ending with ``# EOF``.
 
     Example::
@@ -168,14 +290,21 @@ def render_openmetrics(families: Iterable[MetricFamily]) -> str:
         # EOF
     """
     out: list[str] = []
+    compat = compat_mode()
+    fmt = format_go_float if compat else format_value
     for family in families:
-        render_family(family, out)
+        render_family(family, out, fmt, escaping, compat)
     out.append("# EOF\n")
     return "".join(out)
 
 
-def generate_latest_openmetrics(registry: Registry | None = None) -> bytes:
+def generate_latest_openmetrics(
+    registry: Registry | None = None, escaping: str = UNDERSCORES, version: str = "1.0.0"
+) -> bytes:
     """Collect *registry* (default ``REGISTRY``) and render it as OpenMetrics, UTF-8.
+
+    *escaping* says how names outside the legacy grammar are written; *version* is the
+    OpenMetrics version asked for (``1.0.0``; ``2.0.0`` is accepted and written the same).
 
     Example::
 
@@ -189,4 +318,8 @@ def generate_latest_openmetrics(registry: Registry | None = None) -> bytes:
         from ..registry import REGISTRY
 
         registry = REGISTRY
-    return render_openmetrics(registry.collect()).encode("utf-8", "replace")
+    return render_openmetrics(families_of(registry), escaping, version).encode("utf-8", "replace")
+
+
+generate_latest = generate_latest_openmetrics
+"""prometheus_client's name (``prometheus_client.openmetrics.exposition.generate_latest``)."""

@@ -26,8 +26,15 @@ from dataclasses import dataclass, field
 from ..errors import ParseError
 from ..samples import Exemplar, MetricFamily, MetricType, Series, state_label
 from ._lexer import parse_float, parse_sample, unescape_help
+from ._promparse import text_fd_to_metric_families, text_string_to_metric_families
 
-__all__ = ["ParsedExposition", "parse_text", "parse_text_located"]
+__all__ = [
+    "ParsedExposition",
+    "parse_text",
+    "parse_text_located",
+    "text_fd_to_metric_families",
+    "text_string_to_metric_families",
+]
 
 LabelPairs = tuple[tuple[str, str], ...]
 

@@ -31,7 +31,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..naming import validate_metric_name
+from ..errors import DefinitionError
+from ..naming import is_legacy_metric_name, validate_metric_name
 from ..registry import Registry
 from ._yaml import dump_yaml
 
@@ -300,6 +301,10 @@ def rule_packs(registry: Registry | None = None, namespace: str = "") -> list[Ru
         raise TypeError(f"namespace must be a str, got {type(namespace).__name__}")
     if namespace:
         validate_metric_name(namespace, "namespace")
+        if not is_legacy_metric_name(namespace):  # it is written into PromQL unquoted
+            raise DefinitionError(
+                f"namespace {namespace!r}: must match [a-zA-Z_:][a-zA-Z0-9_:]* in rules"
+            )
     names = None if registry is None else _sample_names(registry)
     prefix = f"{namespace}_" if namespace else _detect_prefix(names or ())
     packs = [_components(prefix), _http(), _targets(), _celery(), _oplog(), _meterhub()]
