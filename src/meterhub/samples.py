@@ -14,7 +14,9 @@ unknown       ``(value,)``
 info          ``(1.0,)`` - the info pairs are part of ``Series.labels``
 stateset      one ``1.0``/``0.0`` per entry of ``MetricFamily.states``
 histogram     ``(sum, cumulative bucket counts...)``, one per ``MetricFamily.buckets``;
-              the count is the last (``+Inf``) bucket
+              the count is the last (``+Inf``) bucket; a native histogram also has
+              ``Series.native`` (a :class:`NativeHistogram`), and a native-only one
+              has just the ``+Inf`` bucket
 summary       ``(count, sum)`` plus ``Series.quantiles``
 ============  ==========================================================
 
@@ -29,7 +31,16 @@ import math
 from collections.abc import Mapping
 from typing import NamedTuple
 
-__all__ = ["Exemplar", "MetricFamily", "MetricType", "Sample", "Series", "Timestamp"]
+__all__ = [
+    "BucketSpan",
+    "Exemplar",
+    "MetricFamily",
+    "MetricType",
+    "NativeHistogram",
+    "Sample",
+    "Series",
+    "Timestamp",
+]
 
 LabelPairs = tuple[tuple[str, str], ...]
 
@@ -67,6 +78,34 @@ class Exemplar(NamedTuple):
     timestamp: float | None = None
 
 
+class BucketSpan(NamedTuple):
+    """A run of consecutive native-histogram buckets (prometheus_client compatible):
+    *offset* is the gap since the previous span's end (for the first span, its first key)."""
+
+    offset: int
+    length: int
+
+
+class NativeHistogram(NamedTuple):
+    """A native histogram's state, in the wire's sparse form (prometheus_client compatible).
+
+    ``pos_deltas``/``neg_deltas`` are each bucket's count minus the previous bucket's, in
+    the order the spans list them (see :mod:`meterhub._native`). ``nh_exemplars`` are the
+    exemplars of the native histogram (they carry timestamps).
+    """
+
+    count_value: float
+    sum_value: float
+    schema: int
+    zero_threshold: float
+    zero_count: float
+    pos_spans: tuple[BucketSpan, ...] | None = None
+    neg_spans: tuple[BucketSpan, ...] | None = None
+    pos_deltas: tuple[int, ...] | None = None
+    neg_deltas: tuple[int, ...] | None = None
+    nh_exemplars: tuple[Exemplar, ...] | None = None
+
+
 class Sample(NamedTuple):
     """One line of exposition: the flat view of prometheus_client's ``Sample``."""
 
@@ -86,6 +125,8 @@ class Series(NamedTuple):
     created: float | None = None
     timestamp: float | None = None
     quantiles: tuple[tuple[float, float], ...] = ()
+    native: NativeHistogram | None = None
+    """A histogram's native (exponential) buckets, when it has them."""
 
 
 class MetricFamily(NamedTuple):
