@@ -90,9 +90,7 @@ def test_reduction_merges_pairs() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(
-    st.lists(positive, min_size=1, max_size=50), st.integers(MIN_SCHEMA + 2, MAX_SCHEMA)
-)
+@given(st.lists(positive, min_size=1, max_size=50), st.integers(MIN_SCHEMA + 2, MAX_SCHEMA))
 def test_reducing_a_histogram_equals_building_it_lower(values: list[float], schema: int) -> None:
     def build(s: int) -> dict[int, float]:
         out: dict[int, float] = {}

@@ -35,9 +35,11 @@ from .errors import (
 from .exposition import (
     CONTENT_TYPE_LATEST,
     CONTENT_TYPE_OPENMETRICS,
+    CONTENT_TYPE_PROTOBUF,
     choose_encoder,
     generate_latest,
     generate_latest_openmetrics,
+    generate_latest_protobuf,
 )
 from .families import (
     CounterMetricFamily,
@@ -80,6 +82,7 @@ _LAZY = {
 __all__ = [
     "CONTENT_TYPE_LATEST",
     "CONTENT_TYPE_OPENMETRICS",
+    "CONTENT_TYPE_PROTOBUF",
     "CollectorRegistry",
     "Component",
     "Config",
@@ -134,6 +137,7 @@ __all__ = [
     "enable",
     "generate_latest",
     "generate_latest_openmetrics",
+    "generate_latest_protobuf",
     "get_config",
     "hub",
     "is_enabled",
