@@ -27,7 +27,7 @@ import math
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 
-from .samples import BucketSpan
+from .samples import BucketSpan, Exemplar, NativeHistogram
 
 __all__ = [
     "DEFAULT_ZERO_THRESHOLD",
@@ -36,6 +36,7 @@ __all__ = [
     "bucket_key",
     "decode_buckets",
     "encode_buckets",
+    "native_histogram",
     "reduce_buckets",
     "reduce_key",
     "schema_for_factor",
@@ -160,3 +161,23 @@ def decode_buckets(spans: Iterable[tuple[int, int]], deltas: Iterable[int]) -> d
                 out[key] = float(count)
             key += 1
     return out
+
+
+def native_histogram(
+    count: float,
+    total: float,
+    schema: int,
+    zero_threshold: float,
+    zero_count: float,
+    positive: Mapping[int, float],
+    negative: Mapping[int, float],
+    exemplars: tuple[Exemplar, ...] = (),
+) -> NativeHistogram:
+    """A :class:`~meterhub.samples.NativeHistogram` from bucket counts keyed by index."""
+    pos_spans, pos_deltas = encode_buckets(positive)
+    neg_spans, neg_deltas = encode_buckets(negative)
+    return NativeHistogram(
+        count, total, schema, zero_threshold, zero_count,
+        tuple(pos_spans), tuple(neg_spans), tuple(pos_deltas), tuple(neg_deltas),
+        exemplars or None,
+    )  # fmt: skip

@@ -39,7 +39,6 @@ import struct
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from .._native import encode_buckets
 from ..samples import BucketSpan, Exemplar, MetricFamily, MetricType, NativeHistogram, Series
 
 if TYPE_CHECKING:
@@ -142,26 +141,6 @@ def _native(nh: NativeHistogram, cache: dict[str, bytes]) -> bytes:
         if ex.timestamp is not None:  # native exemplars must have timestamps
             out.append(_exemplar(b"\x82\x01", ex, cache))
     return b"".join(out)
-
-
-def native_from_buckets(
-    count: float,
-    total: float,
-    schema: int,
-    zero_threshold: float,
-    zero_count: float,
-    positive: dict[int, float],
-    negative: dict[int, float],
-    exemplars: tuple[Exemplar, ...] = (),
-) -> NativeHistogram:
-    """A :class:`NativeHistogram` from bucket counts keyed by bucket index."""
-    pos_spans, pos_deltas = encode_buckets(positive)
-    neg_spans, neg_deltas = encode_buckets(negative)
-    return NativeHistogram(
-        count, total, schema, zero_threshold, zero_count,
-        tuple(pos_spans), tuple(neg_spans), tuple(pos_deltas), tuple(neg_deltas),
-        exemplars or None,
-    )  # fmt: skip
 
 
 def _histogram(fam: MetricFamily, s: Series, cache: dict[str, bytes]) -> bytes:

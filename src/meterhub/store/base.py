@@ -16,6 +16,21 @@ call in between. That is what makes histogram ``observe`` consistent: the bucket
 is computed first, then sum and bucket are updated with no call between them, and a
 reader copies the whole cell with one C-level call (``list(cell)`` / ``cell.tolist()``).
 
+A native histogram's bucket keys move: its window of buckets grows, shifts, or merges
+pairs when the schema is lowered (and all counts are zeroed by a reset). That can't tear a
+bucket either. The child keeps the window (schema, ``plo``/``pn``, ``nlo``/``nn``) in
+attributes; ``observe()`` computes the key at the schema it read (calls), then, with no
+call in between, checks that the schema is unchanged and the key falls inside the window
+and adds to sum, classic bucket and native bucket - or else takes the child's lock (the
+slow path). A structural change runs under that lock: it first empties the window
+attributes (``pn = nn = 0``, one store: every fast path now misses and queues on the lock,
+so no one else writes a native bucket), computes the new window from the cell, writes the
+whole native region back with one slice assignment (one C call: an in-process reader's
+copy holds the old window or the new one, never a mix), and sets the attributes last.
+A reset replaces everything but ``created`` the same way, in one assignment. Readers in
+other processes, which the GIL does not order, see ``gen`` odd during the rewrite and
+read again.
+
 ``tests/test_concurrency.py`` checks exactness with 8 threads and a 1 µs switch
 interval. Free-threaded builds (``python3.13t``) do not give this guarantee without the
 GIL; :func:`meterhub.store.require_gil` refuses to run there unless the GIL is enabled
@@ -26,6 +41,15 @@ Layout of a cell, by metric type (``width`` slots):
 * counter: ``[total, created]``
 * gauge: ``[value]``, or ``[value, timestamp]`` in the ``mostrecent`` modes
 * histogram: ``[sum, bucket_0 .. bucket_n-1, created]`` (buckets not cumulative)
+* native histogram: ``[sum, bucket_0 .. bucket_n-1, gen, zero, reduced, plo, pn, nlo, nn,
+  b_0 .. b_cap-1, created]``: the classic buckets as above (a native-only histogram has the
+  ``+Inf`` one alone, so it still holds the count), then the native region at
+  :func:`native_start` (offsets ``N_*``): ``gen`` a sequence number, odd while the window is
+  rewritten (for readers in other processes); the zero bucket's count; ``reduced`` how many
+  times the schema was lowered from ``MetricDesc.native.schema`` (0 in a fresh, zeroed
+  cell); the positive window (``pn`` buckets from key ``plo``) stored from ``b_0`` up, the
+  negative window (``nn`` buckets from key ``nlo``) from ``b_cap-1`` down;
+  ``pn + nn <= cap = MetricDesc.native.max_buckets``.
 * summary: ``[count, sum, created]``
 * info: ``[1.0]`` - the info pairs are encoded in the key (see ``Info``)
 * enum: ``[state index]``
@@ -38,7 +62,16 @@ from typing import NamedTuple, Protocol
 
 from ..samples import Exemplar, MetricType
 
-__all__ = ["Cell", "LocalCell", "MetricDesc", "SeriesData", "ValueStore", "cell_width"]
+__all__ = [
+    "Cell",
+    "LocalCell",
+    "MetricDesc",
+    "NativeSpec",
+    "SeriesData",
+    "ValueStore",
+    "cell_width",
+    "native_start",
+]
 
 Cell = MutableSequence[float]
 """A series' values: ``list[float]`` or a ``memoryview`` of doubles."""
@@ -46,6 +79,21 @@ Cell = MutableSequence[float]
 
 LocalCell = tuple[tuple[str, ...], Cell]
 """A series key and the cell a metric child records into."""
+
+
+class NativeSpec(NamedTuple):
+    """A histogram's native-bucket settings (``Histogram(native_histogram_*=...)``)."""
+
+    schema: int
+    """The finest schema (from the bucket factor); lowered when over *max_buckets*."""
+    zero_threshold: float
+    max_buckets: int
+    min_reset_duration: float = 0.0
+    """Seconds after the last reset before going over budget resets instead (0: never)."""
+
+
+# Offsets inside a native histogram's region of the cell (layout in the module docstring).
+N_GEN, N_ZERO, N_REDUCED, N_PLO, N_PN, N_NLO, N_NN, N_BUCKETS = range(8)
 
 
 class MetricDesc(NamedTuple):
@@ -59,6 +107,12 @@ class MetricDesc(NamedTuple):
     buckets: tuple[float, ...] = ()
     states: tuple[str, ...] = ()
     multiprocess_mode: str = ""
+    native: NativeSpec | None = None
+
+
+def native_start(desc: MetricDesc) -> int:
+    """Where a native histogram's region starts in its cell (after sum and classic buckets)."""
+    return 1 + len(desc.buckets)
 
 
 def cell_width(desc: MetricDesc) -> int:
@@ -67,6 +121,8 @@ def cell_width(desc: MetricDesc) -> int:
     if kind is MetricType.COUNTER:
         return 2
     if kind is MetricType.HISTOGRAM:
+        if desc.native is not None:
+            return len(desc.buckets) + 2 + N_BUCKETS + desc.native.max_buckets
         return len(desc.buckets) + 2
     if kind is MetricType.SUMMARY:
         return 3

@@ -1,0 +1,304 @@
+"""The native (exponential) side of a :class:`~meterhub.Histogram`: its child and cell.
+
+:class:`NativeHistogramChild` records into the native region of the histogram's cell
+(layout and the concurrency argument in :mod:`meterhub.store.base`): the common case, a
+value whose bucket is inside the current window, is lock-free; a new bucket outside the
+window, a schema reduction (over ``max_buckets``: bucket pairs merge) or a reset runs
+under the child's lock. :func:`native_series_data` turns a copy of such a cell back into a
+:class:`~meterhub.samples.NativeHistogram` for rendering.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from array import array
+from bisect import bisect_left
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ._distributions import HistogramChild
+from ._native import _BOUNDS, MIN_SCHEMA, bucket_key, native_histogram, reduce_buckets
+from ._values import checked_exemplar, checked_number
+from .samples import Exemplar, NativeHistogram
+from .store.base import (
+    N_BUCKETS,
+    N_GEN,
+    N_NLO,
+    N_NN,
+    N_PLO,
+    N_PN,
+    N_REDUCED,
+    N_ZERO,
+    Cell,
+    MetricDesc,
+    NativeSpec,
+    native_start,
+)
+
+__all__ = ["NativeHistogramChild", "native_from_cell", "read_native", "write_native"]
+
+_INF = math.inf
+_frexp = math.frexp
+
+
+def read_native(
+    values: Sequence[float], start: int, cap: int
+) -> tuple[int, dict[int, float], dict[int, float]]:
+    """``(reductions, positive, negative)`` buckets of a native region (populated only)."""
+    base = start + N_BUCKETS
+    plo, pn = int(values[start + N_PLO]), int(values[start + N_PN])
+    nlo, nn = int(values[start + N_NLO]), int(values[start + N_NN])
+    pos = {plo + j: values[base + j] for j in range(pn) if values[base + j]}
+    top = base + cap - 1
+    neg = {nlo + j: values[top - j] for j in range(nn) if values[top - j]}
+    return int(values[start + N_REDUCED]), pos, neg
+
+
+def _window(buckets: Mapping[int, float]) -> tuple[int, int]:
+    if not buckets:
+        return 0, 0
+    lo = min(buckets)
+    return lo, max(buckets) - lo + 1
+
+
+def fit(
+    schema: int, pos: dict[int, float], neg: dict[int, float], cap: int
+) -> tuple[int, dict[int, float], dict[int, float]] | None:
+    """Lower *schema* until both windows fit in *cap* buckets (``None``: not even at -4)."""
+    while _window(pos)[1] + _window(neg)[1] > cap:
+        if schema <= MIN_SCHEMA:
+            return None
+        schema -= 1
+        pos, neg = reduce_buckets(pos), reduce_buckets(neg)
+    return schema, pos, neg
+
+
+def write_native(
+    reduced: int, pos: Mapping[int, float], neg: Mapping[int, float], cap: int
+) -> list[float]:
+    """The ``[reduced, plo, pn, nlo, nn, b_0 .. b_cap-1]`` part of a native region."""
+    plo, pn = _window(pos)
+    nlo, nn = _window(neg)
+    region = [float(reduced), float(plo), float(pn), float(nlo), float(nn)] + [0.0] * cap
+    # (a key with a zero count is kept in its window: the caller is about to add to it)
+    for k, c in pos.items():
+        region[5 + k - plo] = c
+    for k, c in neg.items():
+        region[5 + cap - 1 - (k - nlo)] = c
+    return region
+
+
+def _assign(v: Cell, a: int, b: int, values: list[float]) -> None:
+    """``v[a:b] = values`` in one C call, for a list or a memoryview of doubles."""
+    if isinstance(v, list):
+        v[a:b] = values
+    else:
+        v[a:b] = array("d", values)
+
+
+class NativeHistogramChild(HistogramChild):
+    """One series of a histogram with native buckets (and classic ones, when it has them)."""
+
+    __slots__ = (
+        "_base", "_cap", "_lock", "_nb", "_nlo", "_nn", "_per", "_plo", "_pn", "_reset_at",
+        "_schema", "_spec", "_start", "_top", "_zero", "_zt",
+    )  # fmt: skip
+
+    def __init__(self, metric: Any, key: tuple[str, ...], cell: Cell) -> None:
+        super().__init__(metric, key, cell)
+        desc: MetricDesc = metric._desc
+        spec = desc.native
+        assert spec is not None
+        self._spec: NativeSpec = spec
+        self._start = start = native_start(desc)
+        self._zero = start + N_ZERO
+        self._base = start + N_BUCKETS
+        self._cap = spec.max_buckets
+        self._top = self._base + self._cap - 1
+        self._zt = spec.zero_threshold
+        self._lock = threading.Lock()
+        self._reset_at = time.monotonic()
+        self._sync()
+
+    def _sync(self) -> None:
+        """Window attributes from the active cell (at creation, switch and fork)."""
+        v = self._v
+        st = self._start
+        self._pn = self._nn = 0
+        self._set_schema(self._spec.schema - int(v[st + N_REDUCED]))
+        self._plo, self._nlo = int(v[st + N_PLO]), int(v[st + N_NLO])
+        self._nn = int(v[st + N_NN])
+        self._pn = int(v[st + N_PN])
+
+    def _set_schema(self, schema: int) -> None:
+        self._nb = _BOUNDS.get(schema, [])
+        self._per = len(self._nb)
+        self._schema = schema
+
+    def _switch(self, on: bool) -> None:
+        with self._lock:
+            super()._switch(on)
+            self._sync()
+
+    def observe(self, amount: float, exemplar: Mapping[str, str] | None = None) -> None:
+        """Record one observation of *amount*, optionally with an exemplar."""
+        try:
+            if amount == amount and exemplar is None:
+                i = bisect_left(self._bounds, amount)
+                zt = self._zt
+                if zt < amount < _INF:
+                    s = self._schema
+                    if s > 0:
+                        frac, exp = _frexp(amount)
+                        k = bisect_left(self._nb, frac) + (exp - 1) * self._per
+                    else:
+                        k = bucket_key(amount, s)
+                    # No call from here to the updates: the window can't move in between.
+                    j = k - self._plo
+                    if s == self._schema and 0 <= j < self._pn:
+                        v = self._v
+                        v[0] += amount
+                        v[i + 1] += 1.0
+                        v[self._base + j] += 1.0
+                        return
+                elif -zt <= amount <= zt:
+                    v = self._v
+                    v[0] += amount
+                    v[i + 1] += 1.0
+                    v[self._zero] += 1.0
+                    return
+                elif amount > -_INF:
+                    s = self._schema
+                    k = bucket_key(amount, s)
+                    j = k - self._nlo
+                    if s == self._schema and 0 <= j < self._nn:
+                        v = self._v
+                        v[0] += amount
+                        v[i + 1] += 1.0
+                        v[self._top - j] += 1.0
+                        return
+        except Exception:
+            pass
+        self._observe_slow(amount, exemplar)
+
+    def _observe_slow(self, amount: Any, exemplar: Mapping[str, str] | None) -> None:
+        metric = self._metric
+        value = checked_number(metric, amount, "observation")
+        if value is None:
+            return
+        if math.isnan(value):
+            metric._error("nan", "observe(nan) refused")
+            return
+        i = bisect_left(self._bounds, value)
+        with self._lock:
+            slot, clamped = self._slot_for(value)
+            v = self._v
+            v[0] += value
+            v[i + 1] += 1.0
+            v[slot] += 1.0
+        if exemplar is not None:
+            ex = checked_exemplar(metric, exemplar, value)
+            if ex is not None and self._v is self._cell:
+                store, desc = metric._store, metric._desc
+                if len(self._bounds) > 1:
+                    store.set_exemplar(desc, self._key, i, ex)
+                store.set_exemplar(desc, self._key, len(self._bounds), ex)
+        if clamped:
+            metric._error(
+                "native_bucket_limit",
+                f"observation {value!r} needs more than native_histogram_max_buckets="
+                f"{self._cap} buckets even at schema {MIN_SCHEMA}; counted in the nearest "
+                "bucket",
+            )
+
+    # -- structural changes (under self._lock) ---------------------------------------------
+
+    def _slot_for(self, value: float) -> tuple[int, bool]:
+        """The cell slot of *value*'s bucket, moving the window first if needed."""
+        if -self._zt <= value <= self._zt:
+            return self._zero, False
+        neg = value < 0
+        while True:
+            k = bucket_key(value, self._schema)
+            lo, n = (self._nlo, self._nn) if neg else (self._plo, self._pn)
+            if n and lo <= k < lo + n:
+                return (self._top - (k - lo) if neg else self._base + k - lo), False
+            new_lo, new_hi = (min(lo, k), max(lo + n - 1, k)) if n else (k, k)
+            other = self._pn if neg else self._nn
+            if new_hi - new_lo + 1 + other <= self._cap:
+                self._rewrite(k if neg else None, None if neg else k)
+                continue
+            min_reset = self._spec.min_reset_duration
+            if min_reset and time.monotonic() - self._reset_at >= min_reset:
+                self._reset()
+                continue
+            if self._schema > MIN_SCHEMA:
+                self._rewrite(None, None, reduce=True)
+                continue
+            # Not even the coarsest schema has room: the nearest edge bucket takes it.
+            if not n:
+                return self._zero, True
+            edge = lo if k < lo else lo + n - 1
+            return (self._top - (edge - lo) if neg else self._base + edge - lo), True
+
+    def _rewrite(self, add_neg: int | None, add_pos: int | None, reduce: bool = False) -> None:
+        """Rewrite the native region: widen a window to hold a new key, or lower the schema."""
+        v = self._v
+        st, cap = self._start, self._cap
+        self._pn = self._nn = 0  # every fast path misses from here on: no one else writes
+        reduced, pos, neg = read_native(v, st, cap)
+        schema = self._spec.schema - reduced
+        if reduce:
+            schema, reduced = schema - 1, reduced + 1
+            pos, neg = reduce_buckets(pos), reduce_buckets(neg)
+        # the new key's bucket joins its window (as a zero count: the caller adds 1)
+        if add_pos is not None:
+            pos[add_pos] = pos.get(add_pos, 0.0)
+        if add_neg is not None:
+            neg[add_neg] = neg.get(add_neg, 0.0)
+        region = write_native(reduced, pos, neg, cap)
+        plo, pn, nlo, nn = region[1:5]
+        v[st + N_GEN] += 1.0  # odd: readers in other processes wait
+        _assign(v, st + N_REDUCED, st + N_BUCKETS + cap, region)
+        v[st + N_GEN] += 1.0
+        self._set_schema(schema)
+        self._plo, self._nlo = int(plo), int(nlo)
+        self._nn = int(nn)
+        self._pn = int(pn)
+
+    def _reset(self) -> None:
+        """Zero every count (classic ones too, as client_golang does), keep ``created``."""
+        v = self._v
+        st = self._start
+        self._pn = self._nn = 0
+        gen = v[st + N_GEN] + 1.0
+        fresh = [0.0] * (st + N_BUCKETS + self._cap)
+        fresh[st + N_GEN] = gen
+        v[st + N_GEN] = gen
+        _assign(v, 0, len(fresh), fresh)
+        v[st + N_GEN] = gen + 1.0
+        self._set_schema(self._spec.schema)
+        self._plo = self._nlo = 0
+        self._reset_at = time.monotonic()
+
+
+def native_from_cell(
+    desc: MetricDesc, values: Sequence[float], exemplars: tuple[Exemplar, ...] = ()
+) -> NativeHistogram:
+    """The :class:`NativeHistogram` of a copy of a native histogram's cell."""
+    spec = desc.native
+    assert spec is not None
+    st = native_start(desc)
+    reduced, pos, neg = read_native(values, st, spec.max_buckets)
+    return native_histogram(
+        sum(values[1:st]),  # the classic buckets' counts add up to the count
+        values[0],
+        spec.schema - reduced,
+        spec.zero_threshold,
+        values[st + N_ZERO],
+        pos,
+        neg,
+        exemplars,
+    )
