@@ -36,6 +36,7 @@ __all__ = [
     "bucket_key",
     "decode_buckets",
     "encode_buckets",
+    "native_bounds",
     "native_histogram",
     "reduce_buckets",
     "reduce_key",
@@ -181,3 +182,23 @@ def native_histogram(
         tuple(pos_spans), tuple(neg_spans), tuple(pos_deltas), tuple(neg_deltas),
         exemplars or None,
     )  # fmt: skip
+
+
+def native_bounds(nh: NativeHistogram, schema: int | None = None) -> dict[float, float]:
+    """``{upper bound: count}`` of *nh*'s buckets (not cumulative), at *schema* (default its
+    own; a lower one merges buckets). The zero bucket's upper bound is the zero threshold,
+    a negative bucket ``k``'s is ``-base**(k-1)``."""
+    target = nh.schema if schema is None else min(schema, nh.schema)
+    by = nh.schema - target
+    out: dict[float, float] = {}
+    if nh.zero_count:
+        out[nh.zero_threshold] = nh.zero_count
+    pos = reduce_buckets(decode_buckets(nh.pos_spans or (), nh.pos_deltas or ()), by)
+    neg = reduce_buckets(decode_buckets(nh.neg_spans or (), nh.neg_deltas or ()), by)
+    for k, c in pos.items():
+        b = upper_bound(k, target)
+        out[b] = out.get(b, 0.0) + c
+    for k, c in neg.items():
+        b = -upper_bound(k - 1, target)
+        out[b] = out.get(b, 0.0) + c
+    return out
