@@ -325,3 +325,29 @@ def test_threads_exact_through_window_moves_and_reductions(registry: Registry) -
     pos, neg, _ = _expected(everything, nh.schema, DEFAULT_ZERO_THRESHOLD)
     assert _buckets(nh) == (pos, neg)
     assert nh.schema < 8 and snapshots
+
+
+@pytest.mark.parametrize("schema_factor", [1.0001, 1.1, 2.0, 65536.0])
+def test_window_lookup_agrees_with_the_key_everywhere(schema_factor: float) -> None:
+    """The fast path finds buckets by bisecting the window's bounds; near every bound,
+    subnormals and the top of the doubles included, it picks bucket_key's bucket."""
+    reg = Registry(self_metrics=False)
+    h = Histogram(
+        "h", "H.", registry=reg, native_histogram_bucket_factor=schema_factor,
+        native_histogram_zero_threshold=0, native_histogram_max_buckets=100_000,
+    )  # fmt: skip
+    from meterhub._native import upper_bound
+
+    schema = h._desc.native.schema  # type: ignore[union-attr]
+    probes = [5e-324, 1e-320, 2.2250738585072014e-308, 1.7976931348623157e308]
+    for k in range(-40, 41):
+        b = upper_bound(k, schema)
+        probes += [b, math.nextafter(b, 0), math.nextafter(b, math.inf)]
+    probes = [p for p in probes if 0 < p < math.inf]
+    for p in probes * 2:  # the second round runs on the fast path: every window exists
+        h.observe(p)
+        h.observe(-p)
+    nh = _native(reg)
+    pos, neg = _buckets(nh)
+    expected = _expected(probes * 2, nh.schema, 0)[0]  # (schema 8 is lowered: 537k buckets)
+    assert pos == expected and neg == expected

@@ -215,10 +215,11 @@ class Histogram(MetricBase[HistogramChild]):
         self, desc: MetricDesc, registry: Registry, switch: str | None, max_series: int | None
     ) -> None:
         if desc.native is not None:
-            from ._nativehist import NativeHistogramChild
+            from ._nativehist import DualHistogramChild, NativeHistogramChild
 
             # before the unlabeled child is made
-            setattr(self, "_child_cls", NativeHistogramChild)  # noqa: B010
+            child = NativeHistogramChild if len(desc.buckets) == 1 else DualHistogramChild
+            setattr(self, "_child_cls", child)  # noqa: B010
         super()._setup(desc, registry, switch, max_series)
 
     def observe(self, amount: float, exemplar: Mapping[str, str] | None = None) -> None:

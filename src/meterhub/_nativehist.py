@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._distributions import HistogramChild
-from ._native import _BOUNDS, MIN_SCHEMA, bucket_key, native_histogram, reduce_buckets
+from ._native import MIN_SCHEMA, bucket_key, native_histogram, reduce_buckets, upper_bound
 from ._values import checked_exemplar, checked_number
 from .samples import Exemplar, NativeHistogram
 from .store.base import (
@@ -37,10 +37,13 @@ from .store.base import (
     native_start,
 )
 
-__all__ = ["NativeHistogramChild", "native_from_cell", "read_native", "write_native"]
-
-_INF = math.inf
-_frexp = math.frexp
+__all__ = [
+    "DualHistogramChild",
+    "NativeHistogramChild",
+    "native_from_cell",
+    "read_native",
+    "write_native",
+]
 
 
 def read_native(
@@ -98,12 +101,47 @@ def _assign(v: Cell, a: int, b: int, values: list[float]) -> None:
         v[a:b] = array("d", values)
 
 
+_BLOCKED: list[float] = []
+"""The bounds table while a window is rewritten: every fast-path lookup misses."""
+_BOUND_CACHE: dict[tuple[int, int], float] = {}
+"""Shared bound objects: windows of many series hold the same floats."""
+
+
+def _bound(key: int, schema: int) -> float:
+    b = _BOUND_CACHE.get((key, schema))
+    if b is None:
+        b = _BOUND_CACHE[(key, schema)] = upper_bound(key, schema)
+    return b
+
+
+def _table(lo: int, n: int, schema: int) -> list[float]:
+    """``[upper(lo-1), upper(lo), .., upper(lo+n-1)]``: ``bisect_left(table, |v|)`` is
+    ``1 + (key - lo)`` for a value in the window (the bounds are the rounded constants the
+    key computation compares against, scaled exactly by powers of two)."""
+    return [_bound(k, schema) for k in range(lo - 1, lo + n)] if n else []
+
+
 class NativeHistogramChild(HistogramChild):
-    """One series of a histogram with native buckets (and classic ones, when it has them)."""
+    """One series of a native-only histogram (``Histogram(native_histogram_bucket_factor=)``
+    without ``buckets=``): its one classic bucket is ``+Inf``."""
 
     __slots__ = (
-        "_base", "_cap", "_lock", "_nb", "_nlo", "_nn", "_per", "_plo", "_pn", "_reset_at",
-        "_schema", "_spec", "_start", "_top", "_zero", "_zt",
+        "_cap",
+        "_lock",
+        "_nlo",
+        "_nn",
+        "_ntbl",
+        "_pbase",
+        "_plo",
+        "_pn",
+        "_ptbl",
+        "_reset_at",
+        "_schema",
+        "_spec",
+        "_start",
+        "_top1",
+        "_zero",
+        "_zt",
     )  # fmt: skip
 
     def __init__(self, metric: Any, key: tuple[str, ...], cell: Cell) -> None:
@@ -114,70 +152,75 @@ class NativeHistogramChild(HistogramChild):
         self._spec: NativeSpec = spec
         self._start = start = native_start(desc)
         self._zero = start + N_ZERO
-        self._base = start + N_BUCKETS
         self._cap = spec.max_buckets
-        self._top = self._base + self._cap - 1
+        self._pbase = start + N_BUCKETS - 1  # slot of positive window bucket j (1-based)
+        self._top1 = start + N_BUCKETS + self._cap  # minus j: negative window bucket j
         self._zt = spec.zero_threshold
         self._lock = threading.Lock()
         self._reset_at = time.monotonic()
         self._sync()
 
+    # -- the window ------------------------------------------------------------------------
+
+    def _block(self) -> None:
+        """From here on every fast path misses and queues on the lock (one store each)."""
+        self._ptbl = self._ntbl = _BLOCKED
+        self._pn = self._nn = 0
+
+    def _install(self, schema: int, plo: int, pn: int, nlo: int, nn: int) -> None:
+        """Open the fast path on a new window; the tables go last."""
+        self._schema, self._plo, self._nlo = schema, plo, nlo
+        ptbl, ntbl = _table(plo, pn, schema), _table(nlo, nn, schema)
+        self._pn, self._nn = pn, nn
+        self._ntbl = ntbl
+        self._ptbl = ptbl
+
     def _sync(self) -> None:
         """Window attributes from the active cell (at creation, switch and fork)."""
         v = self._v
         st = self._start
-        self._pn = self._nn = 0
-        self._set_schema(self._spec.schema - int(v[st + N_REDUCED]))
-        self._plo, self._nlo = int(v[st + N_PLO]), int(v[st + N_NLO])
-        self._nn = int(v[st + N_NN])
-        self._pn = int(v[st + N_PN])
-
-    def _set_schema(self, schema: int) -> None:
-        self._nb = _BOUNDS.get(schema, [])
-        self._per = len(self._nb)
-        self._schema = schema
+        self._block()
+        self._install(
+            self._spec.schema - int(v[st + N_REDUCED]),
+            int(v[st + N_PLO]), int(v[st + N_PN]), int(v[st + N_NLO]), int(v[st + N_NN]),
+        )  # fmt: skip
 
     def _switch(self, on: bool) -> None:
         with self._lock:
             super()._switch(on)
             self._sync()
 
+    # -- recording -------------------------------------------------------------------------
+
     def observe(self, amount: float, exemplar: Mapping[str, str] | None = None) -> None:
         """Record one observation of *amount*, optionally with an exemplar."""
         try:
             if amount == amount and exemplar is None:
-                i = bisect_left(self._bounds, amount)
-                zt = self._zt
-                if zt < amount < _INF:
-                    s = self._schema
-                    if s > 0:
-                        frac, exp = _frexp(amount)
-                        k = bisect_left(self._nb, frac) + (exp - 1) * self._per
-                    else:
-                        k = bucket_key(amount, s)
-                    # No call from here to the updates: the window can't move in between.
-                    j = k - self._plo
-                    if s == self._schema and 0 <= j < self._pn:
+                if amount > self._zt:
+                    t = self._ptbl
+                    j = bisect_left(t, amount)
+                    # No call from here to the updates: the window can't move in between,
+                    # and "t is self._ptbl" says it has not moved since t was read.
+                    if t is self._ptbl and 0 < j <= self._pn:
                         v = self._v
                         v[0] += amount
-                        v[i + 1] += 1.0
-                        v[self._base + j] += 1.0
+                        v[1] += 1.0
+                        v[self._pbase + j] += 1.0
                         return
-                elif -zt <= amount <= zt:
+                elif amount >= -self._zt:
                     v = self._v
                     v[0] += amount
-                    v[i + 1] += 1.0
+                    v[1] += 1.0
                     v[self._zero] += 1.0
                     return
-                elif amount > -_INF:
-                    s = self._schema
-                    k = bucket_key(amount, s)
-                    j = k - self._nlo
-                    if s == self._schema and 0 <= j < self._nn:
+                else:
+                    t = self._ntbl
+                    j = bisect_left(t, -amount)
+                    if t is self._ntbl and 0 < j <= self._nn:
                         v = self._v
                         v[0] += amount
-                        v[i + 1] += 1.0
-                        v[self._top - j] += 1.0
+                        v[1] += 1.0
+                        v[self._top1 - j] += 1.0
                         return
         except Exception:
             pass
@@ -220,11 +263,12 @@ class NativeHistogramChild(HistogramChild):
         if -self._zt <= value <= self._zt:
             return self._zero, False
         neg = value < 0
+        pbase, top1 = self._pbase, self._top1
         while True:
             k = bucket_key(value, self._schema)
             lo, n = (self._nlo, self._nn) if neg else (self._plo, self._pn)
             if n and lo <= k < lo + n:
-                return (self._top - (k - lo) if neg else self._base + k - lo), False
+                return (top1 - (k - lo + 1) if neg else pbase + k - lo + 1), False
             new_lo, new_hi = (min(lo, k), max(lo + n - 1, k)) if n else (k, k)
             other = self._pn if neg else self._nn
             if new_hi - new_lo + 1 + other <= self._cap:
@@ -241,13 +285,13 @@ class NativeHistogramChild(HistogramChild):
             if not n:
                 return self._zero, True
             edge = lo if k < lo else lo + n - 1
-            return (self._top - (edge - lo) if neg else self._base + edge - lo), True
+            return (top1 - (edge - lo + 1) if neg else pbase + edge - lo + 1), True
 
     def _rewrite(self, add_neg: int | None, add_pos: int | None, reduce: bool = False) -> None:
         """Rewrite the native region: widen a window to hold a new key, or lower the schema."""
         v = self._v
         st, cap = self._start, self._cap
-        self._pn = self._nn = 0  # every fast path misses from here on: no one else writes
+        self._block()  # no one else writes a native bucket until _install
         reduced, pos, neg = read_native(v, st, cap)
         schema = self._spec.schema - reduced
         if reduce:
@@ -259,29 +303,64 @@ class NativeHistogramChild(HistogramChild):
         if add_neg is not None:
             neg[add_neg] = neg.get(add_neg, 0.0)
         region = write_native(reduced, pos, neg, cap)
-        plo, pn, nlo, nn = region[1:5]
         v[st + N_GEN] += 1.0  # odd: readers in other processes wait
         _assign(v, st + N_REDUCED, st + N_BUCKETS + cap, region)
         v[st + N_GEN] += 1.0
-        self._set_schema(schema)
-        self._plo, self._nlo = int(plo), int(nlo)
-        self._nn = int(nn)
-        self._pn = int(pn)
+        self._install(schema, int(region[1]), int(region[2]), int(region[3]), int(region[4]))
 
     def _reset(self) -> None:
         """Zero every count (classic ones too, as client_golang does), keep ``created``."""
         v = self._v
         st = self._start
-        self._pn = self._nn = 0
+        self._block()
         gen = v[st + N_GEN] + 1.0
         fresh = [0.0] * (st + N_BUCKETS + self._cap)
         fresh[st + N_GEN] = gen
         v[st + N_GEN] = gen
         _assign(v, 0, len(fresh), fresh)
         v[st + N_GEN] = gen + 1.0
-        self._set_schema(self._spec.schema)
-        self._plo = self._nlo = 0
+        self._install(self._spec.schema, 0, 0, 0, 0)
         self._reset_at = time.monotonic()
+
+
+class DualHistogramChild(NativeHistogramChild):
+    """One series of a histogram with classic ``buckets=`` and native buckets."""
+
+    __slots__ = ()
+
+    def observe(self, amount: float, exemplar: Mapping[str, str] | None = None) -> None:
+        """Record one observation of *amount*, optionally with an exemplar."""
+        try:
+            if amount == amount and exemplar is None:
+                i = bisect_left(self._bounds, amount)
+                if amount > self._zt:
+                    t = self._ptbl
+                    j = bisect_left(t, amount)
+                    # as in NativeHistogramChild.observe, plus the classic bucket
+                    if t is self._ptbl and 0 < j <= self._pn:
+                        v = self._v
+                        v[0] += amount
+                        v[i + 1] += 1.0
+                        v[self._pbase + j] += 1.0
+                        return
+                elif amount >= -self._zt:
+                    v = self._v
+                    v[0] += amount
+                    v[i + 1] += 1.0
+                    v[self._zero] += 1.0
+                    return
+                else:
+                    t = self._ntbl
+                    j = bisect_left(t, -amount)
+                    if t is self._ntbl and 0 < j <= self._nn:
+                        v = self._v
+                        v[0] += amount
+                        v[i + 1] += 1.0
+                        v[self._top1 - j] += 1.0
+                        return
+        except Exception:
+            pass
+        self._observe_slow(amount, exemplar)
 
 
 def native_from_cell(

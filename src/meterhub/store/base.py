@@ -18,18 +18,20 @@ reader copies the whole cell with one C-level call (``list(cell)`` / ``cell.toli
 
 A native histogram's bucket keys move: its window of buckets grows, shifts, or merges
 pairs when the schema is lowered (and all counts are zeroed by a reset). That can't tear a
-bucket either. The child keeps the window (schema, ``plo``/``pn``, ``nlo``/``nn``) in
-attributes; ``observe()`` computes the key at the schema it read (calls), then, with no
-call in between, checks that the schema is unchanged and the key falls inside the window
-and adds to sum, classic bucket and native bucket - or else takes the child's lock (the
-slow path). A structural change runs under that lock: it first empties the window
-attributes (``pn = nn = 0``, one store: every fast path now misses and queues on the lock,
-so no one else writes a native bucket), computes the new window from the cell, writes the
-whole native region back with one slice assignment (one C call: an in-process reader's
-copy holds the old window or the new one, never a mix), and sets the attributes last.
-A reset replaces everything but ``created`` the same way, in one assignment. Readers in
-other processes, which the GIL does not order, see ``gen`` odd during the rewrite and
-read again.
+bucket either. The child keeps each sign's window as a table of its bucket bounds (a
+list, replaced - never mutated - when the window moves). ``observe()`` reads the table,
+bisects it (a call: a thread switch may happen here), then, with no call in between,
+checks that the child still holds *that* table object and the index is inside it, and
+adds to sum, classic bucket and native bucket - or else takes the child's lock (the slow
+path). A structural change runs under that lock: it first swaps in an empty table (one
+store: every fast path that starts or resumes now misses and queues on the lock, so no
+one else writes a native bucket), computes the new window from the cell, writes the whole
+native region back with one slice assignment (one C call: an in-process reader's copy
+holds the old window or the new one, never a mix), and installs the new tables last. A
+fast path that read the old table fails the identity check, so it never adds into a
+bucket that has moved. A reset replaces everything but ``created`` the same way, in one
+assignment. Readers in other processes, which the GIL does not order, see ``gen`` odd
+during the rewrite and read again.
 
 ``tests/test_concurrency.py`` checks exactness with 8 threads and a 1 µs switch
 interval. Free-threaded builds (``python3.13t``) do not give this guarantee without the
