@@ -36,61 +36,9 @@ from .store.base import (
     NativeSpec,
     native_start,
 )
+from .store.nativecell import read_native, write_native
 
-__all__ = [
-    "DualHistogramChild",
-    "NativeHistogramChild",
-    "native_from_cell",
-    "read_native",
-    "write_native",
-]
-
-
-def read_native(
-    values: Sequence[float], start: int, cap: int
-) -> tuple[int, dict[int, float], dict[int, float]]:
-    """``(reductions, positive, negative)`` buckets of a native region (populated only)."""
-    base = start + N_BUCKETS
-    plo, pn = int(values[start + N_PLO]), int(values[start + N_PN])
-    nlo, nn = int(values[start + N_NLO]), int(values[start + N_NN])
-    pos = {plo + j: values[base + j] for j in range(pn) if values[base + j]}
-    top = base + cap - 1
-    neg = {nlo + j: values[top - j] for j in range(nn) if values[top - j]}
-    return int(values[start + N_REDUCED]), pos, neg
-
-
-def _window(buckets: Mapping[int, float]) -> tuple[int, int]:
-    if not buckets:
-        return 0, 0
-    lo = min(buckets)
-    return lo, max(buckets) - lo + 1
-
-
-def fit(
-    schema: int, pos: dict[int, float], neg: dict[int, float], cap: int
-) -> tuple[int, dict[int, float], dict[int, float]] | None:
-    """Lower *schema* until both windows fit in *cap* buckets (``None``: not even at -4)."""
-    while _window(pos)[1] + _window(neg)[1] > cap:
-        if schema <= MIN_SCHEMA:
-            return None
-        schema -= 1
-        pos, neg = reduce_buckets(pos), reduce_buckets(neg)
-    return schema, pos, neg
-
-
-def write_native(
-    reduced: int, pos: Mapping[int, float], neg: Mapping[int, float], cap: int
-) -> list[float]:
-    """The ``[reduced, plo, pn, nlo, nn, b_0 .. b_cap-1]`` part of a native region."""
-    plo, pn = _window(pos)
-    nlo, nn = _window(neg)
-    region = [float(reduced), float(plo), float(pn), float(nlo), float(nn)] + [0.0] * cap
-    # (a key with a zero count is kept in its window: the caller is about to add to it)
-    for k, c in pos.items():
-        region[5 + k - plo] = c
-    for k, c in neg.items():
-        region[5 + cap - 1 - (k - nlo)] = c
-    return region
+__all__ = ["DualHistogramChild", "NativeHistogramChild", "native_from_cell"]
 
 
 def _assign(v: Cell, a: int, b: int, values: list[float]) -> None:
@@ -371,12 +319,15 @@ def native_from_cell(
     assert spec is not None
     st = native_start(desc)
     reduced, pos, neg = read_native(values, st, spec.max_buckets)
+    zero = values[st + N_ZERO]
+    # The count from the buckets themselves: a reader in another process may copy the cell
+    # between an observation's updates of the classic count and of its native bucket.
     return native_histogram(
-        sum(values[1:st]),  # the classic buckets' counts add up to the count
+        zero + sum(pos.values()) + sum(neg.values()),
         values[0],
         spec.schema - reduced,
         spec.zero_threshold,
-        values[st + N_ZERO],
+        zero,
         pos,
         neg,
         exemplars,

@@ -104,6 +104,10 @@ def _to_series(desc: MetricDesc, data: SeriesData, created: bool) -> Series:
     if kind is MetricType.COUNTER:
         e = ex.get(0)
         return Series(labels, (v[0],), (e,) if e else (), v[1] if created else None)
+    if kind is MetricType.HISTOGRAM and desc.native is not None:
+        from ._distributions import histogram_series
+
+        return histogram_series(desc, labels, data, created)
     if kind is MetricType.HISTOGRAM:
         cumulative, total = [v[0]], 0.0
         for count in v[1:-1]:

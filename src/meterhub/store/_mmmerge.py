@@ -145,6 +145,10 @@ def _union(desc: MetricDesc, files: Iterable[FileState]) -> Iterator[SeriesData]
 def merge(desc: MetricDesc, files: list[FileState]) -> Iterator[SeriesData]:
     """Every series of *desc* merged across *files* by the rules of its type and mode."""
     kind = desc.type
+    if desc.native is not None:
+        from ._mmnative import native_summed
+
+        return native_summed(desc, files)
     if kind in SUMMED:
         return _summed(desc, files)
     if kind is MetricType.INFO:
