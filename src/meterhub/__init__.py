@@ -54,7 +54,7 @@ from .families import (
 from .hub import Hub, hub
 from .metrics import DEFAULT_BUCKETS, INF, Counter, Enum, Gauge, Histogram, Info, Summary
 from .registry import REGISTRY, CollectorRegistry, Registry
-from .samples import Exemplar, MetricFamily, MetricType, Sample, Series, Timestamp
+from .samples import CollectOptions, Exemplar, MetricFamily, MetricType, Sample, Series, Timestamp
 
 # Public names that live in modules with heavier imports: loaded on first access.
 _LAZY = {
@@ -83,6 +83,7 @@ __all__ = [
     "CONTENT_TYPE_LATEST",
     "CONTENT_TYPE_OPENMETRICS",
     "CONTENT_TYPE_PROTOBUF",
+    "CollectOptions",
     "CollectorRegistry",
     "Component",
     "Config",

@@ -9,13 +9,12 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ._metric import Child, MetricBase, created_sample
+from ._metric import Child, MetricBase
 from ._scope import Scope
 from ._values import checked_exemplar, checked_number
 from .errors import DefinitionError
 from .registry import REGISTRY, Registry
-from .samples import LabelPairs, MetricType, Series
-from .store import SeriesData
+from .samples import MetricType
 from .store.base import MetricDesc, NativeSpec
 
 __all__ = ["DEFAULT_BUCKETS", "INF", "Histogram", "HistogramChild", "Summary", "SummaryChild"]
@@ -229,34 +228,6 @@ class Histogram(MetricBase[HistogramChild]):
         self._labeled_parent("time")
         return self._null_child().time()
 
-    def _series(self, labels: LabelPairs, data: SeriesData, created: bool) -> Series:
-        return histogram_series(self._desc, labels, data, created)
-
-
-def histogram_series(
-    desc: MetricDesc, labels: LabelPairs, data: SeriesData, created: bool
-) -> Series:
-    """The snapshot of one histogram series from a copy of its cell."""
-    values = data.values
-    n = len(desc.buckets)
-    cumulative: list[float] = [values[0]]
-    total = 0.0
-    for count in values[1 : n + 1]:
-        total += count
-        cumulative.append(total)
-    ex = data.exemplars
-    exemplars = tuple(ex.get(i) for i in range(n)) if ex else ()
-    stamp = created_sample(values[-1], created)
-    if desc.native is None:
-        return Series(labels, tuple(cumulative), exemplars, stamp)
-    from ._nativehist import native_from_cell
-
-    native_ex = ex.get(n) if ex else None
-    native = native_from_cell(desc, values, (native_ex,) if native_ex else ())
-    if n == 1:
-        exemplars = ()  # a native-only histogram's exemplar belongs to its native buckets
-    return Series(labels, tuple(cumulative), exemplars, stamp, native=native)
-
 
 # ---------------------------------------------------------------------------------- Summary
 
@@ -316,7 +287,3 @@ class Summary(MetricBase[SummaryChild]):
     def time(self) -> Scope[float]:
         self._labeled_parent("time")
         return self._null_child().time()
-
-    def _series(self, labels: LabelPairs, data: SeriesData, created: bool) -> Series:
-        v = data.values
-        return Series(labels, (v[0], v[1]), (), created_sample(v[2], created))

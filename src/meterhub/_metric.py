@@ -9,6 +9,11 @@ construction, so ``counter.inc()`` costs exactly ``child.inc()``.
 While a metric's switch (or the global one) is off, each child's active cell ``_v`` is
 swapped for a private scratch list: recording costs the same and changes nothing that
 is collected.
+
+The seam for meterhub's own subsystems that cache children or write a child's fast path
+out inline (the event router, the operation log, the hub) is public and small:
+``metric.desc``, ``metric.children``, ``metric.null_child()``, ``metric.report_error()``
+and ``child.active_cell`` (with the slots of :mod:`meterhub.store.layout`).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from ._config import get_config, is_enabled, watch_switch
@@ -24,16 +29,16 @@ from .errors import DefinitionError
 from .guard import OVERFLOW_VALUE, SelfMetrics, recording_error
 from .naming import build_name, validate_label_names
 from .registry import REGISTRY, Registry
-from .samples import LabelPairs, MetricFamily, MetricType, Series
+from .samples import CollectOptions, LabelPairs, MetricFamily, MetricType, Series
 from .store import LocalStore, MetricDesc, SeriesData, ValueStore
-from .store.base import Cell, LocalCell, cell_width
+from .store.base import Cell, LocalCell
+from .store.layout import CellLayout, layout_of
 
 __all__ = ["Child", "MetricBase"]
 
 C = TypeVar("C", bound="Child")
 M = TypeVar("M", bound="MetricBase[Any]")
 
-_HAS_CREATED = (MetricType.COUNTER, MetricType.HISTOGRAM, MetricType.SUMMARY)
 _UNREGISTERED = Registry(store=LocalStore(), self_metrics=False)
 
 
@@ -47,9 +52,8 @@ def _encodable(values: tuple[str, ...]) -> bool:
     return True
 
 
-def created_sample(value: float, on: bool) -> float | None:
-    """The ``_created`` value to render: ``None`` when off or never recorded (0.0)."""
-    return value if on and value else None
+SeriesMaker = Callable[[MetricDesc, LabelPairs, SeriesData, bool], Series]
+"""``(desc, labels, data, created) -> Series``: one read-back series as a snapshot."""
 
 
 class SeriesWatcher(Protocol):
@@ -63,9 +67,24 @@ class SeriesWatcher(Protocol):
 
 
 class Child:
-    """One series of a metric: its label values and its cell."""
+    """One series of a metric: its label values and its cell.
+
+    ``child.active_cell`` is the cell recording goes to now: the store's cell, or a scratch
+    list while the metric's switch is off. It is the seam for code that writes a child's
+    fast path out inline (:mod:`meterhub.events.compile`, the operation log): read it at
+    every update (never keep it), write it with the slots of :mod:`meterhub.store.layout`.
+    It is the very slot the child's own methods use, so reading it costs the same.
+
+    Example::
+
+        >>> from meterhub import Counter, Registry
+        >>> child = Counter("hits", "Hits.", ["page"], registry=Registry()).labels("home")
+        >>> child.active_cell[0] += 1.0  # CounterLayout.TOTAL: what child.inc() does
+    """
 
     __slots__ = ("_cell", "_key", "_metric", "_v")
+
+    active_cell: Cell  # the slot "_v" under its public name (set after the class)
 
     def __init__(self, metric: MetricBase[Any], key: tuple[str, ...], cell: Cell) -> None:
         self._metric = metric
@@ -80,6 +99,10 @@ class Child:
         self._metric._store.remove(self._metric._desc, self._key)
 
 
+# The public name shares the slot's descriptor: no property call on inlined hot paths.
+Child.active_cell = Child.__dict__["_v"]
+
+
 class MetricBase(Generic[C]):
     """The parent of a metric type: definition, labels, children, collection."""
 
@@ -88,8 +111,11 @@ class MetricBase(Generic[C]):
     _child_methods: ClassVar[tuple[str, ...]] = ()
     _reserved_labels: ClassVar[tuple[str, ...]] = ()
     _suffixes: ClassVar[tuple[str, ...]] = ()
+    collect_takes_options: ClassVar[bool] = True
+    """``collect(options)`` renders by the registry's :class:`~meterhub.samples.CollectOptions`."""
 
     _desc: MetricDesc
+    _layout: CellLayout
     _registry: Registry
     _store: ValueStore
     _self_metrics: SelfMetrics | None
@@ -161,6 +187,8 @@ class MetricBase(Generic[C]):
         self, desc: MetricDesc, registry: Registry, switch: str | None, max_series: int | None
     ) -> None:
         self._desc = desc
+        self._layout = layout_of(desc)
+        self._created_slot = self._layout.created_slot(desc)
         self._registry = registry
         self._store = registry.store
         self._self_metrics = registry.self_metrics
@@ -188,6 +216,17 @@ class MetricBase(Generic[C]):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._desc.name!r}, labelnames={self._desc.labelnames})"
+
+    @property
+    def desc(self) -> MetricDesc:
+        """The metric's immutable definition (name, type, label names, buckets, ...)."""
+        return self._desc
+
+    @property
+    def children(self) -> Mapping[tuple[str, ...], C]:
+        """The live children by label values: the very mapping ``labels()`` consults, so
+        ``remove()``/``clear()`` show at once. Read-only; for code that caches children."""
+        return self._children
 
     @property
     def name(self) -> str:
@@ -292,8 +331,9 @@ class MetricBase(Generic[C]):
         # Only while _created samples are on: the timestamp is a float object per series,
         # a tenth of a series' memory, for samples that are off by default. A series
         # created while they were off renders without one (0.0 means "not recorded").
-        if self._type in _HAS_CREATED and cell[-1] == 0.0 and get_config().created:
-            cell[-1] = time.time()
+        slot = self._created_slot
+        if slot is not None and cell[slot] == 0.0 and self._registry.options.created:
+            cell[slot] = time.time()
 
     def _overflow(self) -> C:
         if self._self_metrics is not None:
@@ -302,10 +342,11 @@ class MetricBase(Generic[C]):
         child = self._children.get(key)
         return child if child is not None else self._new_child(key)
 
-    def _null_child(self) -> C:
-        """A child that records nowhere: what a failed ``labels()`` returns outside strict mode."""
+    def null_child(self) -> C:
+        """A child that records nowhere: what a failed ``labels()`` returns outside strict
+        mode, and what code that reports a mistake with :meth:`report_error` hands back."""
         if self._null is None:
-            self._null = self._child_cls(self, (), [0.0] * cell_width(self._desc))  # type: ignore[assignment]
+            self._null = self._child_cls(self, (), [0.0] * self._layout.width(self._desc))  # type: ignore[assignment]
         assert self._null is not None
         return self._null
 
@@ -351,8 +392,20 @@ class MetricBase(Generic[C]):
         for child in list(self._children.values()):
             child._switch(on)
 
-    def _error(self, reason: str, message: str) -> None:
+    def report_error(self, reason: str, message: str) -> None:
+        """Report a recording mistake about this metric under the error policy: raised as
+        :class:`~meterhub.errors.RecordingError` in strict mode, else logged once per
+        *reason* and counted in ``meterhub_errors_total{metric,reason}``.
+
+        Example (what :class:`~meterhub.hub.Hub` does with labels a metric has not)::
+
+            metric.report_error("label_names", "labels given to a metric without labels")
+            return metric.null_child()
+        """
         recording_error(self._self_metrics, self._desc.name, reason, message)
+
+    _error = report_error  # the short name the core's own modules use
+    _null_child = null_child
 
     def _labeled_parent(self, method: str) -> None:
         self._error(
@@ -363,21 +416,25 @@ class MetricBase(Generic[C]):
 
     # -- collection -----------------------------------------------------------------------
 
-    def collect(self) -> Iterator[MetricFamily]:
-        """Yield this metric's snapshot."""
-        created = get_config().created
-        names = self._desc.labelnames
+    def collect(self, options: CollectOptions | None = None) -> Iterator[MetricFamily]:
+        """Yield this metric's snapshot, rendered by *options* (default: its registry's)."""
+        if options is None:
+            options = self._registry.options
+        created = options.created
+        d = self._desc
+        names = d.labelnames
+        to_series = self._series_maker()
         series = [
-            self._series(
+            to_series(
+                d,
                 tuple(zip(names, data.key)) + data.extra_labels
                 if data.extra_labels
                 else tuple(zip(names, data.key)),
                 data,
                 created,
             )
-            for data in self._store.read(self._desc, self._local_cells())
+            for data in self._store.read(d, self._local_cells(), options)
         ]
-        d = self._desc
         yield MetricFamily(
             d.name, d.documentation, self._family_type(), d.unit, tuple(series), d.buckets, d.states
         )
@@ -389,5 +446,6 @@ class MetricBase(Generic[C]):
     def _family_type(self) -> MetricType:
         return self._type
 
-    def _series(self, labels: LabelPairs, data: SeriesData, created: bool) -> Series:
-        raise NotImplementedError
+    def _series_maker(self) -> SeriesMaker:
+        """How collection turns a read-back series into a snapshot: the cell layout's way."""
+        return self._layout.to_series

@@ -1,11 +1,11 @@
 """The native (exponential) side of a :class:`~meterhub.Histogram`: its child and cell.
 
 :class:`NativeHistogramChild` records into the native region of the histogram's cell
-(layout and the concurrency argument in :mod:`meterhub.store.base`): the common case, a
+(layout in :mod:`meterhub.store.layout`, the concurrency argument in
+:mod:`meterhub.store.base`): the common case, a
 value whose bucket is inside the current window, is lock-free; a new bucket outside the
 window, a schema reduction (over ``max_buckets``: bucket pairs merge) or a reset runs
-under the child's lock. :func:`native_series_data` turns a copy of such a cell back into a
-:class:`~meterhub.samples.NativeHistogram` for rendering.
+under the child's lock. (:mod:`meterhub.store.nativecell` reads such a cell back.)
 """
 
 from __future__ import annotations
@@ -15,30 +15,17 @@ import threading
 import time
 from array import array
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from ._distributions import HistogramChild
-from ._native import MIN_SCHEMA, bucket_key, native_histogram, reduce_buckets, upper_bound
+from ._native import MIN_SCHEMA, bucket_key, reduce_buckets, upper_bound
 from ._values import checked_exemplar, checked_number
-from .samples import Exemplar, NativeHistogram
-from .store.base import (
-    N_BUCKETS,
-    N_GEN,
-    N_NLO,
-    N_NN,
-    N_PLO,
-    N_PN,
-    N_REDUCED,
-    N_ZERO,
-    Cell,
-    MetricDesc,
-    NativeSpec,
-    native_start,
-)
-from .store.nativecell import read_native, write_native
+from .store.base import Cell, MetricDesc, NativeSpec
+from .store.layout import N_BUCKETS, N_GEN, N_NLO, N_NN, N_PLO, N_PN, N_REDUCED, N_ZERO
+from .store.nativecell import native_start, read_native, write_native
 
-__all__ = ["DualHistogramChild", "NativeHistogramChild", "native_from_cell"]
+__all__ = ["DualHistogramChild", "NativeHistogramChild"]
 
 
 def _assign(v: Cell, a: int, b: int, values: list[float]) -> None:
@@ -309,26 +296,3 @@ class DualHistogramChild(NativeHistogramChild):
         except Exception:
             pass
         self._observe_slow(amount, exemplar)
-
-
-def native_from_cell(
-    desc: MetricDesc, values: Sequence[float], exemplars: tuple[Exemplar, ...] = ()
-) -> NativeHistogram:
-    """The :class:`NativeHistogram` of a copy of a native histogram's cell."""
-    spec = desc.native
-    assert spec is not None
-    st = native_start(desc)
-    reduced, pos, neg = read_native(values, st, spec.max_buckets)
-    zero = values[st + N_ZERO]
-    # The count from the buckets themselves: a reader in another process may copy the cell
-    # between an observation's updates of the classic count and of its native bucket.
-    return native_histogram(
-        zero + sum(pos.values()) + sum(neg.values()),
-        values[0],
-        spec.schema - reduced,
-        spec.zero_threshold,
-        zero,
-        pos,
-        neg,
-        exemplars,
-    )

@@ -10,9 +10,9 @@ from ._metric import Child, MetricBase, _encodable
 from .errors import DefinitionError
 from .naming import LABEL_NAME_RE
 from .registry import REGISTRY, Registry
-from .samples import LabelPairs, MetricType, Series
-from .store import SeriesData
+from .samples import MetricType
 from .store.base import Cell, LocalCell
+from .store.layout import INFO
 
 __all__ = ["Enum", "EnumChild", "Info", "InfoChild"]
 
@@ -109,7 +109,7 @@ class Info(MetricBase[InfoChild]):
 
     def _cell_for(self, key: tuple[str, ...]) -> Cell:
         # A child's stored key gains the encoded info pairs once info() is called.
-        return [0.0]
+        return [0.0] * INFO.width(self._desc)
 
     def _local_cells(self) -> list[LocalCell]:
         return [
@@ -117,11 +117,6 @@ class Info(MetricBase[InfoChild]):
             for child in list(self._children.values())
             if getattr(child, "_info_key", None) is not None
         ]
-
-    def _series(self, labels: LabelPairs, data: SeriesData, created: bool) -> Series:
-        # zip() in collect() left the last key element (the encoded info pairs) out.
-        pairs: LabelPairs = tuple((k, v) for k, v in json.loads(data.key[-1]))
-        return Series(labels + pairs, (1.0,))
 
 
 # ------------------------------------------------------------------------------------- Enum
@@ -200,9 +195,3 @@ class Enum(MetricBase[EnumChild]):
 
     def state(self, state: str) -> None:
         self._labeled_parent("state")
-
-    def _series(self, labels: LabelPairs, data: SeriesData, created: bool) -> Series:
-        current = int(data.values[0])
-        return Series(
-            labels, tuple(1.0 if i == current else 0.0 for i in range(len(self._desc.states)))
-        )

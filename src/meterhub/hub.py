@@ -110,11 +110,11 @@ class Hub:
         metric = entry.metric
         if not entry.labelnames:
             if labels:
-                metric._error(
+                metric.report_error(
                     "label_names",
                     f"labels {sorted(labels)} given to a metric first used without labels",
                 )
-                return metric._null_child()
+                return metric.null_child()
             return metric
         if labels is None:
             return metric.labels()  # reports the missing labels under the error policy

@@ -17,14 +17,15 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ._distributions import DEFAULT_BUCKETS, INF, Histogram, HistogramChild, Summary, SummaryChild
-from ._metric import Child, MetricBase, created_sample
+from ._metric import Child, MetricBase, SeriesMaker
 from ._scope import Scope
 from ._states import Enum, EnumChild, Info, InfoChild
 from ._values import checked_exemplar, checked_number
 from .errors import DefinitionError
 from .registry import REGISTRY, Registry
 from .samples import LabelPairs, MetricType, Series
-from .store import SeriesData
+from .store import MetricDesc, SeriesData
+from .store.layout import GAUGE
 
 __all__ = [
     "DEFAULT_BUCKETS",
@@ -127,13 +128,6 @@ class Counter(MetricBase[CounterChild]):
         """Count exceptions raised in a block or function (unlabeled counters)."""
         self._labeled_parent("count_exceptions")
         return self._null_child().count_exceptions(exception)
-
-    def _series(self, labels: LabelPairs, data: SeriesData, created: bool) -> Series:
-        values = data.values
-        if not data.exemplars and not created:  # the common case, kept cheap
-            return Series(labels, (values[0],))
-        ex = data.exemplars.get(0)
-        return Series(labels, (values[0],), (ex,) if ex else (), created_sample(values[1], created))
 
 
 # ------------------------------------------------------------------------------------ Gauge
@@ -291,7 +285,12 @@ class Gauge(MetricBase[GaugeChild]):
     def set_function(self, f: Callable[[], float]) -> None:
         self._labeled_parent("set_function")
 
-    def _series(self, labels: LabelPairs, data: SeriesData, created: bool) -> Series:
+    def _series_maker(self) -> SeriesMaker:
+        return self._series
+
+    def _series(
+        self, desc: MetricDesc, labels: LabelPairs, data: SeriesData, created: bool
+    ) -> Series:
         child = self._children.get(data.key)
         fn = getattr(child, "_fn", None) if child is not None else None
         if fn is not None:
@@ -299,7 +298,7 @@ class Gauge(MetricBase[GaugeChild]):
                 return Series(labels, (float(fn()),))
             except Exception as exc:
                 self._error("set_function", f"set_function callback failed: {exc!r}")
-        return Series(labels, (data.values[0],))
+        return GAUGE.to_series(desc, labels, data, created)
 
 
 class MostRecentGauge(Gauge):

@@ -39,10 +39,12 @@ from itertools import repeat
 from typing import Any
 
 from ._config import get_config
-from .samples import LabelPairs, MetricFamily, MetricType, Series
+from .registry import configured_options
+from .samples import CollectOptions, LabelPairs, MetricFamily, MetricType, Series
 from .store._mmdir import compact
 from .store._mmmerge import Summed, merge, summed_columns
 from .store.base import MetricDesc, SeriesData
+from .store.layout import CounterLayout, layout_of
 from .store.mmap import MultiProcessStore, directory_self_metrics
 
 __all__ = [
@@ -96,36 +98,13 @@ def compact_directory(directory: str | os.PathLike[str] | None = None) -> int:
     return compact(_directory(directory))
 
 
-def _to_series(desc: MetricDesc, data: SeriesData, created: bool) -> Series:
-    """One merged series in the snapshot layout of :mod:`meterhub.samples` (per type)."""
-    labels: LabelPairs = tuple(zip(desc.labelnames, data.key)) + data.extra_labels
-    v, ex = data.values, data.exemplars
-    kind = desc.type
-    if kind is MetricType.COUNTER:
-        e = ex.get(0)
-        return Series(labels, (v[0],), (e,) if e else (), v[1] if created else None)
-    if kind is MetricType.HISTOGRAM and desc.native is not None:
-        from ._distributions import histogram_series
-
-        return histogram_series(desc, labels, data, created)
-    if kind is MetricType.HISTOGRAM:
-        cumulative, total = [v[0]], 0.0
-        for count in v[1:-1]:
-            total += count
-            cumulative.append(total)
-        exemplars = tuple(ex.get(i) for i in range(len(v) - 2)) if ex else ()
-        return Series(labels, tuple(cumulative), exemplars, v[-1] if created else None)
-    if kind is MetricType.SUMMARY:
-        return Series(labels, (v[0], v[1]), (), v[2] if created else None)
-    if kind is MetricType.INFO:
-        import json
-
-        pairs = tuple((str(k), str(val)) for k, val in json.loads(data.key[-1]))
-        return Series(labels + pairs, (1.0,))
-    if kind is MetricType.STATESET:
-        current = int(v[0])
-        return Series(labels, tuple(1.0 if i == current else 0.0 for i in range(len(desc.states))))
-    return Series(labels, (v[0],))
+def _series(desc: MetricDesc, merged: Iterable[SeriesData], created: bool) -> tuple[Series, ...]:
+    """Merged series in the snapshot layout of :mod:`meterhub.samples` (the cell layout's)."""
+    to_series, names = layout_of(desc).to_series, desc.labelnames
+    return tuple(
+        to_series(desc, tuple(zip(names, data.key)) + data.extra_labels, data, created)
+        for data in merged
+    )
 
 
 _LABELS_CACHE_MAX = 200_000
@@ -168,28 +147,35 @@ def _counter_series(
     exemplars: Iterable[tuple[Any, ...]] = (
         [(e[0],) if (e := ex.get(k)) and 0 in e else () for k in summed.keys] if ex else repeat(())
     )
-    stamps: Iterable[float | None] = summed.cols[1] if created else repeat(None)
+    # a created slot of 0.0 was never stamped: no sample (as CounterLayout.to_series)
+    stamps: Iterable[float | None] = (
+        [s or None for s in summed.cols[CounterLayout.CREATED]] if created else repeat(None)
+    )
     labels = cache.of(desc, summed.keys)
-    rows = zip(labels, zip(summed.cols[0]), exemplars, stamps, repeat(None), repeat(()))
+    totals = zip(summed.cols[CounterLayout.TOTAL])
+    # every field of Series, in order (timestamp, quantiles, native last)
+    rows = zip(labels, totals, exemplars, stamps, repeat(None), repeat(()), repeat(None))
     return tuple(map(_new_series, rows))
 
 
-def _families(store: MultiProcessStore, labels_cache: _LabelsCache) -> Iterator[MetricFamily]:
+def _families(
+    store: MultiProcessStore, labels_cache: _LabelsCache, options: CollectOptions
+) -> Iterator[MetricFamily]:
     files = store.snapshot()
     descs: dict[str, MetricDesc] = {}
     # The newest process's definition wins when a deploy changed one (others are skipped).
     for view, _ in sorted(files, key=lambda f: (f[0].kind == 1, f[0].start), reverse=True):
         for name, desc in view.descs.items():
             descs.setdefault(name, desc)
-    created = get_config().created
+    created = options.created
     for name in sorted(descs):
         d = descs[name]
         try:
             if d.type is MetricType.COUNTER:
-                summed = summed_columns(d, files)
+                summed = summed_columns(d, files, created=created)
                 series = _counter_series(d, summed, created, labels_cache)
             else:
-                series = tuple(_to_series(d, s, created) for s in merge(d, files))
+                series = _series(d, merge(d, files, created=created), created)
         except (ValueError, IndexError, TypeError):
             continue  # a garbled info key: skip the family, keep the scrape
         kind = d.type
@@ -200,8 +186,9 @@ class MultiProcessCollector:
     """Collects every metric of a multi-process directory, with no definitions needed.
 
     Register it on a registry that holds no metrics of its own (otherwise they would be
-    rendered twice). Also yields the ``meterhub_multiprocess_*`` self-metrics, among
-    them ``meterhub_multiprocess_collection_duration_seconds``.
+    rendered twice); it renders by that registry's options (``_created`` samples). It
+    also yields the ``meterhub_multiprocess_*`` self-metrics, among them
+    ``meterhub_multiprocess_collection_duration_seconds``.
 
     Example::
 
@@ -211,6 +198,8 @@ class MultiProcessCollector:
         >>> reg.register(MultiProcessCollector(tempfile.mkdtemp()))
     """
 
+    collect_takes_options = True
+
     def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
         self._store = MultiProcessStore(_directory(directory))
         self._labels = _LabelsCache()
@@ -219,11 +208,15 @@ class MultiProcessCollector:
         """Close the files this collector keeps open between scrapes."""
         self._store.close()
 
-    def collect(self) -> Iterator[MetricFamily]:
+    def collect(self, options: CollectOptions | None = None) -> Iterator[MetricFamily]:
+        """Every metric of the directory, then the self-metrics; *options* default to
+        :func:`~meterhub.registry.configured_options` (the registry passes its own)."""
+        if options is None:
+            options = configured_options()
         t0 = time.perf_counter()
         s = self._store
         with s._read_lock:
-            families = list(_families(s, self._labels))
+            families = list(_families(s, self._labels, options))
             s.files_merged = len(s._reader._views)
         elapsed = time.perf_counter() - t0
         s.merge_seconds += elapsed
@@ -241,8 +234,11 @@ class MultiProcessCollector:
         )
 
 
-def collect_directory(directory: str | os.PathLike[str] | None = None) -> Iterator[MetricFamily]:
-    """Every metric of *directory*, merged across processes (a one-shot collector).
+def collect_directory(
+    directory: str | os.PathLike[str] | None = None, options: CollectOptions | None = None
+) -> Iterator[MetricFamily]:
+    """Every metric of *directory*, merged across processes (a one-shot collector), rendered
+    by *options* (default: :func:`~meterhub.registry.configured_options`).
 
     Example::
 
@@ -252,6 +248,6 @@ def collect_directory(directory: str | os.PathLike[str] | None = None) -> Iterat
     """
     collector = MultiProcessCollector(directory)
     try:
-        return iter(list(collector.collect()))
+        return iter(list(collector.collect(options)))
     finally:
         collector.close()

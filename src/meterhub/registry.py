@@ -3,7 +3,9 @@
 A :class:`Registry` is given its value store (or resolves the default once, on first
 use); metrics ask ``registry.store`` for their cells. ``collect()`` yields immutable
 :class:`~meterhub.samples.MetricFamily` snapshots, which the renderers in
-:mod:`meterhub.exposition` turn into text.
+:mod:`meterhub.exposition` turn into text. The registry decides how its collection renders
+(:class:`~meterhub.samples.CollectOptions`, e.g. ``_created`` samples) and passes that to
+the collectors that take it; stores and metrics never read those settings themselves.
 """
 
 from __future__ import annotations
@@ -12,22 +14,41 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from ._config import get_config
 from .errors import DefinitionError
 from .families import to_family
 from .guard import SelfMetrics
-from .samples import MetricFamily
+from .samples import CollectOptions, MetricFamily
 from .store import ValueStore, default_store
 
-__all__ = ["REGISTRY", "Collector", "CollectorRegistry", "Registry"]
+__all__ = ["REGISTRY", "Collector", "CollectorRegistry", "Registry", "configured_options"]
 
 T = TypeVar("T")
 
 
 @runtime_checkable
 class Collector(Protocol):
-    """Anything with ``collect()`` yielding metric families (``describe()`` is optional)."""
+    """Anything with ``collect()`` yielding metric families (``describe()`` is optional).
+
+    A collector whose output depends on the registry's :class:`CollectOptions` (meterhub's
+    metrics, :class:`~meterhub.multiprocess.MultiProcessCollector`) sets the class attribute
+    ``collect_takes_options = True`` and defines ``collect(options=None)``: the registry then
+    calls ``collect(options)``.
+    """
 
     def collect(self) -> Iterable[Any]: ...
+
+
+def configured_options() -> CollectOptions:
+    """The options the configuration asks for (``METERHUB_CREATED``), read now: what a
+    registry created without ``options=`` collects with.
+
+    Example::
+
+        >>> configured_options().created
+        False
+    """
+    return CollectOptions(created=get_config().created)
 
 
 class Registry:
@@ -50,9 +71,11 @@ class Registry:
         auto_describe: bool = False,
         target_info: Mapping[str, str] | None = None,
         self_metrics: bool = True,
+        options: CollectOptions | None = None,
     ) -> None:
         self._lock = threading.RLock()
         self._store = store
+        self._options = options
         self._collectors: dict[Any, tuple[str, ...]] = {}
         self._names: dict[str, Any] = {}
         self._auto_describe = auto_describe
@@ -75,6 +98,13 @@ class Registry:
                     self._store = default_store()
                 store = self._store
         return store
+
+    @property
+    def options(self) -> CollectOptions:
+        """How this registry collects: the ``options=`` it was given, else
+        :func:`configured_options` (so ``configure(created=True)`` applies from then on)."""
+        options = self._options
+        return options if options is not None else configured_options()
 
     def register(self, collector: Any) -> None:
         """Add *collector*; raises ``ValueError`` if one of its names is taken."""
@@ -133,13 +163,22 @@ class Registry:
             names.extend({s.name for s in f.samples} | {f.name})
         return tuple(names)
 
-    def collect(self, names: Iterable[str] | None = None) -> Iterator[MetricFamily]:
-        """Snapshot every collector. With *names*, only families with a sample of those names."""
+    def collect(
+        self, names: Iterable[str] | None = None, options: CollectOptions | None = None
+    ) -> Iterator[MetricFamily]:
+        """Snapshot every collector. With *names*, only families with a sample of those names;
+        *options* (default: :attr:`options`) go to the collectors that take them."""
         with self._lock:
             collectors = list(self._collectors)
+        if options is None:
+            options = self.options
         wanted = None if names is None else set(names)
         for collector in collectors:
-            for family in collector.collect():
+            if getattr(collector, "collect_takes_options", False):
+                families = collector.collect(options)
+            else:
+                families = collector.collect()
+            for family in families:
                 f = to_family(family)
                 if wanted is None or f.name in wanted or any(s.name in wanted for s in f.samples):
                     yield f

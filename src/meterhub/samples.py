@@ -33,6 +33,7 @@ from typing import NamedTuple
 
 __all__ = [
     "BucketSpan",
+    "CollectOptions",
     "Exemplar",
     "MetricFamily",
     "MetricType",
@@ -58,6 +59,22 @@ class MetricType(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
+
+
+class CollectOptions(NamedTuple):
+    """How a collection renders what it reads; the registry decides (``Registry(options=)``).
+
+    Example::
+
+        >>> from meterhub import CollectOptions, Counter, Registry
+        >>> reg = Registry(self_metrics=False, options=CollectOptions(created=True))
+        >>> Counter("jobs", "Jobs.", registry=reg).inc()
+        >>> reg.get_sample_value("jobs_created") is not None
+        True
+    """
+
+    created: bool = False
+    """Add the ``_created`` sample (creation time) of counters, histograms and summaries."""
 
 
 class Timestamp(NamedTuple):

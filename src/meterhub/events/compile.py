@@ -12,9 +12,11 @@ function as variables of its namespace, never as source text. ``RouteFunctions.s
 keeps the text for debugging.
 
 The cell update is the child's own lock-free fast path (``CounterChild.inc``,
-``HistogramChild.observe``, ``GaugeChild.set``) written out; see the concurrency contract
-in :mod:`meterhub.store.base`. Any other child class (``mostrecent`` gauges) is called
-through its method.
+``HistogramChild.observe``, ``GaugeChild.set``) written out on ``child.active_cell``, with
+the slot numbers of :mod:`meterhub.store.layout` formatted into the source (the parity
+test ``tests/test_cell_layout.py`` checks the result); see the concurrency contract in
+:mod:`meterhub.store.base`. Metrics of any other class (``mostrecent`` gauges, subclasses)
+are called through their children's methods. Only the public metric API is used.
 
 Payload values become label values as follows: a missing field or ``None`` gives the rule's
 default; a ``str`` is used as is; anything else goes through ``str()``. The fast path looks
@@ -30,7 +32,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._config import is_enabled, watch_switch
-from ..metrics import Counter, CounterChild, Gauge, GaugeChild, Histogram, HistogramChild
+from ..metrics import Counter, Gauge, Histogram
+from ..store.layout import CounterLayout, GaugeLayout, HistogramLayout
 from .rules import Rule, RuleKind
 
 __all__ = ["METRIC_TYPES", "CompiledRule", "RouteFunctions", "SwitchState", "compile_route"]
@@ -71,7 +74,7 @@ class SwitchState:
 class _Children:
     """The metric child for a raw label tuple.
 
-    ``get`` is the metric's own child dict (same package): the very dict ``labels()``
+    ``get`` looks up the metric's live ``children``: the very mapping ``labels()``
     consults, so ``remove()``/``clear()`` stay visible. ``slow()`` normalises the tuple.
     """
 
@@ -80,14 +83,14 @@ class _Children:
     def __init__(self, metric: Any, defaults: tuple[str, ...]) -> None:
         self.metric = metric
         self.defaults = defaults
-        self.get = metric._children.get
+        self.get = metric.children.get
         self.labels = metric.labels
         self.raw: dict[tuple[Any, ...], tuple[tuple[str, ...], Any]] = {}
 
     def slow(self, k: tuple[Any, ...]) -> Any:
         if not self.defaults:  # unlabeled: its one child always exists
             child = self.get(())
-            return child if child is not None else self.metric._null_child()
+            return child if child is not None else self.metric.null_child()
         # Only str/None tuples are cached: 0 == 0.0 == False would share one entry. A plain
         # loop rather than all(<generator>): this runs for every event that needs a default.
         cacheable = True
@@ -143,18 +146,22 @@ if type(v) is not float:
 """,
 }
 
-# the update on child ``c``: inline for the core's own child classes, else the method
+# the update on child ``c``: inline for the core's own metric classes, else the method;
+# {p} is filled per rule, the slots (doubled braces) here, from the cell layout table
 _INLINE = {
-    "count": "c._v[0] += 1.0\n",
-    "inc_by": "c._v[0] += v\n",
+    "count": f"c.active_cell[{CounterLayout.TOTAL}] += 1.0\n",
+    "inc_by": f"c.active_cell[{CounterLayout.TOTAL}] += v\n",
     # the bucket index first, then sum and bucket with no call in between (atomic together)
-    "observe": "i = bisect_left({p}bounds, v) + 1\ncell = c._v\ncell[0] += v\ncell[i] += 1.0\n",
-    "set": "c._v[0] = v\n",
+    "observe": (
+        f"i = bisect_left({{p}}bounds, v) + {HistogramLayout.FIRST_BUCKET}\n"
+        f"cell = c.active_cell\ncell[{HistogramLayout.SUM}] += v\ncell[i] += 1.0\n"
+    ),
+    "set": f"c.active_cell[{GaugeLayout.VALUE}] = v\n",
 }
 _METHOD = {"count": "c.inc()\n", "inc_by": "c.inc(v)\n", "observe": "c.observe(v)\n",
            "set": "c.set(v)\n"}  # fmt: skip
-_INLINE_CHILD = {"count": CounterChild, "inc_by": CounterChild, "observe": HistogramChild,
-                 "set": GaugeChild}  # fmt: skip
+_INLINE_METRIC = {"count": Counter, "inc_by": Counter, "observe": Histogram,
+                  "set": Gauge}  # fmt: skip
 
 
 def _indent(text: str, levels: int) -> str:
@@ -216,14 +223,15 @@ class CompiledRule:
             "field": field,
             "value_of": value_of,
             "refuse": refuse,
-            "bounds": metric._desc.buckets,
+            "bounds": metric.desc.buckets,
             **{f"n{i}": name for i, name in enumerate(self.labelnames)},
         }
 
     def source(self, p: str) -> str:
         """The block recording one event, its names prefixed with *p*."""
         key = "(" + "".join(f"get({p}n{i}), " for i in range(len(self.labelnames))) + ")"
-        update = _INLINE if self.metric._child_cls is _INLINE_CHILD[self.kind] else _METHOD
+        inline = type(self.metric) is _INLINE_METRIC[self.kind] and self.metric.desc.native is None
+        update = _INLINE if inline else _METHOD  # (a native histogram's cell differs)
         record = _LOOKUP.format(key=key, p=p) + update[self.kind].format(p=p)
         if self.kind != "count":
             record = _VALUE[self.kind].format(p=p) + "if v is not None:\n" + _indent(record, 1)

@@ -11,8 +11,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .._distributions import HistogramChild
-from ..metrics import Counter, CounterChild, Gauge, Histogram
+from ..metrics import Counter, CounterChild, Gauge, Histogram, HistogramChild
 from ..registry import Registry
 
 __all__ = ["OplogInstruments", "OTHER_OPERATION"]

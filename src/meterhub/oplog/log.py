@@ -23,8 +23,7 @@ from types import TracebackType
 from typing import Any
 
 from .. import naming
-from .._distributions import HistogramChild
-from ..metrics import CounterChild
+from ..metrics import CounterChild, HistogramChild
 from ..registry import REGISTRY, Registry
 from .buffer import POLICIES, QueuePolicy, Record, RecordBuffer, WouldBlockLoop
 from .files import (
@@ -376,12 +375,14 @@ class OperationLog:
                 else:
                     # body[1:]: without its "{", and a copy (orjson's bytes keep 4 KiB each).
                     line = b"".join((kind[4], name, stamp[1], MICROS_UTC[us], flags, body[1:]))
-                    # CounterChild.inc and HistogramChild.observe, written out (their
-                    # lock-free fast paths, see meterhub.store.base): two calls saved.
-                    (kind[0] if success else kind[1])._v[0] += 1.0
+                    # CounterChild.inc and HistogramChild.observe, written out on their
+                    # active cells (lock-free, see meterhub.store.base): two calls saved.
+                    # Slots: CounterLayout.TOTAL; HistogramLayout.SUM and FIRST_BUCKET + i
+                    # (meterhub.store.layout; tests/test_cell_layout.py checks this copy).
+                    (kind[0] if success else kind[1]).active_cell[0] += 1.0
                     seconds = duration_ms / 1000.0
                     i = bisect_left(kind[3], seconds)
-                    v = kind[2]._v
+                    v = kind[2].active_cell
                     v[0] += seconds
                     v[i + 1] += 1.0
         if line is None:
@@ -435,7 +436,7 @@ class OperationLog:
                     ok,
                     failed,
                     histogram,
-                    histogram._bounds,
+                    self._metrics.duration.desc.buckets,
                     head + b',"operation_name":',
                 )
             if operation_name not in self._names and len(self._names) < _NAMES_MAX:

@@ -3,7 +3,7 @@
 A store hands each series a *cell*: a small mutable sequence of floats (a ``list`` in
 :class:`LocalStore`, a ``memoryview`` over a shared file in the multi-process store).
 Children update cells with ``cell[i] += x`` only; see :mod:`meterhub.store.base` for why
-that is exact without a lock.
+that is exact without a lock, and :mod:`meterhub.store.layout` for which slot holds what.
 
 :func:`default_store` is the one place that decides which store a registry gets.
 """

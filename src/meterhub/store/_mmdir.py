@@ -163,7 +163,8 @@ def _archive_series(desc: MetricDesc, files: list[FileState]) -> list[SeriesData
     if desc.type in SUMMED:
         # A series that never left zero (a forked child re-creates all its parent's series)
         # adds nothing; archiving it would resurrect series the parent removed.
-        return [d for d in _summed(desc, files) if any(d.values[:-1])]
+        # The earliest creation time is kept whether or not it is rendered now.
+        return [d for d in _summed(desc, files, created=True) if any(d.values[:-1])]
     mode = desc.multiprocess_mode
     if desc.type is MetricType.GAUGE and mode in ("sum", "max", "min", "mostrecent"):
         return list(_reduced(desc, files, mode))

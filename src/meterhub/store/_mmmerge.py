@@ -7,16 +7,16 @@ from itertools import repeat
 from operator import add
 from typing import NamedTuple
 
-from .._config import get_config
 from ..samples import Exemplar, MetricType
 from ._mmformat import KIND_ARCHIVE
 from ._mmview import FileView
-from .base import MetricDesc, SeriesData, cell_width
+from .base import MetricDesc, SeriesData
+from .layout import LAYOUTS, cell_width
 
 __all__ = ["SUMMED", "FileState", "Summed", "merge", "summed_columns"]
 
-SUMMED = (MetricType.COUNTER, MetricType.HISTOGRAM, MetricType.SUMMARY)
-"""Types whose values add up across processes (their last slot is ``created``: min)."""
+SUMMED = tuple(kind for kind, layout in LAYOUTS.items() if layout.summed)
+"""Types whose values add up across processes (their ``created`` slot, the last: min)."""
 
 FileState = tuple[FileView, bool]
 """A file and whether its process is alive (an archive counts as not alive)."""
@@ -45,12 +45,13 @@ class Summed(NamedTuple):
     exemplars: dict[tuple[str, ...], dict[int, Exemplar]]
 
 
-def summed_columns(desc: MetricDesc, files: Iterable[FileState]) -> Summed:
+def summed_columns(
+    desc: MetricDesc, files: Iterable[FileState], *, created: bool = False
+) -> Summed:
     """Sums, column by column: files with the same series in the same order (workers of
     one app) are added with C-level ``map``; other layouts fall back to a dict merge.
-    ``created`` (the last slot) is merged only when it is rendered (``METERHUB_CREATED``)."""
+    The ``created`` slot (the last) is merged only when *created* (it is rendered)."""
     width, name = cell_width(desc), desc.name
-    created = get_config().created
     groups: dict[int, list[tuple[tuple[tuple[str, ...], ...], list[Sequence[float]]]]] = {}
     exemplars: dict[tuple[str, ...], dict[int, Exemplar]] = {}
     for view, _ in files:
@@ -92,8 +93,10 @@ def summed_columns(desc: MetricDesc, files: Iterable[FileState]) -> Summed:
     return Summed(list(merged), columns, exemplars)
 
 
-def _summed(desc: MetricDesc, files: Iterable[FileState]) -> Iterator[SeriesData]:
-    keys, cols, exemplars = summed_columns(desc, files)
+def _summed(
+    desc: MetricDesc, files: Iterable[FileState], *, created: bool = False
+) -> Iterator[SeriesData]:
+    keys, cols, exemplars = summed_columns(desc, files, created=created)
     if exemplars:
         exs: Iterable[dict[int, Exemplar]] = (exemplars.get(k, _NONE) for k in keys)
     else:
@@ -142,15 +145,18 @@ def _union(desc: MetricDesc, files: Iterable[FileState]) -> Iterator[SeriesData]
                 yield SeriesData(key, [1.0], {})
 
 
-def merge(desc: MetricDesc, files: list[FileState]) -> Iterator[SeriesData]:
-    """Every series of *desc* merged across *files* by the rules of its type and mode."""
+def merge(
+    desc: MetricDesc, files: list[FileState], *, created: bool = False
+) -> Iterator[SeriesData]:
+    """Every series of *desc* merged across *files* by the rules of its type and mode (the
+    ``created`` slot only when *created*: it is rendered)."""
     kind = desc.type
     if desc.native is not None:
         from ._mmnative import native_summed
 
         return native_summed(desc, files)
     if kind in SUMMED:
-        return _summed(desc, files)
+        return _summed(desc, files, created=created)
     if kind is MetricType.INFO:
         return _union(desc, files)
     mode = desc.multiprocess_mode or "all"

@@ -13,8 +13,8 @@ from typing import cast
 
 from ..samples import Exemplar
 from ._mmview import FileView
-from .base import MetricDesc, SeriesData, cell_width, native_start
-from .nativecell import merge_native, stable_copy
+from .base import MetricDesc, SeriesData, cell_width
+from .nativecell import merge_native, native_start, stable_copy
 
 __all__ = ["native_summed"]
 

@@ -38,23 +38,8 @@ interval. Free-threaded builds (``python3.13t``) do not give this guarantee with
 GIL; :func:`meterhub.store.require_gil` refuses to run there unless the GIL is enabled
 (``PYTHON_GIL=1``), until meterhub has a per-cell locking store.
 
-Layout of a cell, by metric type (``width`` slots):
-
-* counter: ``[total, created]``
-* gauge: ``[value]``, or ``[value, timestamp]`` in the ``mostrecent`` modes
-* histogram: ``[sum, bucket_0 .. bucket_n-1, created]`` (buckets not cumulative)
-* native histogram: ``[sum, bucket_0 .. bucket_n-1, gen, zero, reduced, plo, pn, nlo, nn,
-  b_0 .. b_cap-1, created]``: the classic buckets as above (a native-only histogram has the
-  ``+Inf`` one alone, so it still holds the count), then the native region at
-  :func:`native_start` (offsets ``N_*``): ``gen`` a sequence number, odd while the window is
-  rewritten (for readers in other processes); the zero bucket's count; ``reduced`` how many
-  times the schema was lowered from ``MetricDesc.native.schema`` (0 in a fresh, zeroed
-  cell); the positive window (``pn`` buckets from key ``plo``) stored from ``b_0`` up, the
-  negative window (``nn`` buckets from key ``nlo``) from ``b_cap-1`` down;
-  ``pn + nn <= cap = MetricDesc.native.max_buckets``.
-* summary: ``[count, sum, created]``
-* info: ``[1.0]`` - the info pairs are encoded in the key (see ``Info``)
-* enum: ``[state index]``
+The layout of a cell (its width, which slot holds what, how it becomes a snapshot
+series) is owned by :mod:`meterhub.store.layout`.
 """
 
 from __future__ import annotations
@@ -62,7 +47,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, MutableSequence, Sequence
 from typing import NamedTuple, Protocol
 
-from ..samples import Exemplar, MetricType
+from ..samples import CollectOptions, Exemplar, MetricType
+from .layout import cell_width
 
 __all__ = [
     "Cell",
@@ -72,7 +58,6 @@ __all__ = [
     "SeriesData",
     "ValueStore",
     "cell_width",
-    "native_start",
 ]
 
 Cell = MutableSequence[float]
@@ -94,10 +79,6 @@ class NativeSpec(NamedTuple):
     """Seconds after the last reset before going over budget resets instead (0: never)."""
 
 
-# Offsets inside a native histogram's region of the cell (layout in the module docstring).
-N_GEN, N_ZERO, N_REDUCED, N_PLO, N_PN, N_NLO, N_NN, N_BUCKETS = range(8)
-
-
 class MetricDesc(NamedTuple):
     """Immutable metadata of one metric; two definitions are identical iff their descs are equal."""
 
@@ -112,27 +93,6 @@ class MetricDesc(NamedTuple):
     native: NativeSpec | None = None
 
 
-def native_start(desc: MetricDesc) -> int:
-    """Where a native histogram's region starts in its cell (after sum and classic buckets)."""
-    return 1 + len(desc.buckets)
-
-
-def cell_width(desc: MetricDesc) -> int:
-    """How many float slots one series of *desc* needs (layout in the module docstring)."""
-    kind = desc.type
-    if kind is MetricType.COUNTER:
-        return 2
-    if kind is MetricType.HISTOGRAM:
-        if desc.native is not None:
-            return len(desc.buckets) + 2 + N_BUCKETS + desc.native.max_buckets
-        return len(desc.buckets) + 2
-    if kind is MetricType.SUMMARY:
-        return 3
-    if kind is MetricType.GAUGE and desc.multiprocess_mode.endswith("mostrecent"):
-        return 2
-    return 1
-
-
 class SeriesData(NamedTuple):
     """One series as read back from a store: its key, a copy of its cell, its exemplars."""
 
@@ -141,6 +101,9 @@ class SeriesData(NamedTuple):
     exemplars: dict[int, Exemplar]
     extra_labels: tuple[tuple[str, str], ...] = ()
     """Labels a store adds after the metric's own (the multi-process store's ``pid``)."""
+
+
+_DEFAULT = CollectOptions()
 
 
 class ValueStore(Protocol):
@@ -164,12 +127,15 @@ class ValueStore(Protocol):
         """Keep *exemplar* as the latest one of *slot* (a counter value or a bucket)."""
         ...
 
-    def read(self, desc: MetricDesc, local: Iterable[LocalCell]) -> Iterator[SeriesData]:
+    def read(
+        self, desc: MetricDesc, local: Iterable[LocalCell], options: CollectOptions = _DEFAULT
+    ) -> Iterator[SeriesData]:
         """Every series of *desc*, merged across processes where that applies.
 
         *local* is the ``(key, cell)`` pairs this process's metric holds. ``LocalStore``
         reads exactly those (keeping no second index of its own saves memory per series);
         a store that keeps its own record of every cell, like the multi-process one,
-        ignores it.
+        ignores it. *options* say what collection renders (a store may skip merging the
+        ``created`` slot when it is not).
         """
         ...

@@ -5,12 +5,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator
 
-from ..samples import Exemplar
-from .base import Cell, LocalCell, MetricDesc, SeriesData, cell_width
+from ..samples import CollectOptions, Exemplar
+from .base import Cell, LocalCell, MetricDesc, SeriesData
+from .layout import cell_width
 
 __all__ = ["LocalStore"]
 
 _NO_EXEMPLARS: dict[int, Exemplar] = {}  # shared, never mutated
+_DEFAULT = CollectOptions()
 
 
 class LocalStore:
@@ -50,7 +52,9 @@ class LocalStore:
         with self._lock:
             self._exemplars.setdefault(desc.name, {}).setdefault(key, {})[slot] = exemplar
 
-    def read(self, desc: MetricDesc, local: Iterable[LocalCell]) -> Iterator[SeriesData]:
+    def read(
+        self, desc: MetricDesc, local: Iterable[LocalCell], options: CollectOptions = _DEFAULT
+    ) -> Iterator[SeriesData]:
         with self._lock:
             exemplars = {k: dict(v) for k, v in self._exemplars.get(desc.name, {}).items()}
         for key, cell in local:

@@ -39,8 +39,8 @@ are never resized: ``mmap`` refuses to while a ``memoryview`` cell points into i
 Merging rules (every process's file plus the archive)
 -----------------------------------------------------
 * counters, histograms, summaries: slots add up; ``created`` is the earliest (merged
-  only when rendered, ``METERHUB_CREATED``); the exemplar of a slot is the most recent
-  one of any process.
+  only when the collection renders it, ``CollectOptions.created``); the exemplar of a
+  slot is the most recent one of any process.
 * gauges, by ``multiprocess_mode``: ``all`` one series per process with a ``pid`` label;
   ``sum``/``max``/``min``; ``mostrecent`` the value written last (timestamp slot); the
   ``live*`` variants look at live processes only.
@@ -82,7 +82,7 @@ import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any, cast
 
-from ..samples import Exemplar, MetricFamily, MetricType, Series
+from ..samples import CollectOptions, Exemplar, MetricFamily, MetricType, Series
 from ._mmdir import corrupt_count, proc_file_name, process_start
 from ._mmformat import (
     EXEMPLAR_DOUBLES,
@@ -105,6 +105,7 @@ from .base import Cell, LocalCell, MetricDesc, SeriesData, cell_width
 __all__ = ["MultiProcessStore"]
 
 log = logging.getLogger("meterhub")
+_DEFAULT = CollectOptions()
 
 
 class MultiProcessStore:
@@ -226,9 +227,11 @@ class MultiProcessStore:
             # An exemplar too big for its slot (only with many escaped characters) is dropped.
             write_exemplar(where[0], where[1], exemplar)
 
-    def read(self, desc: MetricDesc, local: Iterable[LocalCell] = ()) -> Iterator[SeriesData]:
+    def read(
+        self, desc: MetricDesc, local: Iterable[LocalCell] = (), options: CollectOptions = _DEFAULT
+    ) -> Iterator[SeriesData]:
         # This process's cells are in its own file, which read_all merges with the others.
-        return iter(self.read_all([desc])[desc.name])
+        return iter(self.read_all([desc], options)[desc.name])
 
     # -- beyond the protocol --------------------------------------------------------------
 
@@ -237,12 +240,15 @@ class MultiProcessStore:
         with self._read_lock:
             return self._reader.snapshot()
 
-    def read_all(self, descs: list[MetricDesc]) -> dict[str, list[SeriesData]]:
-        """Every series of each of *descs*, merged from one consistent snapshot."""
+    def read_all(
+        self, descs: list[MetricDesc], options: CollectOptions = _DEFAULT
+    ) -> dict[str, list[SeriesData]]:
+        """Every series of each of *descs*, merged from one consistent snapshot (the
+        ``created`` slot only when *options* render it)."""
         t0 = time.perf_counter()
         with self._read_lock:
             files = self._reader.snapshot()
-            out = {d.name: list(merge(d, files)) for d in descs}
+            out = {d.name: list(merge(d, files, created=options.created)) for d in descs}
             self.files_merged = len(files)
             self.merge_seconds += time.perf_counter() - t0
         return out

@@ -15,9 +15,11 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from .._native import MIN_SCHEMA, reduce_buckets
-from .base import (
+from .._native import MIN_SCHEMA, native_histogram, reduce_buckets
+from ..samples import Exemplar, NativeHistogram
+from .layout import (
     N_BUCKETS,
     N_GEN,
     N_NLO,
@@ -26,11 +28,28 @@ from .base import (
     N_PN,
     N_REDUCED,
     N_ZERO,
-    MetricDesc,
-    native_start,
+    NATIVE_HISTOGRAM,
 )
 
-__all__ = ["fit", "merge_native", "read_native", "stable_copy", "window", "write_native"]
+if TYPE_CHECKING:
+    from .base import MetricDesc
+
+
+def native_start(desc: MetricDesc) -> int:
+    """Where *desc*'s native region starts in its cell."""
+    return NATIVE_HISTOGRAM.start(desc)
+
+
+__all__ = [
+    "fit",
+    "merge_native",
+    "native_from_cell",
+    "native_start",
+    "read_native",
+    "stable_copy",
+    "window",
+    "write_native",
+]
 
 
 def read_native(
@@ -163,3 +182,26 @@ def _clamp(
         return out
 
     return fold(pos, room_pos), fold(neg, room_neg), extra
+
+
+def native_from_cell(
+    desc: MetricDesc, values: Sequence[float], exemplars: tuple[Exemplar, ...] = ()
+) -> NativeHistogram:
+    """The :class:`~meterhub.samples.NativeHistogram` of a copy of a native cell."""
+    spec = desc.native
+    assert spec is not None
+    st = native_start(desc)
+    reduced, pos, neg = read_native(values, st, spec.max_buckets)
+    zero = values[st + N_ZERO]
+    # The count from the buckets themselves: a reader in another process may copy the cell
+    # between an observation's updates of the classic count and of its native bucket.
+    return native_histogram(
+        zero + sum(pos.values()) + sum(neg.values()),
+        values[0],
+        spec.schema - reduced,
+        spec.zero_threshold,
+        zero,
+        pos,
+        neg,
+        exemplars,
+    )
