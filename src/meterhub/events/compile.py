@@ -230,7 +230,8 @@ class CompiledRule:
     def source(self, p: str) -> str:
         """The block recording one event, its names prefixed with *p*."""
         key = "(" + "".join(f"get({p}n{i}), " for i in range(len(self.labelnames))) + ")"
-        inline = type(self.metric) is _INLINE_METRIC[self.kind] and self.metric.desc.native is None
+        native = getattr(getattr(self.metric, "desc", None), "native", None)
+        inline = type(self.metric) is _INLINE_METRIC[self.kind] and native is None
         update = _INLINE if inline else _METHOD  # (a native histogram's cell differs)
         record = _LOOKUP.format(key=key, p=p) + update[self.kind].format(p=p)
         if self.kind != "count":
