@@ -27,6 +27,8 @@ from .store.nativecell import native_start, read_native, write_native
 
 __all__ = ["DualHistogramChild", "NativeHistogramChild"]
 
+_ceil, _log2 = math.ceil, math.log2
+
 
 def _assign(v: Cell, a: int, b: int, values: list[float]) -> None:
     """``v[a:b] = values`` in one C call, for a list or a memoryview of doubles."""
@@ -64,10 +66,13 @@ class NativeHistogramChild(HistogramChild):
         "_cap",
         "_lock",
         "_nlo",
+        "_nlo1",
         "_nn",
         "_ntbl",
         "_pbase",
+        "_per",
         "_plo",
+        "_plo1",
         "_pn",
         "_ptbl",
         "_reset_at",
@@ -105,6 +110,8 @@ class NativeHistogramChild(HistogramChild):
     def _install(self, schema: int, plo: int, pn: int, nlo: int, nn: int) -> None:
         """Open the fast path on a new window; the tables go last."""
         self._schema, self._plo, self._nlo = schema, plo, nlo
+        self._per = 2.0**schema  # key ~ ceil(log2(v) * per): checked against the table
+        self._plo1, self._nlo1 = plo - 1, nlo - 1
         ptbl, ntbl = _table(plo, pn, schema), _table(nlo, nn, schema)
         self._pn, self._nn = pn, nn
         self._ntbl = ntbl
@@ -133,10 +140,14 @@ class NativeHistogramChild(HistogramChild):
             if amount == amount and exemplar is None:
                 if amount > self._zt:
                     t = self._ptbl
-                    j = bisect_left(t, amount)
-                    # No call from here to the updates: the window can't move in between,
-                    # and "t is self._ptbl" says it has not moved since t was read.
-                    if t is self._ptbl and 0 < j <= self._pn:
+                    # the key from log2 (two C calls), off by one at most near a bound;
+                    # j is its place in the window's table, which has the exact bounds
+                    j = _ceil(_log2(amount) * self._per) - self._plo1
+                    # No call from here to the updates: the window can't move in between.
+                    # t[j-1] < amount <= t[j] says j is amount's bucket in table t (past
+                    # its end: IndexError, the slow path), "t is self._ptbl" that t is
+                    # still the window's (it has not moved since t was read).
+                    if 0 < j and t[j - 1] < amount <= t[j] and t is self._ptbl:
                         v = self._v
                         v[0] += amount
                         v[1] += 1.0
@@ -150,8 +161,8 @@ class NativeHistogramChild(HistogramChild):
                     return
                 else:
                     t = self._ntbl
-                    j = bisect_left(t, -amount)
-                    if t is self._ntbl and 0 < j <= self._nn:
+                    j = _ceil(_log2(-amount) * self._per) - self._nlo1
+                    if 0 < j and t[j - 1] < -amount <= t[j] and t is self._ntbl:
                         v = self._v
                         v[0] += amount
                         v[1] += 1.0
@@ -270,9 +281,9 @@ class DualHistogramChild(NativeHistogramChild):
                 i = bisect_left(self._bounds, amount)
                 if amount > self._zt:
                     t = self._ptbl
-                    j = bisect_left(t, amount)
+                    j = _ceil(_log2(amount) * self._per) - self._plo1
                     # as in NativeHistogramChild.observe, plus the classic bucket
-                    if t is self._ptbl and 0 < j <= self._pn:
+                    if 0 < j and t[j - 1] < amount <= t[j] and t is self._ptbl:
                         v = self._v
                         v[0] += amount
                         v[i + 1] += 1.0
@@ -286,8 +297,8 @@ class DualHistogramChild(NativeHistogramChild):
                     return
                 else:
                     t = self._ntbl
-                    j = bisect_left(t, -amount)
-                    if t is self._ntbl and 0 < j <= self._nn:
+                    j = _ceil(_log2(-amount) * self._per) - self._nlo1
+                    if 0 < j and t[j - 1] < -amount <= t[j] and t is self._ntbl:
                         v = self._v
                         v[0] += amount
                         v[i + 1] += 1.0
