@@ -147,7 +147,7 @@ class NativeHistogramChild(HistogramChild):
                     # t[j-1] < amount <= t[j] says j is amount's bucket in table t (past
                     # its end: IndexError, the slow path), "t is self._ptbl" that t is
                     # still the window's (it has not moved since t was read).
-                    if 0 < j and t[j - 1] < amount <= t[j] and t is self._ptbl:
+                    if j > 0 and t[j - 1] < amount <= t[j] and t is self._ptbl:
                         v = self._v
                         v[0] += amount
                         v[1] += 1.0
@@ -162,7 +162,7 @@ class NativeHistogramChild(HistogramChild):
                 else:
                     t = self._ntbl
                     j = _ceil(_log2(-amount) * self._per) - self._nlo1
-                    if 0 < j and t[j - 1] < -amount <= t[j] and t is self._ntbl:
+                    if j > 0 and t[j - 1] < -amount <= t[j] and t is self._ntbl:
                         v = self._v
                         v[0] += amount
                         v[1] += 1.0
@@ -283,7 +283,7 @@ class DualHistogramChild(NativeHistogramChild):
                     t = self._ptbl
                     j = _ceil(_log2(amount) * self._per) - self._plo1
                     # as in NativeHistogramChild.observe, plus the classic bucket
-                    if 0 < j and t[j - 1] < amount <= t[j] and t is self._ptbl:
+                    if j > 0 and t[j - 1] < amount <= t[j] and t is self._ptbl:
                         v = self._v
                         v[0] += amount
                         v[i + 1] += 1.0
@@ -298,7 +298,7 @@ class DualHistogramChild(NativeHistogramChild):
                 else:
                     t = self._ntbl
                     j = _ceil(_log2(-amount) * self._per) - self._nlo1
-                    if 0 < j and t[j - 1] < -amount <= t[j] and t is self._ntbl:
+                    if j > 0 and t[j - 1] < -amount <= t[j] and t is self._ntbl:
                         v = self._v
                         v[0] += amount
                         v[i + 1] += 1.0

@@ -97,6 +97,32 @@ def _label_pairs(pairs: Iterable[tuple[str, str]], cache: dict[str, bytes]) -> b
     return b"".join(out)
 
 
+# Series' label pairs repeat scrape after scrape: a bounded memo of their encoding (label
+# tuples hash fast: their strings cache their hashes) saves most of the encoding work.
+_LABELS: dict[tuple[tuple[str, str], ...], bytes] = {}
+_LABELS_MAX = 200_000
+_NO_NAMES: dict[str, bytes] = {}
+
+
+def _series_labels(pairs: tuple[tuple[str, str], ...]) -> bytes:
+    enc = _LABELS.get(pairs)
+    if enc is None:
+        if len(_LABELS) >= _LABELS_MAX:
+            _LABELS.clear()
+        enc = _LABELS[pairs] = _label_pairs(pairs, {})
+    return enc
+
+
+# Bucket deltas are mostly small: their tagged encodings, ready-made.
+_NEG_DELTA = {d: b"\x50" + varint((d << 1) if d >= 0 else ((-d << 1) - 1)) for d in range(-64, 64)}
+_POS_DELTA = {d: b"\x68" + varint((d << 1) if d >= 0 else ((-d << 1) - 1)) for d in range(-64, 64)}
+
+
+def _deltas(table: dict[int, bytes], tag: bytes, deltas: Iterable[int]) -> bytes:
+    get = table.get
+    return b"".join([get(d) or tag + _zigzag(d) for d in deltas])
+
+
 def _timestamp(tag: bytes, seconds: float) -> bytes:
     """A ``google.protobuf.Timestamp`` message field."""
     sec = math.floor(seconds)
@@ -115,41 +141,54 @@ def _exemplar(tag: bytes, ex: Exemplar, cache: dict[str, bytes]) -> bytes:
 
 
 def _spans(tag: bytes, spans: Sequence[BucketSpan]) -> bytes:
-    return b"".join(
-        _len(tag, b"\x08" + _zigzag(s.offset) + b"\x10" + varint(s.length)) for s in spans
-    )
+    out = []
+    zz = _ZIGZAG1
+    for offset, length in spans:
+        if -64 <= offset < 64 and length < 128:  # the common case: a 4-byte span
+            out.append(tag + b"\x04\x08" + zz[offset + 64] + b"\x10" + _VARINT1[length])
+        else:
+            out.append(_len(tag, b"\x08" + _zigzag(offset) + b"\x10" + varint(length)))
+    return b"".join(out)
+
+
+_ZIGZAG1 = [varint((d << 1) if d >= 0 else ((-d << 1) - 1)) for d in range(-64, 64)]
+_NATIVE_HEAD: dict[tuple[int, float], bytes] = {}
 
 
 def _native(nh: NativeHistogram, cache: dict[str, bytes]) -> bytes:
     """The native fields of a Histogram message (schema … positive_delta, exemplars)."""
-    out = [
-        b"\x28" + _zigzag(nh.schema),
-        b"\x31" + _double(nh.zero_threshold),
-        b"\x38" + varint(int(nh.zero_count)),
-    ]
+    head = _NATIVE_HEAD.get((nh.schema, nh.zero_threshold))
+    if head is None:
+        head = b"\x28" + _zigzag(nh.schema) + b"\x31" + _double(nh.zero_threshold)
+        if len(_NATIVE_HEAD) < 1024:
+            _NATIVE_HEAD[(nh.schema, nh.zero_threshold)] = head
+    zero = int(nh.zero_count)
+    out = [head, b"\x38" + (_VARINT1[zero] if zero < 128 else varint(zero))]
     if nh.neg_spans:
         out.append(_spans(b"\x4a", nh.neg_spans))
-        out.extend(b"\x50" + _zigzag(d) for d in nh.neg_deltas or ())
+        out.append(_deltas(_NEG_DELTA, b"\x50", nh.neg_deltas or ()))
     if nh.pos_spans:
         out.append(_spans(b"\x62", nh.pos_spans))
-        out.extend(b"\x68" + _zigzag(d) for d in nh.pos_deltas or ())
+        out.append(_deltas(_POS_DELTA, b"\x68", nh.pos_deltas or ()))
     elif not nh.neg_spans and not nh.zero_threshold and not nh.zero_count:
         # No buckets and no zero threshold would read as a classic histogram: a no-op span
         # says "native" (client_model's convention).
         out.append(b"\x62\x04\x08\x00\x10\x00")
-    for ex in nh.nh_exemplars or ():
-        if ex.timestamp is not None:  # native exemplars must have timestamps
-            out.append(_exemplar(b"\x82\x01", ex, cache))
+    if nh.nh_exemplars:
+        for ex in nh.nh_exemplars:
+            if ex.timestamp is not None:  # native exemplars must have timestamps
+                out.append(_exemplar(b"\x82\x01", ex, cache))
     return b"".join(out)
 
 
 def _histogram(fam: MetricFamily, s: Series, cache: dict[str, bytes]) -> bytes:
     v = s.values
-    count = v[-1]
-    out = [b"\x08" + varint(int(count)), b"\x11" + _double(v[0])]
+    native = s.native
+    # a native histogram's count is its buckets' (consistent with them by construction)
+    count = int(v[-1] if native is None else native.count_value)
+    out = [b"\x08" + (_VARINT1[count] if count < 128 else varint(count)), b"\x11" + _double(v[0])]
     exs = s.exemplars
     bounds = fam.buckets
-    native = s.native
     if len(bounds) > 1 or native is None:
         for i, bound in enumerate(bounds):
             if bound == math.inf:
@@ -178,19 +217,27 @@ def encode_family(family: MetricFamily) -> bytes:
     cache: dict[str, bytes] = {}
     metrics: list[bytes] = []
     add = metrics.append
+    labels_of = _series_labels
     if kind is MetricType.COUNTER:
         name, ptype = name + "_total", _COUNTER
+        double, v1 = _double, _VARINT1
         for s in family.series:
+            if not s.exemplars and s.created is None and s.timestamp is None:
+                # the common case, written out: Metric{labels, counter{value}}
+                body = labels_of(s.labels) + b"\x1a\x09\x09" + double(s.values[0])
+                n = len(body)
+                add(b"\x22" + (v1[n] if n < 128 else varint(n)) + body)
+                continue
             body = b"\x09" + _double(s.values[0])
             if s.exemplars and s.exemplars[0] is not None:
                 body += _exemplar(b"\x12", s.exemplars[0], cache)
             if s.created is not None:
                 body += _timestamp(b"\x1a", s.created)
-            add(_metric(_label_pairs(s.labels, cache), _len(b"\x1a", body), s))
+            add(_metric(labels_of(s.labels), _len(b"\x1a", body), s))
     elif kind is MetricType.HISTOGRAM:
         ptype = _HISTOGRAM
         for s in family.series:
-            add(_metric(_label_pairs(s.labels, cache), _histogram(family, s, cache), s))
+            add(_metric(labels_of(s.labels), _histogram(family, s, cache), s))
     elif kind is MetricType.SUMMARY:
         ptype = _SUMMARY
         for s in family.series:
@@ -199,7 +246,7 @@ def encode_family(family: MetricFamily) -> bytes:
                 body += _len(b"\x1a", b"\x09" + _double(q) + b"\x11" + _double(qv))
             if s.created is not None:
                 body += _timestamp(b"\x22", s.created)
-            add(_metric(_label_pairs(s.labels, cache), _len(b"\x22", body), s))
+            add(_metric(labels_of(s.labels), _len(b"\x22", body), s))
     elif kind is MetricType.STATESET:
         ptype = _GAUGE
         for s in family.series:
@@ -212,7 +259,7 @@ def encode_family(family: MetricFamily) -> bytes:
         if kind is MetricType.INFO:
             name += "_info"
         for s in family.series:
-            add(_metric(_label_pairs(s.labels, cache), tag + _double(s.values[0]), s))
+            add(_metric(labels_of(s.labels), tag + _double(s.values[0]), s))
     head = _str(b"\x0a", name)
     if family.documentation:
         head += _str(b"\x12", family.documentation)
