@@ -137,7 +137,8 @@ class NativeHistogramChild(HistogramChild):
     def observe(self, amount: float, exemplar: Mapping[str, str] | None = None) -> None:
         """Record one observation of *amount*, optionally with an exemplar."""
         try:
-            if amount == amount and exemplar is None:
+            # (NaN falls through every branch to a ValueError from ceil: the slow path)
+            if exemplar is None:
                 if amount > self._zt:
                     t = self._ptbl
                     # the key from log2 (two C calls), off by one at most near a bound;
@@ -277,7 +278,8 @@ class DualHistogramChild(NativeHistogramChild):
     def observe(self, amount: float, exemplar: Mapping[str, str] | None = None) -> None:
         """Record one observation of *amount*, optionally with an exemplar."""
         try:
-            if amount == amount and exemplar is None:
+            # (NaN falls through every branch to a ValueError from ceil: the slow path)
+            if exemplar is None:
                 i = bisect_left(self._bounds, amount)
                 if amount > self._zt:
                     t = self._ptbl
