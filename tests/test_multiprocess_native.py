@@ -215,3 +215,23 @@ def test_merge_native_lowers_to_the_common_schema() -> None:
     far[1] = 1.0
     reduced, pos, _ = read_native(merge_native(desc, [wide, far]), 2, 8)
     assert reduced == 4 and pos == _expected([1.5, 8.0, 1000.0], -1)[0]  # 20 -> 10 -> 5 wide
+
+
+def test_a_fork_while_a_window_lock_is_held_does_not_hang_the_child(tmp_path: Path) -> None:
+    reg = _registry(tmp_path)
+    child = _hist(reg).labels("get")
+    child.observe(1.0)
+    child._lock.acquire()  # as if another thread were moving the window at fork time
+    try:
+
+        def work() -> None:
+            child.observe(1000.0)  # a new bucket: the slow path, under the lock
+            os._exit(0)
+
+        p = ctx.Process(target=work)
+        p.start()
+        p.join(30)
+        assert p.exitcode == 0
+    finally:
+        child._lock.release()
+    assert _native(reg).count_value == 2

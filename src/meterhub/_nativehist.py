@@ -11,6 +11,7 @@ under the child's lock. (:mod:`meterhub.store.nativecell` reads such a cell back
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from array import array
@@ -71,6 +72,7 @@ class NativeHistogramChild(HistogramChild):
         "_ntbl",
         "_pbase",
         "_per",
+        "_pid",
         "_plo",
         "_plo1",
         "_pn",
@@ -97,6 +99,7 @@ class NativeHistogramChild(HistogramChild):
         self._top1 = start + N_BUCKETS + self._cap  # minus j: negative window bucket j
         self._zt = spec.zero_threshold
         self._lock = threading.Lock()
+        self._pid = os.getpid()
         self._reset_at = time.monotonic()
         self._sync()
 
@@ -128,6 +131,11 @@ class NativeHistogramChild(HistogramChild):
         )  # fmt: skip
 
     def _switch(self, on: bool) -> None:
+        if self._pid != os.getpid():
+            # a forked child (the mmap store re-points cells through here): a thread of the
+            # parent may have held the lock at the fork, and it is not coming back
+            self._lock = threading.Lock()
+            self._pid = os.getpid()
         with self._lock:
             super()._switch(on)
             self._sync()

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import cast
 
 from ..samples import Exemplar
+from ._mmmerge import _latest
 from ._mmview import FileView
 from .base import MetricDesc, SeriesData, cell_width
 from .nativecell import merge_native, native_start, stable_copy
@@ -19,13 +20,6 @@ from .nativecell import merge_native, native_start, stable_copy
 __all__ = ["native_summed"]
 
 _TRIES = 1000  # successive copies of one cell before giving up on a stable one
-
-
-def _latest(into: dict[int, Exemplar], other: dict[int, Exemplar]) -> None:
-    for slot, ex in other.items():
-        cur = into.get(slot)
-        if cur is None or (ex.timestamp or 0.0) >= (cur.timestamp or 0.0):
-            into[slot] = ex
 
 
 def _cells(
