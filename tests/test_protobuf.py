@@ -231,6 +231,10 @@ def test_exemplar_on_a_series_timestamp() -> None:
         ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
          "encoding=text", False),
         ("application/vnd.google.protobuf", False),
+        ("*/*;q=0.5,application/vnd.google.protobuf;"
+         "proto=io.prometheus.client.MetricFamily;q=0.4", False),  # anything else first
+        ("*/*;q=0.1,application/vnd.google.protobuf;"
+         "proto=io.prometheus.client.MetricFamily;q=0.4", True),
         ("application/openmetrics-text;version=1.0.0,text/plain;q=0.5", False),
         (None, False),
     ],

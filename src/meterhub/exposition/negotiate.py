@@ -120,10 +120,13 @@ def _protobuf_rank(accept: str | None) -> tuple[float, int] | None:
 
 def _text_rank(accept: str | None, content_type: str) -> tuple[float, int]:
     """``(q, position)`` of the text format the header chose (``(0, inf)`` if implied)."""
-    wanted = "application/openmetrics-text" if content_type != CONTENT_TYPE_LATEST else "text/plain"
+    if content_type == CONTENT_TYPE_LATEST:
+        wanted: tuple[str, ...] = ("text/plain", "text/*", "*/*")  # text is the fallback
+    else:
+        wanted = ("application/openmetrics-text",)
     best = (0.0, 1 << 30)
     for media, _params, q, pos in _media_ranges(accept or ""):
-        if media == wanted and q > best[0]:
+        if media in wanted and q > best[0]:
             best = (q, pos)
     return best
 
