@@ -267,3 +267,26 @@ def test_endpoint_answers_protobuf(registry: Registry) -> None:
     assert parse_delimited(resp.body)[0].metric[0].gauge.value == 1.0
     text = Endpoint(registry).handle("GET", "/metrics", "", {}.get)
     assert text.body.startswith(b"# HELP up Up.")
+
+
+def test_a_prometheus_client_collectors_native_histogram(registry: Registry) -> None:
+    import prometheus_client.core as pcc
+    from prometheus_client.samples import BucketSpan as PBucketSpan
+    from prometheus_client.samples import NativeHistogram as PNative
+
+    class Custom:
+        def collect(self) -> Any:
+            h = pcc.HistogramMetricFamily("rpc", "RPCs.", labels=["m"])
+            nh = PNative(6, 12.5, 2, 0.001, 1, pos_spans=[PBucketSpan(-1, 2), PBucketSpan(3, 1)],
+                         pos_deltas=[2, 0, -1])  # fmt: skip
+            h.add_sample("rpc", {"m": "get"}, 0, None, None, nh)
+            yield h
+
+    registry.register(Custom())
+    (fam,) = parse_delimited(generate_latest_protobuf(registry))
+    hist = fam.metric[0].histogram
+    assert (hist.sample_count, hist.sample_sum, hist.schema, hist.zero_count) == (6, 12.5, 2, 1)
+    assert [(s.offset, s.length) for s in hist.positive_span] == [(-1, 2), (3, 1)]
+    assert list(hist.positive_delta) == [2, 0, -1]
+    text = meterhub.generate_latest(registry).decode()
+    assert 'rpc_bucket{m="get",le="+Inf"} 6\n' in text and 'rpc_sum{m="get"} 12.5' in text

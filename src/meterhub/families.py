@@ -26,7 +26,16 @@ from typing import Any
 
 from .errors import DefinitionError
 from .naming import validate_metric_name
-from .samples import Exemplar, MetricFamily, MetricType, Sample, Series, Timestamp
+from .samples import (
+    BucketSpan,
+    Exemplar,
+    MetricFamily,
+    MetricType,
+    NativeHistogram,
+    Sample,
+    Series,
+    Timestamp,
+)
 
 __all__ = [
     "CounterMetricFamily",
@@ -327,6 +336,12 @@ def _from_samples(
         ts = None if s.timestamp is None else float(s.timestamp)
         g = groups.setdefault(tuple(sorted(labels.items())), {"ts": ts})
         g["labels"] = tuple(labels.items())
+        native = getattr(s, "native_histogram", None)
+        if native is not None and kind is MetricType.HISTOGRAM:
+            # prometheus_client's native histogram sample (its value is not a count)
+            g["native"] = _native_of(native)
+            buckets.add(math.inf)
+            continue
         if suffix == "_created":
             g["created"] = float(s.value)
         elif suffix == "_bucket":
@@ -347,14 +362,18 @@ def _from_samples(
     series = []
     for g in groups.values():
         if kind is MetricType.HISTOGRAM:
-            values, exemplars, last = [g.get("_sum", 0.0)], [], 0.0
+            native = g.get("native")
+            values, exemplars, last = [g.get("_sum", native.sum_value if native else 0.0)], [], 0.0
             per = g.get("buckets", {})
+            if native is not None and math.inf not in per:
+                per[math.inf] = (native.count_value, None)
             for b in bounds:
                 last, ex = per.get(b, (last, None))
                 values.append(last)
                 exemplars.append(ex)
+            exs = tuple(exemplars) if any(e is not None for e in exemplars) or not native else ()
             series.append(
-                Series(g["labels"], tuple(values), tuple(exemplars), g.get("created"), g["ts"])
+                Series(g["labels"], tuple(values), exs, g.get("created"), g["ts"], native=native)
             )
             continue
         if kind is MetricType.SUMMARY:
@@ -375,3 +394,20 @@ def _from_samples(
             )
         )
     return MetricFamily(name, doc, kind, unit, tuple(series), bounds, tuple(states))
+
+
+def _native_of(nh: Any) -> NativeHistogram:
+    """prometheus_client's (or anyone's) ``NativeHistogram`` as meterhub's."""
+    exemplars = getattr(nh, "nh_exemplars", None)
+    return NativeHistogram(
+        float(nh.count_value),
+        float(nh.sum_value),
+        int(nh.schema),
+        float(nh.zero_threshold),
+        float(nh.zero_count),
+        tuple(BucketSpan(int(o), int(n)) for o, n in nh.pos_spans or ()),
+        tuple(BucketSpan(int(o), int(n)) for o, n in nh.neg_spans or ()),
+        tuple(int(d) for d in nh.pos_deltas or ()),
+        tuple(int(d) for d in nh.neg_deltas or ()),
+        tuple(exemplars) if exemplars else None,
+    )
