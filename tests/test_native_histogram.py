@@ -116,7 +116,10 @@ def test_protobuf_of_native_buckets(registry: Registry) -> None:
     hist = fam.metric[0].histogram
     assert hist.sample_count == len(values) and hist.sample_sum == pytest.approx(sum(values))
     assert (hist.schema, hist.zero_threshold, hist.zero_count) == (3, DEFAULT_ZERO_THRESHOLD, 1)
-    assert not hist.bucket  # native only: no classic buckets on the wire
+    # native only: no classic buckets on the wire but a +Inf one carrying the exemplar
+    (inf,) = hist.bucket
+    assert inf.upper_bound == math.inf and inf.cumulative_count == len(values)
+    assert inf.exemplar.value == 0.3
     pos, neg, _ = _expected(values, 3, DEFAULT_ZERO_THRESHOLD)
 
     def dec(spans: Any, deltas: Any) -> dict[int, float]:

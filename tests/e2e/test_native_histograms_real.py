@@ -22,7 +22,7 @@ import pytest
 
 from meterhub import Counter, Histogram, Registry, generate_latest
 from meterhub.export.http import start_http_server
-from support.promstack import _api
+from support.promstack import _api, query_exemplars, wait_for
 
 pytestmark = [pytest.mark.realstack, pytest.mark.timeout(180)]
 
@@ -116,6 +116,18 @@ def test_prometheus_ingests_native_histograms(promstack: Any) -> None:
         raw = prom.query(f"nh_latency_seconds{sel}")
         assert len(raw) == 1 and "histogram" in raw[0]
         assert float(raw[0]["histogram"][1]["count"]) == 2 * N
+
+        # exemplars: 2.42 reads them from classic buckets (a native-only histogram's from
+        # the +Inf bucket the protobuf carries for it)
+        native.observe(0.25, exemplar={"trace_id": "native-1"})
+        dual.observe(0.25, exemplar={"trace_id": "dual-1"})
+        for name, trace in (("nh_latency_seconds", "native-1"), ("nh_dual_seconds", "dual-1")):
+
+            def found(name: str = name) -> list[Any]:
+                return [e for r in query_exemplars(prom.url, name + sel) for e in r["exemplars"]]
+
+            ex = wait_for(found, 30, f"exemplar of {name}")
+            assert ex[-1]["labels"] == {"trace_id": trace} and float(ex[-1]["value"]) == 0.25
 
         # What 2.42 keeps of a histogram with classic buckets too: with native histograms
         # on, it ingests the native one only (scrape_classic_histograms came in 2.45).

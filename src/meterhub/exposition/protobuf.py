@@ -16,6 +16,8 @@ summary     ``SUMMARY``: count, sum, quantiles, ``created_timestamp``
 histogram   ``HISTOGRAM``: count, sum, classic buckets (cumulative, without the
             implied ``+Inf``) with their exemplars; native buckets (schema, zero
             bucket, spans and deltas) and native exemplars when the series has them
+            (a native-only histogram's exemplar also rides on a ``+Inf`` bucket, where
+            Prometheus 2.42 looks for it)
 info        ``GAUGE`` named ``<name>_info`` with value 1 (the info pairs are labels)
 stateset    ``GAUGE``: one metric per state, labelled ``<name>="<state>"``, 1 or 0
 unknown     ``UNTYPED``
@@ -200,6 +202,13 @@ def _histogram(fam: MetricFamily, s: Series, cache: dict[str, bytes]) -> bytes:
             out.append(_len(b"\x1a", body))
     if native is not None:
         out.append(_native(native, cache))
+        if len(bounds) <= 1 and native.nh_exemplars:
+            # Prometheus before 2.47 reads a native histogram's exemplars from its classic
+            # buckets only: the +Inf bucket (what the text format shows for a native-only
+            # histogram) carries the latest one.
+            ex = native.nh_exemplars[-1]
+            body = b"\x08" + varint(count) + b"\x11" + _double(math.inf)
+            out.append(_len(b"\x1a", body + _exemplar(b"\x1a", ex, cache)))
     if s.created is not None:
         out.append(_timestamp(b"\x7a", s.created))
     return _len(b"\x3a", b"".join(out))

@@ -327,6 +327,8 @@ def _family(buf: bytes, start: int, end: int) -> MetricFamily:
             values.append(last)
             exemplars.append(ex)
         exs = tuple(exemplars) if any(exemplars) else ()
+        if h.native is not None and len(bounds) == 1:
+            exs = ()  # the +Inf bucket's exemplar is the native histogram's
         series.append(Series(pairs, tuple(values), exs, h.created, ts, native=h.native))
     return MetricFamily(name, doc, kind, unit, tuple(series), tuple(bounds))
 
