@@ -103,6 +103,35 @@ class Child:
 Child.active_cell = Child.__dict__["_v"]
 
 
+def move_cell(child: Child, old: Cell, new: Cell, summed: bool) -> None:
+    """Move *child* from cell *old* to *new* with no update lost to a racing thread.
+
+    A recording reads ``_v`` and updates it with no call or loop in between, so no thread
+    switch falls inside it (the contract of :mod:`meterhub.store.base`): once ``_v`` is
+    swapped, nothing writes *old* any more. Summed values (counters, histograms,
+    summaries) are swapped first and then added in; set values (gauges, enums, at most
+    two slots) are copied and swapped with no switch point in between.
+    """
+    if summed:
+        new[-1] = old[-1]  # created: written once, at creation
+        child._cell = new
+        if child._v is old:
+            child._v = new
+        for i in range(len(old) - 1):
+            new[i] += old[i]
+    elif len(old) == 1:
+        new[0] = old[0]
+        child._cell = new
+        if child._v is old:
+            child._v = new
+    else:
+        new[0] = old[0]
+        new[1] = old[1]
+        child._cell = new
+        if child._v is old:
+            child._v = new
+
+
 class MetricBase(Generic[C]):
     """The parent of a metric type: definition, labels, children, collection."""
 
@@ -326,6 +355,17 @@ class MetricBase(Generic[C]):
             self._stamp_created(cell)
             child._cell = cell
             child._switch(self._recording)
+
+    def _move_cell(self, key: tuple[str, ...], old: Cell, new_cell: Callable[[], Cell]) -> bool:
+        """Re-point the child recording into *old* at ``new_cell()``, carrying its values
+        over; False (and no call to *new_cell*) if no child of *key* holds *old*. The
+        multi-process store moves series this way out of a process-local cell (the file
+        could not grow) or a damaged file, while other threads record."""
+        child = self._children.get(key)
+        if child is None or child._cell is not old:
+            return False
+        move_cell(child, old, new_cell(), self._layout.summed)
+        return True
 
     def _stamp_created(self, cell: Cell) -> None:
         # Only while _created samples are on: the timestamp is a float object per series,

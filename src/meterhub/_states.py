@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ._metric import Child, MetricBase, _encodable
@@ -110,6 +110,16 @@ class Info(MetricBase[InfoChild]):
     def _cell_for(self, key: tuple[str, ...]) -> Cell:
         # A child's stored key gains the encoded info pairs once info() is called.
         return [0.0] * INFO.width(self._desc)
+
+    def _move_cell(self, key: tuple[str, ...], old: Cell, new_cell: Callable[[], Cell]) -> bool:
+        # The store's key of an info series is the child's key plus the encoded pairs.
+        child = self._children.get(key[:-1])
+        if child is None or getattr(child, "_info_cell", None) is not old:
+            return False
+        new = new_cell()
+        new[0] = old[0]
+        child._info_cell = new
+        return True
 
     def _local_cells(self) -> list[LocalCell]:
         return [

@@ -224,7 +224,7 @@ class MultiProcessCollector:
         archive = s._reader.archive
         gen, archived = (archive.generation, archive.merged) if archive else (0, 0)
         yield from directory_self_metrics(
-            s.directory, s.files_merged, s.merge_seconds, gen, archived
+            s.directory, s.files_merged, s.merge_seconds, gen, archived, len(s._reader.unreadable)
         )
         yield MetricFamily(
             "meterhub_multiprocess_collection_duration_seconds",

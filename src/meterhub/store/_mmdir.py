@@ -2,15 +2,22 @@
 
 File names (everything else in the directory is ignored):
 
-* ``p_<pid>_<start>.db`` - the file of a live or dead process; ``start`` is the process
-  start time (``/proc/<pid>/stat`` field 22, clock ticks since boot), so a recycled pid
-  never passes for the process that wrote the file;
+* ``p_<pid>_<start>.db`` (or ``p_<pid>_<start>_<n>.db``) - the file of a live or dead
+  process; ``start`` is the process start time (``/proc/<pid>/stat`` field 22, clock
+  ticks since boot), so a recycled pid never passes for the process that wrote the file.
+  Files are created exclusively (``O_EXCL``, then published with ``os.link``, which never
+  replaces): a process whose name is taken - a recycled pid within the same clock tick,
+  a second store in one process - takes the next ``_<n>``, and no file of another
+  process is ever truncated or replaced;
 * ``archive_<generation>.db`` - dead processes' values merged; only the highest
   generation counts, and the files named in its SOURCES record are already inside it;
-* ``*.tmp`` / ``*.part`` - files being born (never read);
+* ``*.tmp`` / ``*.part`` - files being born (never read; ``p_<pid>_<start>_<token>.tmp``
+  for process files);
 * ``.lock`` - ``flock``: readers list and open files under a shared lock, compaction
   runs under the exclusive one;
-* ``corrupt/`` - damaged files moved aside (their count is a self-metric).
+* ``corrupt/`` - damaged files moved aside (their count is a self-metric). A file that
+  cannot be opened or read (another user's, an I/O error) is not damaged: it is skipped
+  and counted by the reader that met it, never moved, and compaction goes on without it.
 
 Compaction steps, each crash-safe: (1) recover - delete archives older than the newest
 and the files its SOURCES record names; (2) merge the newest archive and the dead files
@@ -27,6 +34,7 @@ import fcntl
 import logging
 import os
 import re
+import secrets
 import struct
 from collections.abc import Callable, Iterator
 
@@ -34,6 +42,7 @@ from ..samples import MetricType
 from ._mmformat import (
     EXEMPLAR_DOUBLES,
     KIND_ARCHIVE,
+    KIND_PROCESS,
     R_EXEMPLAR,
     R_META,
     R_SERIES,
@@ -41,6 +50,7 @@ from ._mmformat import (
     CorruptFile,
     FileWriter,
     _dumps,
+    _io,
     desc_to_json,
     exemplar_key,
     series_key,
@@ -50,9 +60,17 @@ from ._mmmerge import SUMMED, FileState, _reduced, _summed
 from ._mmview import FileView
 from .base import MetricDesc, SeriesData, cell_width
 
-__all__ = ["compact", "corrupt_count", "locked", "process_start", "quarantine"]
+__all__ = [
+    "compact",
+    "corrupt_count",
+    "create_process_file",
+    "locked",
+    "process_start",
+    "quarantine",
+]
 
-PROC_RE = re.compile(r"^p_(\d+)_(\d+)\.db(\.tmp)?$")
+PROC_RE = re.compile(r"^p_(\d+)_(\d+)(?:_\d+)?\.db$")
+PROC_TMP_RE = re.compile(r"^p_(\d+)_(\d+)(?:_[0-9a-f]+)?(?:\.db)?\.tmp$")
 ARCHIVE_RE = re.compile(r"^archive_(\d+)\.db$")
 LOCK_NAME = ".lock"
 CORRUPT_DIR = "corrupt"
@@ -98,8 +116,26 @@ def process_start(pid: int) -> int | None:
 _HAVE_PROC = os.path.isdir("/proc/self")
 
 
-def proc_file_name(pid: int, start: int) -> str:
-    return f"p_{pid}_{start}.db"
+def proc_file_name(pid: int, start: int, n: int = 0) -> str:
+    return f"p_{pid}_{start}.db" if n == 0 else f"p_{pid}_{start}_{n}.db"
+
+
+def create_process_file(directory: str, pid: int, start: int) -> FileWriter:
+    """A new, empty, unpublished file for process *pid* (see :func:`publish_process_file`)."""
+    tmp = os.path.join(directory, f"p_{pid}_{start}_{secrets.token_hex(6)}.tmp")
+    name = os.path.join(directory, proc_file_name(pid, start))
+    return FileWriter(name, KIND_PROCESS, pid, start, tmp=tmp, exclusive=True)
+
+
+def publish_process_file(directory: str, writer: FileWriter, pid: int, start: int) -> None:
+    """Give *writer*'s file the first free name of its process (never another's file)."""
+    for n in range(10_000):
+        try:
+            writer.publish(os.path.join(directory, proc_file_name(pid, start, n)))
+            return
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{directory}: no free file name for process {pid}")
 
 
 def _alive(name: str) -> bool:
@@ -111,32 +147,59 @@ def _alive(name: str) -> bool:
 @contextlib.contextmanager
 def locked(path: str, exclusive: bool) -> Iterator[None]:
     # A fresh descriptor each time: an inherited one would share its lock with the parent.
-    fd = os.open(os.path.join(path, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
+    lock = os.path.join(path, LOCK_NAME)
+    fd: int | None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except PermissionError:
+        # A reader without write access to the directory (another user): flock works on
+        # a read-only descriptor; with no lock file at all nobody compacts: read as is.
+        try:
+            fd = os.open(lock, os.O_RDONLY)
+        except FileNotFoundError:
+            if exclusive:
+                raise
+            fd = None
+    try:
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         yield
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
 
 
 def _fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
+        _io("fsync")
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
-def quarantine(path: str, name: str) -> None:
-    """Move the damaged file *name* into ``corrupt/`` (caller holds the exclusive lock)."""
+def quarantine(path: str, name: str) -> bool:
+    """Move the damaged file *name* into ``corrupt/`` (caller holds the exclusive lock).
+
+    False if it could not be moved (no write access to the directory): the caller skips
+    it and counts it as unreadable instead.
+    """
     target_dir = os.path.join(path, CORRUPT_DIR)
-    os.makedirs(target_dir, exist_ok=True)
-    target, n = os.path.join(target_dir, name), 0
-    while os.path.exists(target):
-        n += 1
-        target = os.path.join(target_dir, f"{name}.{n}")
-    with contextlib.suppress(FileNotFoundError):
+    try:
+        os.makedirs(target_dir, exist_ok=True)
+        target, n = os.path.join(target_dir, name), 0
+        while os.path.exists(target):
+            n += 1
+            target = os.path.join(target_dir, f"{name}.{n}")
+        _io("rename")
         os.rename(os.path.join(path, name), target)
+    except FileNotFoundError:
+        return True  # moved or compacted by someone else meanwhile
+    except OSError as exc:
+        log.warning("meterhub: cannot move damaged %s aside (%s); skipping it", name, exc)
+        return False
+    log.warning("meterhub: %s is damaged; moved to %s/", name, CORRUPT_DIR)
+    return True
 
 
 def corrupt_count(path: str) -> int:
@@ -175,7 +238,10 @@ def compact(path: str, pids: frozenset[int] = frozenset()) -> int:
     """Merge dead processes' files into a new archive; return how many files were merged.
 
     A file whose process ``/proc`` shows running (same pid and start time) is never
-    merged; without ``/proc``, files of *pids* count as dead on the caller's word.
+    merged; without ``/proc``, files of *pids* count as dead on the caller's word. A
+    damaged file is moved aside; a file that cannot be read is left where it is, and
+    the others are merged all the same. If the newest archive cannot be read, nothing
+    is merged (a new archive without it would lose what it holds).
     """
     with locked(path, exclusive=True):
         names = os.listdir(path)
@@ -190,6 +256,13 @@ def compact(path: str, pids: frozenset[int] = frozenset()) -> int:
                     base.close()
                 base = None
                 quarantine(path, name)
+            except FileNotFoundError:
+                base = None
+            except OSError as exc:
+                if base is not None:
+                    base.close()
+                log.warning("meterhub: cannot read the archive %s (%s); not compacting", name, exc)
+                return 0
         try:
             return _compact_locked(path, names, base, pids)
         finally:
@@ -203,53 +276,65 @@ def _compact_locked(
     merged_before = set(base.sources) if base else set()
     for name in names:  # step 1: finish an interrupted compaction
         old_archive = ARCHIVE_RE.match(name) and (base is None or name != base.name)
-        stale = name.endswith((".part", ".part.tmp")) or (
-            PROC_RE.match(name) and name.endswith(".tmp")
-        )
+        stale = name.endswith((".part", ".part.tmp")) or bool(PROC_TMP_RE.match(name))
         if name in merged_before or old_archive or (stale and not _alive_tmp(name)):
             with contextlib.suppress(FileNotFoundError):
+                _io("unlink")
                 os.unlink(os.path.join(path, name))
     dead: list[FileView] = []
     try:
         for name in sorted(names):
             m = PROC_RE.match(name)
-            if m is None or m.group(3) or name in merged_before:
+            if m is None or name in merged_before:
                 continue
             # Without /proc a recycled pid looks alive: then the caller's word decides.
             trust_caller = int(m.group(1)) in pids and not _HAVE_PROC
             if _alive(name) and not trust_caller:
                 continue
-            try:
-                view = FileView(os.path.join(path, name))
-            except FileNotFoundError:
-                continue
-            except CorruptFile:
-                quarantine(path, name)
-                continue
-            try:
-                view.refresh()
-            except CorruptFile:
-                view.close()
-                quarantine(path, name)
-                continue
-            dead.append(view)
+            view = _open_dead(path, name)
+            if view is not None:
+                dead.append(view)
         if not dead:
             return 0
         _write_archive(path, base, dead)
         _hit("after_commit")
         for view in dead:
-            os.unlink(view.path)
+            with contextlib.suppress(FileNotFoundError):
+                _io("unlink")
+                os.unlink(view.path)
             _hit("after_unlink")
         if base is not None:
-            os.unlink(base.path)
+            with contextlib.suppress(FileNotFoundError):
+                _io("unlink")
+                os.unlink(base.path)
         return len(dead)
     finally:
         for view in dead:
             view.close()
 
 
+def _open_dead(path: str, name: str) -> FileView | None:
+    """A dead process's file, read in full; ``None`` if gone, damaged (moved aside) or
+    unreadable (left in place: skipped, and the rest is compacted all the same)."""
+    view: FileView | None = None
+    try:
+        view = FileView(os.path.join(path, name))
+        view.refresh()
+        return view
+    except FileNotFoundError:
+        pass
+    except CorruptFile:
+        quarantine(path, name)
+    except OSError as exc:
+        log.warning("meterhub: cannot read %s (%s); compacting the others", name, exc)
+    if view is not None:
+        view.close()
+    return None
+
+
 def _alive_tmp(name: str) -> bool:
-    return bool(PROC_RE.match(name)) and _alive(name[: -len(".tmp")])
+    m = PROC_TMP_RE.match(name)
+    return bool(m) and process_start(int(m.group(1))) == int(m.group(2))  # type: ignore[union-attr]
 
 
 def _write_archive(path: str, base: FileView | None, dead: list[FileView]) -> None:
@@ -283,5 +368,6 @@ def _write_archive(path: str, base: FileView | None, dead: list[FileView]) -> No
     finally:
         writer.close()
     _hit("before_commit")
+    _io("rename")
     os.rename(part, final)
     _fsync_dir(path)

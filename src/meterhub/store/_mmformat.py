@@ -12,6 +12,7 @@ import json
 import mmap
 import os
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from ..naming import LABEL_NAME_RE, METRIC_NAME_RE
@@ -52,6 +53,18 @@ EXEMPLAR_PAYLOAD = EXEMPLAR_DOUBLES * 8 - 16
 
 class CorruptFile(Exception):
     """A file that does not follow the layout (bad magic, truncated, garbled record)."""
+
+
+_fault: Callable[[str], None] | None = None
+"""The I/O fault seam: tests set it to a function that raises ``OSError`` for the calls
+they want to fail. It is called with the name of the system call about to be made:
+``open``, ``fallocate``, ``ftruncate``, ``mmap``, ``link``, ``rename``, ``unlink``,
+``fsync``, ``pread`` (see tests/test_multiprocess_faults.py)."""
+
+
+def _io(op: str) -> None:
+    if _fault is not None:
+        _fault(op)
 
 
 def _pad8(n: int) -> int:
@@ -125,53 +138,119 @@ class FileWriter:
 
     Not thread-safe: the store serializes calls. Cells stay valid for the life of the
     process because segments are mapped once and never remapped.
+
+    The file is born as *tmp* (readers ignore it) and appears under its final name with
+    a valid header: ``os.rename`` for archives (written under the directory's exclusive
+    lock), and for process files - ``exclusive=True`` - ``os.link``, which never replaces
+    an existing file: :meth:`publish` then raises ``FileExistsError`` and the caller
+    tries another name. A failure here leaves nothing behind (no descriptor, no file).
     """
 
     def __init__(
-        self, path: str, kind: int, pid: int, start: int, generation: int = 0, merged: int = 0
+        self,
+        path: str,
+        kind: int,
+        pid: int,
+        start: int,
+        generation: int = 0,
+        merged: int = 0,
+        *,
+        tmp: str | None = None,
+        exclusive: bool = False,
     ) -> None:
-        # Readers ignore *.tmp: the file appears under its final name with a valid header.
-        tmp = path + ".tmp"
         self.path = path
-        self._fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        self._tmp = tmp or path + ".tmp"
+        self._exclusive = exclusive
         self._segments: list[tuple[int, mmap.mmap]] = []
-        self._seg_start = 0
-        self._seg_end = 0
-        self._map_segment(0, SEGMENT)
-        first = self._segments[0][1]
-        HEADER.pack_into(
-            first, 0, MAGIC, VERSION, kind, pid, start, HEADER_SIZE, generation, merged, 0
-        )
-        self._end = HEADER_SIZE
-        os.rename(tmp, path)
+        self._seg_start = self._seg_end = 0
+        self._head = (kind, pid, start, generation, merged)
+        flags = os.O_RDWR | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+        _io("open")
+        self._fd = os.open(self._tmp, flags, 0o644)
+        try:
+            self._map_segment(0, SEGMENT)
+            first = self._segments[0][1]
+            HEADER.pack_into(
+                first, 0, MAGIC, VERSION, kind, pid, start, HEADER_SIZE, generation, merged, 0
+            )
+            self._end = HEADER_SIZE
+            self._first = bytes(16)
+            if not exclusive:
+                _io("rename")
+                os.rename(self._tmp, path)
+        except BaseException:
+            self._discard()
+            raise
+
+    def _discard(self) -> None:
+        for _, mm in self._segments:
+            mm.close()
+        self._segments.clear()
+        os.close(self._fd)
+        try:
+            os.unlink(self._tmp)
+        except OSError:
+            pass
+
+    def publish(self, path: str) -> None:
+        """Give the exclusive file its final name *path*; ``FileExistsError`` if taken."""
+        _io("link")
+        try:
+            os.link(self._tmp, path)
+        except FileExistsError:
+            raise
+        except OSError:
+            # A filesystem without hard links: rename, which replaces; the name was free
+            # a moment ago and creators of the same name are this very process.
+            if os.path.lexists(path):
+                raise FileExistsError(path) from None
+            _io("rename")
+            os.rename(self._tmp, path)
+        else:
+            try:
+                os.unlink(self._tmp)
+            except OSError:
+                pass  # a stale *.tmp is removed by the next compaction
+        self.path = path
 
     def _map_segment(self, start: int, size: int) -> None:
         # Reserve the blocks now: on a full disk a store into a sparse mapping is a SIGBUS
         # that kills the process; here it is an OSError the store can absorb.
-        if hasattr(os, "posix_fallocate"):
-            os.posix_fallocate(self._fd, start, size)
-        else:
-            os.ftruncate(self._fd, start + size)
+        self._reserve(start, size)
+        _io("mmap")
         mm = mmap.mmap(self._fd, size, offset=start)
         self._segments.append((start, mm))
         self._seg_start, self._seg_end = start, start + size
 
+    def _reserve(self, start: int, size: int) -> None:
+        if hasattr(os, "posix_fallocate"):
+            _io("fallocate")
+            os.posix_fallocate(self._fd, start, size)
+        else:
+            _io("ftruncate")
+            os.ftruncate(self._fd, start + size)
+
     def append(self, rtype: int, key: bytes, n_values: int) -> tuple[mmap.mmap, int]:
-        """Append a record; return its segment and the offset of its values in it."""
+        """Append a record; return its segment and the offset of its values in it.
+
+        Raises ``OSError`` (and changes nothing a reader sees) when the file cannot grow.
+        """
         key_room = _pad8(len(key))
         length = RECORD.size + key_room + 8 * n_values
         if self._end + length > self._seg_end:
-            room = self._seg_end - self._end
-            if room:
-                mm = self._segments[-1][1]
-                RECORD_HEAD.pack_into(mm, self._end - self._seg_start, room, R_PAD)
             gran = mmap.ALLOCATIONGRANULARITY
             self._map_segment(self._seg_end, max(SEGMENT, (length + gran - 1) // gran * gran))
+            room = self._seg_start - self._end
+            if room:
+                mm = self._segments[-2][1]
+                RECORD_HEAD.pack_into(mm, self._end - self._segments[-2][0], room, R_PAD)
             self._end = self._seg_start
         mm = self._segments[-1][1]
         at = self._end - self._seg_start
         RECORD.pack_into(mm, at, length, rtype, 0, len(key), n_values)
         mm[at + RECORD.size : at + RECORD.size + len(key)] = key
+        if self._end == HEADER_SIZE:
+            self._first = bytes(mm[at : at + RECORD.size])
         self._end += length
         # Publish last: a reader never parses a record whose bytes are not all written.
         struct.pack_into("<Q", self._segments[0][1], USED_AT, self._end)
@@ -180,6 +259,41 @@ class FileWriter:
     def cell(self, key: bytes, width: int) -> memoryview[float]:
         mm, at = self.append(R_SERIES, key, width)
         return memoryview(mm)[at : at + 8 * width].cast("d")
+
+    def damage(self) -> int | None:
+        """Check the file under this writer; ``None`` if intact, else the byte from which
+        its content is lost (0: all of it).
+
+        A file truncated under its writer is grown back first (sparse, then reserved when
+        the disk allows), so that no cell of it faults (SIGBUS) from then on; a header
+        that no longer says what this writer wrote means the file was overwritten.
+        """
+        size = os.fstat(self._fd).st_size
+        lost: int | None = None
+        if size < self._seg_end:
+            lost = size
+            # If even this fails (the file hit a size limit), the next store into the lost
+            # pages is a SIGBUS: nothing in Python can prevent it.
+            _io("ftruncate")
+            os.ftruncate(self._fd, self._seg_end)
+            try:
+                self._reserve(0, self._seg_end)
+            except OSError:
+                pass  # sparse: reads are safe; the store moves its cells out right away
+        first = self._segments[0][1]
+        magic, version, kind, pid, start, used, gen, merged, _ = HEADER.unpack_from(first, 0)
+        if (magic, version) != (MAGIC, VERSION) or (kind, pid, start, gen, merged) != self._head:
+            lost = 0
+        elif lost is None and (
+            used != self._end or self._first != first[HEADER_SIZE : HEADER_SIZE + RECORD.size]
+        ):
+            lost = HEADER_SIZE  # overwritten from the first record on (zero-filled?)
+        return lost
+
+    def identity(self) -> tuple[int, int]:
+        """Device and inode of the file (to tell whether its name still points at it)."""
+        st = os.fstat(self._fd)
+        return st.st_dev, st.st_ino
 
     def detach(self) -> None:
         """Close the descriptor only (a forked child drops its parent's file this way:
@@ -196,6 +310,7 @@ class FileWriter:
     def flush(self) -> None:
         for _, mm in self._segments:
             mm.flush()
+        _io("fsync")
         os.fsync(self._fd)
 
 
@@ -212,20 +327,16 @@ def write_exemplar(mm: mmap.mmap, at: int, exemplar: Exemplar) -> bool:
     return True
 
 
-def read_exemplar(buf: mmap.mmap, at: int) -> Exemplar | None:
-    for _ in range(100):
-        (seq,) = EXEMPLAR_SEQ.unpack_from(buf, at)
-        if seq == 0:
-            return None
-        if seq & 1:
-            continue
-        (n,) = EXEMPLAR_LEN.unpack_from(buf, at + 8)
-        payload = bytes(buf[at + 16 : at + 16 + min(n, EXEMPLAR_PAYLOAD)])
-        if EXEMPLAR_SEQ.unpack_from(buf, at)[0] != seq:
-            continue
-        try:
-            labels, value, ts = json.loads(payload)
-            return Exemplar(dict(labels), float(value), None if ts is None else float(ts))
-        except (ValueError, TypeError):
-            return None
-    return None
+def read_exemplar(buf: bytes, at: int) -> Exemplar | None:
+    """The exemplar in a copy of the slot at *at*; ``None`` if empty, being written (odd
+    sequence: read the slot again) or garbled."""
+    (seq,) = EXEMPLAR_SEQ.unpack_from(buf, at)
+    if seq == 0 or seq & 1:
+        return None
+    (n,) = EXEMPLAR_LEN.unpack_from(buf, at + 8)
+    payload = bytes(buf[at + 16 : at + 16 + min(n, EXEMPLAR_PAYLOAD)])
+    try:
+        labels, value, ts = json.loads(payload)
+        return Exemplar(dict(labels), float(value), None if ts is None else float(ts))
+    except (ValueError, TypeError):
+        return None

@@ -45,6 +45,11 @@ class Directory:
         self._dead: set[str] = set()
         self._pidfds: dict[str, int] = {}
         self.archive: FileView | None = None
+        self.unreadable: set[str] = set()
+        """Files the last snapshot skipped: not readable by this process (permissions,
+        I/O errors), or damaged but not movable aside by it."""
+        self._stuck: dict[str, tuple[int, int]] = {}  # damaged, not movable: name -> inode
+        self._failed_compaction: frozenset[str] | None = None
         weakref.finalize(self, _close_fds, self._pidfds)
 
     def _still_alive(self, name: str) -> bool:
@@ -84,30 +89,72 @@ class Directory:
         for attempt in range(3):
             states, corrupt, leftovers = self._scan()
             if corrupt:
-                with locked(self.path, exclusive=True):
+                try:
+                    with locked(self.path, exclusive=True):
+                        for name in corrupt:
+                            if not quarantine(self.path, name):
+                                self._stick(name)
+                except OSError:  # no lock file, and no right to create one: skip them
                     for name in corrupt:
-                        quarantine(self.path, name)
+                        self._stick(name)
                 continue
-            dead = any(not alive for _, alive in states[1:])
+            dead = frozenset(v.name for v, alive in states[1:] if v is not None and not alive)
+            if dead == self._failed_compaction:
+                compact_dead = False  # it failed with these very files: wait for a change
             if compact_dead and attempt < 2 and (dead or leftovers):
                 try:
                     compact(self.path)
-                except Exception:  # a scrape must succeed even when compaction cannot
-                    log.exception("meterhub: compacting %s failed; will retry", self.path)
+                except Exception as exc:  # a scrape must succeed even when compaction cannot
+                    if self._failed_compaction is None:
+                        log.warning("meterhub: compacting %s failed: %s", self.path, exc)
+                    self._failed_compaction = dead
                     compact_dead = False
+                else:
+                    self._failed_compaction = None
                 continue
             return [s for s in states if s[0] is not None]  # type: ignore[misc]
         return [s for s in states if s[0] is not None]  # type: ignore[misc]
 
+    def _stick(self, name: str) -> None:
+        try:
+            st = os.stat(os.path.join(self.path, name))
+        except OSError:
+            return
+        self._stuck[name] = (st.st_dev, st.st_ino)
+        self.unreadable.add(name)
+
+    def _is_stuck(self, name: str) -> bool:
+        where = self._stuck.get(name)
+        if where is None:
+            return False
+        try:
+            st = os.stat(os.path.join(self.path, name))
+        except OSError:
+            del self._stuck[name]
+            return False
+        if (st.st_dev, st.st_ino) != where:
+            del self._stuck[name]  # another file under that name now
+            return False
+        return True
+
     def _open(self, name: str, corrupt: list[str]) -> FileView | None:
+        if self._stuck and self._is_stuck(name):
+            self.unreadable.add(name)
+            return None
         view = self._views.get(name)
         try:
             if view is None:
                 view = self._views[name] = FileView(os.path.join(self.path, name))
             view.refresh()
             return view
+        except FileNotFoundError:
+            return None  # gone (compacted meanwhile)
         except OSError:
-            return None  # gone (compacted meanwhile) or unreadable: not ours to judge
+            self.unreadable.add(name)  # another user's, an I/O error: skipped and counted
+            if view is not None:
+                view.close()
+                del self._views[name]
+            return None
         except CorruptFile:
             if view is not None:
                 view.close()
@@ -117,6 +164,7 @@ class Directory:
 
     def _scan(self) -> tuple[list[tuple[FileView | None, bool]], list[str], bool]:
         corrupt: list[str] = []
+        self.unreadable = set()
         with locked(self.path, exclusive=False):
             names = os.listdir(self.path)
             archive: FileView | None = None

@@ -1,14 +1,15 @@
 """The read side of the multi-process file format: a read-only, incrementally indexed view.
 
-:class:`FileView` maps a file read-only and indexes its records incrementally, so a
-scrape parses only what was appended since the previous one; :class:`Columns` lets a
-merge read one metric's values from a file with a single ``unpack_from``.
+:class:`FileView` reads a file with ``pread`` into a private copy at each refresh and
+indexes its records incrementally, so a scrape parses only what was appended since the
+previous one; :class:`Columns` lets a merge read one metric's values from a file with a
+single ``unpack_from``. A reader never maps another process's file: a mapping of a file
+truncated under it faults (SIGBUS) on the next read, a copy cannot.
 """
 
 from __future__ import annotations
 
 import json
-import mmap
 import os
 import struct
 from collections.abc import Iterator, Sequence
@@ -16,6 +17,8 @@ from typing import Any, cast
 
 from ..samples import Exemplar
 from ._mmformat import (
+    EXEMPLAR_DOUBLES,
+    EXEMPLAR_SEQ,
     HEADER,
     HEADER_SIZE,
     KIND_ARCHIVE,
@@ -34,6 +37,7 @@ from ._mmformat import (
     VERSION,
     CorruptFile,
     _desc_from_json,
+    _io,
     _pad8,
     read_exemplar,
 )
@@ -63,12 +67,14 @@ Index = dict[str, dict[tuple[str, ...], tuple[int, int]]]
 
 
 class FileView:
-    """A read-only mapping of one store file and an index of its live records.
+    """A private copy of one store file and an index of its live records.
 
     ``series[name][key]`` is the byte offset and slot count of a series' values;
-    ``exemplars[name][key]`` maps a slot to its exemplar record. :meth:`refresh` parses
-    the records appended since the last call and raises :class:`CorruptFile` if the file
-    breaks the layout.
+    ``exemplars[name][key]`` maps a slot to its exemplar record. :meth:`refresh` reads
+    the file again (one ``pread``), parses the records appended since the last call and
+    raises :class:`CorruptFile` if the file breaks the layout: bad magic, a header that
+    changed (zero-filled or overwritten), fewer bytes than it claims (truncated), a
+    record that went away. ``OSError`` means the file could not be opened or read.
     """
 
     def __init__(self, path: str) -> None:
@@ -76,11 +82,14 @@ class FileView:
         self.name = os.path.basename(path)
         # A file object, not a bare descriptor: closed by the collector even if close()
         # never runs (a one-shot collector dropped by its caller).
+        _io("open")
         self._file = open(path, "rb", buffering=0)  # noqa: SIM115
         self._fd = self._file.fileno()
-        self._mm: mmap.mmap | None = None
+        self._buf = b""
         self._dv: memoryview[float] | None = None
         self._pos = HEADER_SIZE
+        self._fixed = b""  # the bytes of the header that never change
+        self._first = b""  # the first record's head: a zero-filled body shows there
         self.kind = self.pid = self.start = self.generation = self.merged = 0
         self.series: Index = {}
         self.exemplars: dict[str, dict[tuple[str, ...], dict[int, int]]] = {}
@@ -88,14 +97,17 @@ class FileView:
         self.sources: list[str] = []
         self._columns: dict[tuple[str, int], Columns] = {}
         try:
-            self._map()
-            magic, version, kind, pid, start, _, gen, merged, _ = HEADER.unpack_from(self.buf, 0)
-        except (OSError, ValueError, struct.error) as exc:
+            head = self._pread(HEADER_SIZE, 0)
+            if len(head) < HEADER_SIZE:
+                raise CorruptFile(f"{path}: {len(head)} bytes, shorter than a header")
+            magic, version, kind, pid, start, _, gen, merged, _ = HEADER.unpack_from(head, 0)
+        except BaseException:
             self.close()
-            raise CorruptFile(f"{path}: unreadable header: {exc}") from None
+            raise
         if magic != MAGIC or version != VERSION or kind not in (KIND_PROCESS, KIND_ARCHIVE):
             self.close()
             raise CorruptFile(f"{path}: not a meterhub store file (magic/version/kind)")
+        self._fixed = head[:USED_AT] + head[USED_AT + 8 :]
         self.kind, self.pid, self.start, self.generation, self.merged = (
             kind,
             pid,
@@ -104,51 +116,51 @@ class FileView:
             merged,
         )
 
+    def _pread(self, n: int, at: int) -> bytes:
+        _io("pread")
+        return os.pread(self._fd, n, at)
+
     @property
-    def buf(self) -> mmap.mmap:
-        assert self._mm is not None
-        return self._mm
-
-    def _map(self) -> None:
-        self._unmap()
-        size = os.fstat(self._fd).st_size
-        if size < HEADER_SIZE or size % 8:
-            raise CorruptFile(f"{self.path}: {size} bytes, not a whole number of slots")
-        self._mm = mmap.mmap(self._fd, size, access=mmap.ACCESS_READ)
-
-    def _unmap(self) -> None:
-        if self._dv is not None:
-            self._dv.release()
-            self._dv = None
-        if self._mm is not None:
-            self._mm.close()
-            self._mm = None
+    def buf(self) -> bytes:
+        """The file as of the last :meth:`refresh` (its first ``used`` bytes)."""
+        return self._buf
 
     def doubles(self) -> memoryview[float]:
-        """The whole mapping as doubles: a series at byte ``at`` starts at ``at // 8``."""
+        """The copy as doubles: a series at byte ``at`` starts at ``at // 8``."""
         if self._dv is None:
-            self._dv = memoryview(self.buf).cast("d")
-        assert self._dv is not None
+            self._dv = memoryview(self._buf).cast("d")
         return self._dv
 
     def close(self) -> None:
-        self._unmap()
-        if self._mm is not None:
-            self._mm.close()
-            self._mm = None
+        if self._dv is not None:
+            self._dv.release()
+            self._dv = None
+        self._buf = b""
         self._file.close()
 
     def refresh(self) -> None:
-        """Index the records appended since the last call."""
-        (used,) = struct.unpack_from("<Q", self.buf, USED_AT)
-        if used > len(self.buf):
-            self._map()
-            if used > len(self.buf):
-                raise CorruptFile(f"{self.path}: truncated ({len(self.buf)} < {used} bytes)")
+        """Read the file again and index the records appended since the last call."""
+        head = self._pread(HEADER_SIZE, 0)
+        if len(head) < HEADER_SIZE or head[:USED_AT] + head[USED_AT + 8 :] != self._fixed:
+            raise CorruptFile(f"{self.path}: header changed (truncated, zero-filled, overwritten)")
+        (used,) = struct.unpack_from("<Q", head, USED_AT)
+        if used < self._pos or used % 8:
+            raise CorruptFile(f"{self.path}: end of records moved from {self._pos} to {used}")
+        buf = self._pread(used, 0)
+        if len(buf) < used:
+            raise CorruptFile(f"{self.path}: truncated ({len(buf)} < {used} bytes)")
+        if self._first and buf[HEADER_SIZE : HEADER_SIZE + RECORD.size] != self._first:
+            raise CorruptFile(f"{self.path}: its first record changed (zero-filled?)")
+        if self._dv is not None:
+            self._dv.release()
+            self._dv = None
+        self._buf = buf
         try:
             self._parse(used)
         except (ValueError, TypeError, KeyError, IndexError, RecursionError, struct.error) as exc:
             raise CorruptFile(f"{self.path}: bad record at byte {self._pos}: {exc}") from None
+        if not self._first and used > HEADER_SIZE:
+            self._first = buf[HEADER_SIZE : HEADER_SIZE + RECORD.size]
 
     def _parse(self, used: int) -> None:
         buf, pos = self.buf, self._pos
@@ -227,7 +239,22 @@ class FileView:
     def exemplars_of(self, name: str, key: tuple[str, ...]) -> dict[int, Exemplar]:
         out: dict[int, Exemplar] = {}
         for slot, at in self.exemplars.get(name, {}).get(key, {}).items():
-            ex = read_exemplar(self.buf, at)
+            (seq,) = EXEMPLAR_SEQ.unpack_from(self._buf, at)
+            if seq == 0:
+                continue
+            # Odd: copied while being written; read that slot again, on its own.
+            ex = self._exemplar_again(at) if seq & 1 else read_exemplar(self._buf, at)
             if ex is not None:
                 out[slot] = ex
         return out
+
+    def _exemplar_again(self, at: int) -> Exemplar | None:
+        for _ in range(100):
+            try:
+                slot = self._pread(EXEMPLAR_DOUBLES * 8, at)
+                ex = read_exemplar(slot, 0)
+                if ex is not None and self._pread(8, at) == slot[:8]:
+                    return ex
+            except (OSError, struct.error):
+                return None
+        return None

@@ -36,6 +36,49 @@ The file grows by whole segments (64 KiB, or more for a larger record) mapped at
 increasing offsets; a record never straddles two segments (the tail is padded). Mappings
 are never resized: ``mmap`` refuses to while a ``memoryview`` cell points into it.
 
+Files are created exclusively (``O_EXCL`` under a temporary name, published with
+``os.link``, which never replaces): a process whose name is taken - a recycled pid with
+the same start tick, a second store in one process - takes ``p_<pid>_<start>_<n>.db``.
+No file of another process is ever truncated or replaced.
+
+Faults (the contract; tests/test_multiprocess_faults.py)
+--------------------------------------------------------
+* Readers never map another process's file: each collection copies every file with
+  ``pread`` (what prometheus_client's reader does too), so a file truncated under a
+  long-lived collector cannot fault (SIGBUS) it. A file whose header changed (zero-filled,
+  overwritten), that holds fewer bytes than its header claims (truncated), whose record
+  end went backwards or whose first record changed is damaged: moved into ``corrupt/``
+  and counted in ``meterhub_multiprocess_files_corrupt_total``.
+* A file the collector cannot open or read (another user's, umask 077, an I/O error) is
+  skipped and counted in ``meterhub_multiprocess_files_unreadable`` (a gauge: the last
+  collection); a dead one is left in place and compaction merges the others all the same.
+  A damaged file the collector may not move aside is skipped and counted there too.
+* Full disk (or file size limit, or any failed ``open``/``fallocate``/``mmap``): a series
+  that cannot get a cell in the file records into a process-local cell, is counted once
+  in ``meterhub_errors_total{reason="multiprocess_file_full"}`` and shows in the
+  ``meterhub_multiprocess_series_pending`` gauge; at the next series creation or
+  collection in this process (the textfile flusher collects too) after space is back it
+  moves into the file, carrying everything it recorded meanwhile (the move loses no
+  update of a racing thread: :func:`meterhub._metric.move_cell`). A removal that finds no
+  room is written before any later record. Exemplars that find no room are dropped and
+  counted (``reason="multiprocess_exemplar_dropped"``). Not collected while they wait:
+  the pending series' values; lost: what a process that exits before space is back held
+  in pending series.
+* The writer's own file: at each series creation (size, header) and collection (also:
+  is it still in the directory under its name?) the writer checks its file. Truncated,
+  it is grown back at once, so its cells never fault from then on; truncated or
+  overwritten, its series move into a new file (the old one is moved aside first, so
+  readers never count both) and each is counted in ``meterhub_errors_total{reason=
+  "multiprocess_file_damaged"}``: values the damage destroyed are lost, the rest (a
+  truncation keeps the pages before it) are carried over. Moved away intact (a reader
+  quarantined it), the series move into a new file with nothing lost. What remains: a
+  recording into pages truncated away *before* the next check is a SIGBUS, as with any
+  memory-mapped store (prometheus_client's too) - truncating a live process's file is
+  the one fault recording cannot survive, because ``cell[i] += x`` stays a plain store.
+* Compaction failing (``rename``, ``fsync``, ``unlink``, no room for the archive) leaves
+  the previous state readable (steps in :mod:`._mmdir`); a reader retries once the set
+  of dead files changes, ``compact_directory`` and ``mark_process_dead`` at once.
+
 Merging rules (every process's file plus the archive)
 -----------------------------------------------------
 * counters, histograms, summaries: slots add up; ``created`` is the earliest (merged
@@ -83,10 +126,16 @@ from collections.abc import Iterable, Iterator
 from typing import Any, cast
 
 from ..samples import CollectOptions, Exemplar, MetricFamily, MetricType, Series
-from ._mmdir import corrupt_count, proc_file_name, process_start
+from ._mmdir import (
+    corrupt_count,
+    create_process_file,
+    locked,
+    process_start,
+    publish_process_file,
+    quarantine,
+)
 from ._mmformat import (
     EXEMPLAR_DOUBLES,
-    KIND_PROCESS,
     R_CLEAR,
     R_EXEMPLAR,
     R_META,
@@ -143,9 +192,15 @@ class MultiProcessStore:
         # (another thread's refresh may remap the files the merge is reading).
         self._read_lock = threading.RLock()
         self._writer: FileWriter | None = None
+        self._identity: tuple[int, int] | None = None
         self._cells: dict[tuple[str, tuple[str, ...]], memoryview[float]] = {}
         self._metas: set[str] = set()
         self._slots: dict[tuple[str, tuple[str, ...], int], tuple[mmap.mmap, int]] = {}
+        # Series that have no cell in the file yet (it could not grow, or was damaged):
+        # they record into this cell meanwhile and move into the file at the next chance.
+        self._pending: dict[tuple[str, tuple[str, ...]], tuple[MetricDesc, Cell]] = {}
+        # Tombstones and clears that found no room: written before any later record.
+        self._records: list[tuple[int, bytes]] = []
         self._reader = Directory(self.directory)
         self.files_merged = 0
         self.merge_seconds = 0.0
@@ -159,12 +214,23 @@ class MultiProcessStore:
         """This process's file, once it has one (files are created on the first series)."""
         return self._writer.path if self._writer else None
 
+    @property
+    def pending(self) -> int:
+        """Series recording into process-local cells until the file can take them."""
+        return len(self._pending)
+
     def _file(self) -> FileWriter:
         if self._writer is None:
             pid = os.getpid()
             start = process_start(pid) or 0
-            name = os.path.join(self.directory, proc_file_name(pid, start))
-            self._writer = FileWriter(name, KIND_PROCESS, pid, start)
+            writer = create_process_file(self.directory, pid, start)
+            try:
+                publish_process_file(self.directory, writer, pid, start)
+            except BaseException:
+                writer._discard()
+                raise
+            self._writer = writer
+            self._identity = writer.identity()
         return self._writer
 
     # -- the ValueStore protocol ------------------------------------------------------------
@@ -172,57 +238,211 @@ class MultiProcessStore:
     def cell(self, desc: MetricDesc, key: tuple[str, ...]) -> Cell:
         with self._lock:
             cell = self._cells.get((desc.name, key))
-            if cell is None:
-                try:
-                    writer = self._file()
-                    if desc.name not in self._metas:
-                        writer.append(R_META, desc_to_json(desc), 0)
-                        self._metas.add(desc.name)
-                    cell = writer.cell(series_key(desc, key), cell_width(desc))
-                except OSError as exc:
-                    # Disk full, file size limit, read-only directory: recording must go
-                    # on, so this series lives in this process only (not collected).
-                    if not self._disk_warned:
-                        self._disk_warned = True
-                        log.warning(
-                            "meterhub: cannot grow %s (%s); new series of this "
-                            "process are not collected",
-                            self.directory,
-                            exc,
-                        )
-                    return [0.0] * cell_width(desc)
-                self._cells[(desc.name, key)] = cell
-            # A memoryview of doubles is a mutable sequence of floats (typeshed disagrees).
+            if cell is not None:
+                # A memoryview of doubles is a mutable sequence of floats (typeshed disagrees).
+                return cast(Cell, cell)
+            waiting = self._pending.get((desc.name, key))
+            if waiting is not None:
+                return waiting[1]
+            self._maintain(check_name=False)
+            try:
+                if self._records:
+                    raise OSError("earlier records still wait for room")
+                cell = self._new_cell(desc, key)
+            except OSError as exc:
+                # Disk full, file size limit, read-only directory: recording goes on in a
+                # process-local cell, which moves into the file as soon as it can grow.
+                local = [0.0] * cell_width(desc)
+                self._pending[(desc.name, key)] = (desc, local)
+                self._count(
+                    desc.name,
+                    "multiprocess_file_full",
+                    f"cannot grow the multi-process file in {self.directory} ({exc}); new "
+                    "series record in this process until it can, then move into the file",
+                )
+                return local
+            self._cells[(desc.name, key)] = cell
             return cast(Cell, cell)
+
+    def _new_cell(self, desc: MetricDesc, key: tuple[str, ...]) -> memoryview[float]:
+        writer = self._file()
+        if desc.name not in self._metas:
+            writer.append(R_META, desc_to_json(desc), 0)
+            self._metas.add(desc.name)
+        return writer.cell(series_key(desc, key), cell_width(desc))
+
+    def _count(self, name: str, reason: str, message: str) -> None:
+        """Count a fault of this store against metric *name* in ``meterhub_errors_total``.
+
+        Never raises, not even in strict mode: a full disk is not a programming error.
+        """
+        counted = False
+        for metric in list(self._metrics):
+            sm = getattr(metric, "_self_metrics", None)
+            if sm is not None and metric._desc.name == name:
+                sm.count_error(name, reason, message)
+                counted = True
+                break
+        if not counted:
+            log.warning("meterhub: metric %s: %s", name, message)
+
+    def _maintain(self, check_name: bool) -> None:
+        """Repair what a fault left behind (caller holds ``_lock``); cheap when nothing did.
+
+        Checks that this process's file is intact (not truncated, not overwritten and,
+        with *check_name*, still in the directory under its name), moving every series
+        into a new file if not; then writes the records and moves the pending series
+        that waited for room.
+        """
+        writer = self._writer
+        if writer is not None:
+            try:
+                lost = writer.damage()
+                moved = check_name and self._moved(writer)
+            except OSError:
+                lost, moved = None, False
+            if lost is not None or moved:
+                self._rehome(lost)
+        if self._records and self._writer is not None:
+            try:
+                while self._records:
+                    self._writer.append(*self._records[0], 0)
+                    del self._records[0]
+            except OSError:
+                return
+        if self._pending:
+            self._move_pending()
+
+    def _moved(self, writer: FileWriter) -> bool:
+        try:
+            st = os.stat(writer.path)
+        except FileNotFoundError:
+            return True
+        return (st.st_dev, st.st_ino) != self._identity
+
+    def _rehome(self, lost: int | None) -> None:
+        """Move every series of this process into a new file: the old one was damaged
+        (from byte *lost* on) or moved aside. The old file is moved aside first, if still
+        there: readers never see both."""
+        old = self._writer
+        assert old is not None
+        metrics = {m._desc.name: m for m in list(self._metrics)}
+        if lost is not None:
+            log.warning("meterhub: %s was damaged under its process; starting a new file", old.path)
+            message = (
+                f"{old.path} was truncated or overwritten under this process; the values "
+                "its series held may be lost (one count per series), new ones go to a new file"
+            )
+            for name, _ in self._cells:
+                sm = getattr(metrics.get(name), "_self_metrics", None)
+                if sm is not None:
+                    sm.count_error(name, "multiprocess_file_damaged", message)
+        descs = {name: m._desc for name, m in metrics.items()}
+        for (name, key), cell in self._cells.items():
+            desc = descs.get(name)
+            if desc is not None:
+                self._pending[(name, key)] = (desc, cast(Cell, cell))
+        self._cells.clear()
+        self._metas.clear()
+        self._slots.clear()
+        self._records.clear()  # they void series of the old file only
+        try:
+            with locked(self.directory, exclusive=True):
+                if not self._moved(old):
+                    quarantine(self.directory, os.path.basename(old.path))
+        except OSError:
+            pass
+        old.detach()  # its mappings live on while pending cells still point into them
+        self._writer = None
+        self._identity = None
+
+    def _move_pending(self) -> None:
+        holders: dict[str, list[Any]] = {}
+        for metric in list(self._metrics):
+            holders.setdefault(metric._desc.name, []).append(metric)
+        for (name, key), (desc, old) in list(self._pending.items()):
+            metrics = holders.get(name)
+            if not metrics:
+                del self._pending[(name, key)]  # its metric is gone
+                continue
+            made: list[memoryview[float]] = []
+
+            def new_cell(
+                desc: MetricDesc = desc,
+                key: tuple[str, ...] = key,
+                made: list[memoryview[float]] = made,
+            ) -> Cell:
+                made.append(self._new_cell(desc, key))
+                return cast(Cell, made[-1])
+
+            try:
+                moved = any(m._move_cell(key, old, new_cell) for m in metrics)
+            except OSError:
+                return  # still no room: try again later
+            if moved:
+                del self._pending[(name, key)]
+                self._cells[(name, key)] = made[-1]
+            elif made:  # its child went away meanwhile
+                self._append_record(name, R_TOMBSTONE, series_key(desc, key))
 
     def remove(self, desc: MetricDesc, key: tuple[str, ...]) -> None:
         with self._lock:
+            self._pending.pop((desc.name, key), None)
             if self._cells.pop((desc.name, key), None) is None or self._writer is None:
                 return
-            self._writer.append(R_TOMBSTONE, series_key(desc, key), 0)
             for slot in [s for s in self._slots if s[0] == desc.name and s[1] == key]:
                 del self._slots[slot]
+            self._append_record(desc.name, R_TOMBSTONE, series_key(desc, key))
 
     def clear(self, desc: MetricDesc) -> None:
         with self._lock:
+            for k in [k for k in self._pending if k[0] == desc.name]:
+                del self._pending[k]
             if self._writer is None or desc.name not in self._metas:
                 return
-            self._writer.append(R_CLEAR, _dumps([desc.name]), 0)
             for k in [k for k in self._cells if k[0] == desc.name]:
                 del self._cells[k]
             for slot in [s for s in self._slots if s[0] == desc.name]:
                 del self._slots[slot]
+            self._append_record(desc.name, R_CLEAR, _dumps([desc.name]))
+
+    def _append_record(self, name: str, rtype: int, key: bytes) -> None:
+        assert self._writer is not None
+        if not self._records:
+            try:
+                self._writer.append(rtype, key, 0)
+                return
+            except OSError:
+                pass
+        # No room: the series stays visible until space is back, then it goes.
+        self._records.append((rtype, key))
+        self._count(
+            name,
+            "multiprocess_file_full",
+            f"cannot grow the multi-process file in {self.directory}; a removal is "
+            "written when it can",
+        )
 
     def set_exemplar(
         self, desc: MetricDesc, key: tuple[str, ...], slot: int, exemplar: Exemplar
     ) -> None:
         with self._lock:
             if (desc.name, key) not in self._cells:
+                if (desc.name, key) in self._pending:
+                    self._count(desc.name, "multiprocess_exemplar_dropped", "no room for exemplars")
                 return
             where = self._slots.get((desc.name, key, slot))
             if where is None:
-                writer = self._file()
-                where = writer.append(R_EXEMPLAR, exemplar_key(desc, key, slot), EXEMPLAR_DOUBLES)
+                try:
+                    if self._records:
+                        raise OSError("earlier records still wait for room")
+                    writer = self._file()
+                    where = writer.append(
+                        R_EXEMPLAR, exemplar_key(desc, key, slot), EXEMPLAR_DOUBLES
+                    )
+                except OSError:
+                    self._count(desc.name, "multiprocess_exemplar_dropped", "no room for exemplars")
+                    return
                 self._slots[(desc.name, key, slot)] = where
             # An exemplar too big for its slot (only with many escaped characters) is dropped.
             write_exemplar(where[0], where[1], exemplar)
@@ -237,8 +457,17 @@ class MultiProcessStore:
 
     def snapshot(self) -> list[FileState]:
         """The files to merge now (dead processes compacted first) - for collectors."""
+        self.maintain()
         with self._read_lock:
             return self._reader.snapshot()
+
+    def maintain(self) -> None:
+        """Repair this process's file if it was damaged and move series that waited for
+        room into it; collection does this by itself (so the textfile flusher does too)."""
+        if self._writer is None and not self._pending:
+            return
+        with self._lock:
+            self._maintain(check_name=True)
 
     def read_all(
         self, descs: list[MetricDesc], options: CollectOptions = _DEFAULT
@@ -246,6 +475,7 @@ class MultiProcessStore:
         """Every series of each of *descs*, merged from one consistent snapshot (the
         ``created`` slot only when *options* render it)."""
         t0 = time.perf_counter()
+        self.maintain()
         with self._read_lock:
             files = self._reader.snapshot()
             out = {d.name: list(merge(d, files, created=options.created)) for d in descs}
@@ -295,7 +525,13 @@ def _family(name: str, doc: str, kind: MetricType, value: float) -> MetricFamily
 
 
 def directory_self_metrics(
-    directory: str, files: int, seconds: float, archive_generation: int, archived: int
+    directory: str,
+    files: int,
+    seconds: float,
+    archive_generation: int,
+    archived: int,
+    unreadable: int = 0,
+    pending: int = 0,
 ) -> Iterator[MetricFamily]:
     """The ``meterhub_multiprocess_*`` self-metrics (shared by the store and the collector)."""
     c, g = MetricType.COUNTER, MetricType.GAUGE
@@ -329,6 +565,20 @@ def directory_self_metrics(
         c,
         corrupt_count(directory),
     )
+    yield _family(
+        "meterhub_multiprocess_files_unreadable",
+        "Files this process's last collection skipped: not readable by it (permissions, "
+        "I/O errors), or damaged and not movable aside by it.",
+        g,
+        unreadable,
+    )
+    yield _family(
+        "meterhub_multiprocess_series_pending",
+        "Series of this process recording into process-local cells (not collected yet) "
+        "until its file can grow again.",
+        g,
+        pending,
+    )
 
 
 class StoreSelfMetrics:
@@ -342,5 +592,11 @@ class StoreSelfMetrics:
         archive = s._reader.archive
         gen, archived = (archive.generation, archive.merged) if archive else (0, 0)
         yield from directory_self_metrics(
-            s.directory, s.files_merged, s.merge_seconds, gen, archived
+            s.directory,
+            s.files_merged,
+            s.merge_seconds,
+            gen,
+            archived,
+            len(s._reader.unreadable),
+            s.pending,
         )
