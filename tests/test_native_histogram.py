@@ -354,3 +354,24 @@ def test_window_lookup_agrees_with_the_key_everywhere(schema_factor: float) -> N
     pos, neg = _buckets(nh)
     expected = _expected(probes * 2, nh.schema, 0)[0]  # (schema 8 is lowered: 537k buckets)
     assert pos == expected and neg == expected
+
+
+def test_moving_the_cell_keeps_every_bucket(registry: Registry) -> None:
+    """The multi-process store moves a series out of a process-local cell (full disk) or a
+    damaged file while threads record: a native cell carries its window along."""
+    h = Histogram("h", "H.", ["k"], registry=registry, native_histogram_bucket_factor=1.1)
+    child = h.labels("a")
+    first = [0.001, 0.5, 2.0, -3.0, 0.0]
+    for v in first:
+        child.observe(v)
+    old = child._cell
+    assert h._move_cell(("a",), old, lambda: [0.0] * len(old))
+    assert child._cell is not old
+    second = [0.5, 1000.0, -3.0]
+    for v in second:
+        child.observe(v)
+    nh = _native(registry)
+    assert nh.schema == 2  # 0.001 .. 1000 and -3: 161 buckets at schema 3, over the 160
+    pos, neg, zero = _expected(first + second, nh.schema, DEFAULT_ZERO_THRESHOLD)
+    assert _buckets(nh) == (pos, neg) and nh.zero_count == zero[0]
+    assert registry.get_sample_value("h_count", {"k": "a"}) == len(first + second)

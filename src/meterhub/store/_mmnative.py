@@ -1,7 +1,8 @@
 """Native histograms in the multi-process store: merged exactly across files.
 
 A process's cell can be mid-rewrite (its window moving) while another process reads it:
-copies are taken until two successive ones agree on an even ``gen`` (a seqlock, see
+the snapshot's copy is checked against the cell read again from the file, and copies are
+taken until two successive ones agree on an even ``gen`` (a seqlock, see
 :func:`.nativecell.stable_copy`). Then every process's cell of a series is merged by
 :func:`.nativecell.merge_native` (lowest schema first, then exact sums).
 """
@@ -30,17 +31,23 @@ def _cells(
     for key, (at, n) in view.series.get(desc.name, {}).items():
         if n != width:  # another definition (other buckets): not mergeable
             continue
-        i = at >> 3
 
-        def copies(i: int = i) -> Iterator[Sequence[float]]:
+        def copies(at: int = at) -> Iterator[Sequence[float]]:
+            # the snapshot's copy first, then the cell read again from the file (the
+            # snapshot itself never changes) until it settles
+            i = at >> 3
+            yield cast("list[float]", dv[i : i + width].tolist())
             for _ in range(_TRIES):
-                yield cast("list[float]", dv[i : i + width].tolist())
+                again = view.reread(at, width)
+                if again is None:
+                    return
+                yield again
 
         copy = stable_copy(copies(), start)
         if copy is not None:
             yield key, copy
-        # else: a writer that rewrites its window without pause for 1000 copies; the
-        # series is read at the next collection (nothing is lost: the file keeps it)
+        # else: a writer that rewrote its window on every one of 1000 reads; the series is
+        # read at the next collection (nothing is lost: the file keeps it)
 
 
 def native_summed(desc: MetricDesc, files: Iterable[tuple[FileView, bool]]) -> Iterator[SeriesData]:
