@@ -235,3 +235,36 @@ def test_a_fork_while_a_window_lock_is_held_does_not_hang_the_child(tmp_path: Pa
     finally:
         child._lock.release()
     assert _native(reg).count_value == 2
+
+
+def test_a_window_mid_rewrite_is_waited_for_and_a_dead_one_read_as_it_is(
+    tmp_path: Path,
+) -> None:
+    from meterhub.store.layout import N_GEN, NATIVE_HISTOGRAM
+
+    reg = _registry(tmp_path)
+    h = _hist(reg)
+    mine = h.labels("get")
+    mine.observe(2.0)
+    gen = NATIVE_HISTOGRAM.start(h.desc) + N_GEN
+    side = _sidecar(tmp_path)
+    mine._cell[gen] += 1  # as if this process were rewriting its window right now
+    try:
+        fams = [f for f in side.collect() if f.name == "lat"]
+        assert not fams or not fams[0].series  # not read half-written: left for next time
+    finally:
+        mine._cell[gen] += 1
+    assert _native(side).count_value == 1
+
+    def killed_mid_rewrite() -> None:
+        c = _hist(_registry(tmp_path)).labels("get")
+        c.observe(3.0)
+        c._cell[gen] += 1
+        os._exit(0)
+
+    p = ctx.Process(target=killed_mid_rewrite)
+    p.start()
+    p.join(30)
+    assert p.exitcode == 0
+    assert _native(side).count_value == 2  # the dead file's cell counts, and is archived
+    assert _native(side).count_value == 2

@@ -9,6 +9,7 @@ taken until two successive ones agree on an even ``gen`` (a seqlock, see
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import cast
 
@@ -20,11 +21,13 @@ from .nativecell import merge_native, native_start, stable_copy
 
 __all__ = ["native_summed"]
 
-_TRIES = 1000  # successive copies of one cell before giving up on a stable one
+_SPIN, _TRIES = 100, 150
+"""Re-reads of one cell back to back, then 1 ms apart, before giving up on it for this
+collection (a writer that held a rewrite open for ~50 ms)."""
 
 
 def _cells(
-    view: FileView, desc: MetricDesc, width: int
+    view: FileView, desc: MetricDesc, width: int, alive: bool
 ) -> Iterator[tuple[tuple[str, ...], Sequence[float]]]:
     dv = view.doubles()
     start = native_start(desc)
@@ -37,17 +40,26 @@ def _cells(
             # snapshot itself never changes) until it settles
             i = at >> 3
             yield cast("list[float]", dv[i : i + width].tolist())
-            for _ in range(_TRIES):
+            for attempt in range(_TRIES):
+                if attempt >= _SPIN:  # the writer may be descheduled mid-rewrite: wait
+                    time.sleep(0.001)
                 again = view.reread(at, width)
                 if again is None:
                     return
                 yield again
 
+        if not alive:
+            # No writer any more (an archive, a dead process): nothing moves. A process
+            # killed between its two gen updates left an odd gen on a whole window (the
+            # rewrite itself is one copy), so the cell is read as it is.
+            i = at >> 3
+            yield key, cast("list[float]", dv[i : i + width].tolist())
+            continue
         copy = stable_copy(copies(), start)
         if copy is not None:
             yield key, copy
-        # else: a writer that rewrote its window on every one of 1000 reads; the series is
-        # read at the next collection (nothing is lost: the file keeps it)
+        # else: a writer still mid-rewrite after ~50 ms; the series is read at the next
+        # collection (nothing is lost: the file keeps it)
 
 
 def native_summed(desc: MetricDesc, files: Iterable[tuple[FileView, bool]]) -> Iterator[SeriesData]:
@@ -55,8 +67,8 @@ def native_summed(desc: MetricDesc, files: Iterable[tuple[FileView, bool]]) -> I
     width = cell_width(desc)
     per_key: dict[tuple[str, ...], list[Sequence[float]]] = {}
     exemplars: dict[tuple[str, ...], dict[int, Exemplar]] = {}
-    for view, _ in files:
-        for key, cell in _cells(view, desc, width):
+    for view, alive in files:
+        for key, cell in _cells(view, desc, width, alive):
             per_key.setdefault(key, []).append(cell)
         for key in view.exemplars.get(desc.name, {}):
             _latest(exemplars.setdefault(key, {}), view.exemplars_of(desc.name, key))
