@@ -20,6 +20,8 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from ._forksafe import after_fork_hook
+
 __all__ = [
     "GLOBAL_SWITCH",
     "Config",
@@ -119,6 +121,14 @@ class Config:
 
 
 _lock = threading.RLock()
+
+
+def _renew_lock(late: bool) -> None:
+    global _lock
+    _lock = threading.RLock()  # a child forked mid-configure() must not inherit it held
+
+
+after_fork_hook(_renew_lock)
 _config: Config | None = None
 _switch_state: dict[str, bool] = {}
 # Objects (metrics, event rules) that must hear about switch changes: switch -> listeners.

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from ._config import get_config, is_enabled, watch_switch
+from ._forksafe import check_pid, renew_locks_after_fork
 from .errors import DefinitionError
 from .guard import OVERFLOW_VALUE, SelfMetrics, recording_error
 from .naming import build_name, validate_label_names
@@ -224,6 +225,7 @@ class MetricBase(Generic[C]):
         self._switch_name = switch
         self._max_series = max_series or get_config().max_series
         self._lock = threading.Lock()
+        renew_locks_after_fork(self)  # a child forked mid-labels() must not inherit it held
         self._children = {}
         self._null: C | None = None
         self._series_watchers: weakref.WeakSet[SeriesWatcher] | None = None
@@ -320,6 +322,7 @@ class MetricBase(Generic[C]):
             return self._null_child()
         child = self._children.get(key)
         if child is None:
+            check_pid()  # a new series: the cheap place to notice a fork Python never saw
             if not _encodable(key):
                 self._error(
                     "label_value",
@@ -345,11 +348,14 @@ class MetricBase(Generic[C]):
     def _cell_for(self, key: tuple[str, ...]) -> Cell:
         return self._store.cell(self._desc, key)
 
+    def _renew_locks(self) -> None:
+        """In a forked child: a lock another parent thread held at the fork stays held."""
+        self._lock = threading.Lock()
+
     def _reattach(self) -> None:
         """Give every child a fresh cell from the store (called by the mmap store in a
-        forked child, so that it never writes into its parent's cells). The child process
-        is single-threaded at that point; locks held by other parent threads are replaced."""
-        self._lock = threading.Lock()
+        forked child, so that it never writes into its parent's cells; the locks were
+        renewed just before, see :mod:`meterhub._forksafe`)."""
         for key, child in list(self._children.items()):
             cell = self._cell_for(key)
             self._stamp_created(cell)

@@ -20,9 +20,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import weakref
 from collections.abc import Iterator
 
 from ._config import get_config
+from ._forksafe import after_fork_hook, renew_locks_after_fork
 from .errors import RecordingError
 from .samples import MetricFamily, MetricType, Series
 
@@ -45,13 +47,18 @@ class SelfMetrics:
         self._lock = threading.Lock()
         self._errors: dict[tuple[str, str], float] = {}
         self._dropped: dict[str, float] = {}
+        renew_locks_after_fork(self)
+        _ALL.add(self)
 
-    def count_error(self, metric: str, reason: str, message: str) -> None:
+    def _renew_locks(self) -> None:
+        self._lock = threading.Lock()
+
+    def count_error(self, metric: str, reason: str, message: str, *, quiet: bool = False) -> None:
         with self._lock:
             key = (metric, reason)
             first = key not in self._errors
             self._errors[key] = self._errors.get(key, 0.0) + 1.0
-        if first:
+        if first and not quiet:
             log.warning(
                 "meterhub: %s (metric %s; logged once, counted in meterhub_errors_total)",
                 message,
@@ -90,6 +97,25 @@ class SelfMetrics:
             MetricType.COUNTER,
             series=tuple(Series((("metric", m),), (v,)) for m, v in dropped),
         )
+
+
+_ALL: weakref.WeakSet[SelfMetrics] = weakref.WeakSet()
+
+
+def _count_late_fork(late: bool) -> None:
+    if not late:
+        return
+    for i, self_metrics in enumerate(list(_ALL)):
+        self_metrics.count_error(
+            "",
+            "fork_undetected",
+            "this process was forked without Python's at-fork hooks (a C-level fork); "
+            "meterhub repaired it late - see the README's multi-process section",
+            quiet=i > 0,
+        )
+
+
+after_fork_hook(_count_late_fork)
 
 
 def recording_error(

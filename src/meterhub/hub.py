@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._config import get_config
+from ._forksafe import renew_locks_after_fork
 from .errors import DefinitionError
 from .metrics import Counter, Gauge, Histogram
 from .registry import REGISTRY, Registry
@@ -62,9 +63,13 @@ class Hub:
         self._textfile_interval = textfile_interval
         self._buckets = buckets
         self._lock = threading.Lock()
+        renew_locks_after_fork(self)
         self._entries: dict[str, _Entry] = {}
         self._components: dict[str, Component] = {}
         self._exporter: TextfileExporter | None = None
+
+    def _renew_locks(self) -> None:
+        self._lock = threading.Lock()  # in a forked child (see meterhub._forksafe)
 
     # -- recording ------------------------------------------------------------------------
 

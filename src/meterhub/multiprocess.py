@@ -8,9 +8,12 @@ memory-mapped file in that directory (layout and merge rules: :mod:`meterhub.sto
   supervisor) when a worker exits: the worker's files are merged into the archive.
   Collection also compacts dead processes by itself (liveness = pid *and* process start
   time), so the hook only makes it prompt.
-* :class:`MultiProcessCollector` / :func:`collect_directory` - every metric of the
-  directory, rendered from the metadata the files carry: a process that defines no
-  metric (the ``meterhub serve`` sidecar, a textfile flusher) can serve them all.
+* ``REGISTRY`` itself: in multi-process mode it serves every metric of the directory,
+  its own and those only other processes declared (rendered from the metadata the files
+  carry), so a process that defines no metric (a Celery beat process writing the
+  textfile, a cron script) serves them all with no extra setup.
+* :class:`MultiProcessCollector` / :func:`collect_directory` - the same, for a registry
+  that does not record into the directory (the ``meterhub serve`` sidecar).
 
 What is per-process: only the metrics (Counter, Gauge, ...) live in the files. Custom
 collectors and the default process/platform/GC collectors report on the process that
@@ -33,7 +36,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from functools import partial
 from itertools import repeat
 from typing import Any
@@ -42,7 +45,7 @@ from ._config import get_config
 from .registry import configured_options
 from .samples import CollectOptions, LabelPairs, MetricFamily, MetricType, Series
 from .store._mmdir import compact
-from .store._mmmerge import Summed, merge, summed_columns
+from .store._mmmerge import FileState, Summed, merge, summed_columns
 from .store.base import MetricDesc, SeriesData
 from .store.layout import CounterLayout, layout_of
 from .store.mmap import MultiProcessStore, directory_self_metrics
@@ -159,9 +162,15 @@ def _counter_series(
 
 
 def _families(
-    store: MultiProcessStore, labels_cache: _LabelsCache, options: CollectOptions
+    store: MultiProcessStore,
+    labels_cache: _LabelsCache,
+    options: CollectOptions,
+    files: list[FileState] | None = None,
+    exclude: Container[str] = (),
+    wanted: Container[str] | None = None,
 ) -> Iterator[MetricFamily]:
-    files = store.snapshot()
+    if files is None:
+        files = store.snapshot()
     descs: dict[str, MetricDesc] = {}
     # The newest process's definition wins when a deploy changed one (others are skipped).
     for view, _ in sorted(files, key=lambda f: (f[0].kind == 1, f[0].start), reverse=True):
@@ -169,6 +178,8 @@ def _families(
             descs.setdefault(name, desc)
     created = options.created
     for name in sorted(descs):
+        if name in exclude or (wanted is not None and not _named(descs[name], wanted)):
+            continue
         d = descs[name]
         try:
             if d.type is MetricType.COUNTER:
@@ -182,12 +193,40 @@ def _families(
         yield MetricFamily(d.name, d.documentation, kind, d.unit, series, d.buckets, d.states)
 
 
+_SUFFIXES = ("_total", "_created", "_bucket", "_count", "_sum", "_info")
+
+
+def _named(desc: MetricDesc, wanted: Container[str]) -> bool:
+    """Whether *desc*'s family could have a sample named in *wanted* (a cheap superset)."""
+    return desc.name in wanted or any(desc.name + s in wanted for s in _SUFFIXES)
+
+
+def directory_families(
+    store: MultiProcessStore,
+    files: list[FileState],
+    exclude: Container[str],
+    wanted: Container[str] | None,
+    labels_cache: _LabelsCache,
+    options: CollectOptions,
+) -> Iterator[MetricFamily]:
+    """The metrics of *files* (a snapshot of *store*'s directory) not named in *exclude*:
+    what a multi-process registry adds to its own collectors (see :mod:`meterhub.registry`)."""
+    t0 = time.perf_counter()
+    families = list(_families(store, labels_cache, options, files, exclude, wanted))
+    store.merge_seconds += time.perf_counter() - t0
+    return iter(families)
+
+
 class MultiProcessCollector:
     """Collects every metric of a multi-process directory, with no definitions needed.
 
-    Register it on a registry that holds no metrics of its own (otherwise they would be
-    rendered twice); it renders by that registry's options (``_created`` samples). It
-    also yields the ``meterhub_multiprocess_*`` self-metrics, among them
+    In multi-process mode ``REGISTRY`` (and any registry on the directory's store) already
+    serves every metric of the directory, so this is for a registry elsewhere: a sidecar,
+    a script reading a directory it does not record into. Registered anyway on a registry
+    of the same directory (prometheus_client's idiom), it is harmless: each family is
+    rendered once, from the registry's own metric where there is one. It renders by
+    the registry's options (``_created`` samples) and also yields the
+    ``meterhub_multiprocess_*`` self-metrics, among them
     ``meterhub_multiprocess_collection_duration_seconds``.
 
     Example::
@@ -203,6 +242,11 @@ class MultiProcessCollector:
     def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
         self._store = MultiProcessStore(_directory(directory))
         self._labels = _LabelsCache()
+
+    def covers(self, store: MultiProcessStore) -> bool:
+        """Whether this collector reads *store*'s directory (a registry on that store then
+        lets it render the directory's other metrics instead of doing so itself)."""
+        return os.path.realpath(self._store.directory) == os.path.realpath(store.directory)
 
     def close(self) -> None:
         """Close the files this collector keeps open between scrapes."""

@@ -6,6 +6,16 @@ use); metrics ask ``registry.store`` for their cells. ``collect()`` yields immut
 :mod:`meterhub.exposition` turn into text. The registry decides how its collection renders
 (:class:`~meterhub.samples.CollectOptions`, e.g. ``_created`` samples) and passes that to
 the collectors that take it; stores and metrics never read those settings themselves.
+
+Multi-process mode (``METERHUB_MULTIPROC_DIR`` set, or a registry given a
+:class:`~meterhub.store.mmap.MultiProcessStore`): ``collect()`` serves *every* metric of
+the directory. It pins one snapshot of the directory's files for the whole collection;
+the registry's own metrics read their merged values from it, and every metric that only
+other processes declared is rendered from the definitions their files carry, after the
+registry's collectors. Each family appears once: a name a collector of this registry
+yields is never rendered a second time from the directory (and a
+:class:`~meterhub.multiprocess.MultiProcessCollector` of the same directory registered
+here - prometheus_client's idiom - takes the place of that second part).
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from ._config import get_config
+from ._forksafe import check_pid, renew_locks_after_fork
 from .errors import DefinitionError
 from .families import to_family
 from .guard import SelfMetrics
@@ -79,6 +90,10 @@ class Registry:
         self._collectors: dict[Any, tuple[str, ...]] = {}
         self._names: dict[str, Any] = {}
         self._auto_describe = auto_describe
+        self._labels_cache: Any = None  # the directory part's label pairs, across scrapes
+        if store is not None and hasattr(store, "attach"):
+            _multiprocess()  # imported now, not mid-scrape (see _multiprocess)
+        renew_locks_after_fork(self)
         self.self_metrics = SelfMetrics()
         if self_metrics:
             self.register(self.self_metrics)
@@ -88,6 +103,9 @@ class Registry:
             info = InfoMetricFamily("target", "Target metadata.", value=dict(target_info))
             self.register(_Static(to_family(info)))
 
+    def _renew_locks(self) -> None:
+        self._lock = threading.RLock()
+
     @property
     def store(self) -> ValueStore:
         """The value store of this registry's metrics (resolved once, on first use)."""
@@ -96,6 +114,8 @@ class Registry:
             with self._lock:
                 if self._store is None:
                     self._store = default_store()
+                    if hasattr(self._store, "attach"):
+                        _multiprocess()
                 store = self._store
         return store
 
@@ -167,21 +187,77 @@ class Registry:
         self, names: Iterable[str] | None = None, options: CollectOptions | None = None
     ) -> Iterator[MetricFamily]:
         """Snapshot every collector. With *names*, only families with a sample of those names;
-        *options* (default: :attr:`options`) go to the collectors that take them."""
+        *options* (default: :attr:`options`) go to the collectors that take them.
+
+        In multi-process mode, every other metric of the directory follows (see the module
+        docstring).
+        """
+        check_pid()  # a fork Python's hooks never saw is repaired before anything is read
+        directory = self._directory_store()
         with self._lock:
             collectors = list(self._collectors)
         if options is None:
             options = self.options
         wanted = None if names is None else set(names)
+        if directory is not None:
+            yield from self._collect_directory(directory, collectors, wanted, options)
+            return
         for collector in collectors:
-            if getattr(collector, "collect_takes_options", False):
-                families = collector.collect(options)
-            else:
-                families = collector.collect()
-            for family in families:
+            for family in _collect_one(collector, options):
                 f = to_family(family)
-                if wanted is None or f.name in wanted or any(s.name in wanted for s in f.samples):
+                if wanted is None or _wanted(f, wanted):
                     yield f
+
+    def _directory_store(self) -> Any:
+        """This registry's multi-process store, or ``None`` (resolved on first collection
+        too, so that a process which declared nothing still serves the directory)."""
+        store = self._store
+        if store is None:
+            if not get_config().multiproc_dir:
+                return None  # left unresolved: a metric may still pick the store
+            store = self.store
+        attach = getattr(store, "attach", None)
+        if attach is None:
+            return None
+        attach(self)
+        return store
+
+    def _collect_directory(
+        self,
+        store: Any,
+        collectors: list[Any],
+        wanted: set[str] | None,
+        options: CollectOptions,
+    ) -> Iterator[MetricFamily]:
+        mp = _multiprocess()
+        out: list[MetricFamily] = []
+        seen: set[str] = set()
+        # Families are materialised under the store's read lock (one snapshot for all).
+        with store.collection() as files:
+            mine = []
+            for collector in collectors:
+                if isinstance(collector, mp.MultiProcessCollector) and collector.covers(store):
+                    mine.append(collector)
+                    continue
+                for family in _collect_one(collector, options):
+                    f = to_family(family)
+                    seen.add(f.name)
+                    if wanted is None or _wanted(f, wanted):
+                        out.append(f)
+            if mine:
+                rest: Iterable[Any] = (fam for c in mine for fam in c.collect(options))
+            else:
+                if self._labels_cache is None:
+                    self._labels_cache = mp._LabelsCache()
+                rest = mp.directory_families(
+                    store, files, seen, wanted, self._labels_cache, options
+                )
+            for family in rest:
+                f = to_family(family)
+                if f.name not in seen and (wanted is None or _wanted(f, wanted)):
+                    seen.add(f.name)
+                    out.append(f)
+        yield from out
 
     def restricted_registry(self, names: Iterable[str]) -> _Restricted:
         """A view whose ``collect()`` yields only the families with samples named in *names*."""
@@ -200,6 +276,31 @@ class Registry:
                 if sample.name == name and dict(sample.labels) == labels:
                     return sample.value
         return None
+
+
+def _collect_one(collector: Any, options: CollectOptions) -> Iterable[Any]:
+    if getattr(collector, "collect_takes_options", False):
+        return collector.collect(options)  # type: ignore[no-any-return]
+    return collector.collect()  # type: ignore[no-any-return]
+
+
+_mp: Any = None
+
+
+def _multiprocess() -> Any:
+    """:mod:`meterhub.multiprocess`, imported once, when a registry first gets a
+    multi-process store: an ``import`` statement run during every scrape would take the
+    module's import lock, and a child forked while another thread held it would hang."""
+    global _mp
+    if _mp is None:
+        from . import multiprocess
+
+        _mp = multiprocess
+    return _mp
+
+
+def _wanted(family: MetricFamily, wanted: set[str]) -> bool:
+    return family.name in wanted or any(s.name in wanted for s in family.samples)
 
 
 class _Static:

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from ..registry import Registry
+from ..store import LocalStore
 from ._common import CliError, friendly, load_registry, optional_module
 
 
@@ -20,7 +21,9 @@ def directory_registry(directory: str) -> Registry:
     if not os.path.isdir(directory):
         raise CliError(f"{directory}: no such multi-process directory")
     multiprocess = optional_module("meterhub.multiprocess", "multi-process support")
-    registry = Registry(self_metrics=False)
+    # A store of its own: with METERHUB_MULTIPROC_DIR set to another directory, the
+    # registry would otherwise serve that one too.
+    registry = Registry(store=LocalStore(), self_metrics=False)
     registry.register(multiprocess.MultiProcessCollector(directory))
     return registry
 

@@ -38,6 +38,7 @@ import secrets
 import struct
 from collections.abc import Callable, Iterator
 
+from .._forksafe import renew_locks_after_fork
 from ..samples import MetricType
 from ._mmformat import (
     EXEMPLAR_DOUBLES,
@@ -144,28 +145,59 @@ def _alive(name: str) -> bool:
     return process_start(int(m.group(1))) == int(m.group(2))
 
 
+class _HeldLocks:
+    """Descriptors of the directory lock held right now, by any thread of this process.
+
+    A child forked while one is held inherits the descriptor, and with it the ``flock``
+    (it belongs to the open file description): the lock would outlive the parent's
+    release for as long as the child lives, and the child's own next ``locked()`` would
+    wait for itself. The child closes its copies (never unlocks: that would release the
+    parent's lock) before anything else of meterhub runs (:mod:`meterhub._forksafe`).
+    """
+
+    def __init__(self) -> None:
+        self.fds: set[int] = set()
+        renew_locks_after_fork(self)
+
+    def _renew_locks(self) -> None:
+        for fd in list(self.fds):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.fds.clear()
+
+
+_HELD = _HeldLocks()
+
+
 @contextlib.contextmanager
 def locked(path: str, exclusive: bool) -> Iterator[None]:
     # A fresh descriptor each time: an inherited one would share its lock with the parent.
     lock = os.path.join(path, LOCK_NAME)
     fd: int | None
     try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except PermissionError:
         # A reader without write access to the directory (another user): flock works on
         # a read-only descriptor; with no lock file at all nobody compacts: read as is.
         try:
-            fd = os.open(lock, os.O_RDONLY)
+            fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             if exclusive:
                 raise
             fd = None
+    if fd is not None:
+        _HELD.fds.add(fd)
     try:
         if fd is not None:
             fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         yield
     finally:
         if fd is not None:
+            # Unlocked before it leaves the set: a child forked at any point either closes
+            # its copy (in the set: still open, maybe locked) or holds an unlocked one.
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            _HELD.fds.discard(fd)
             os.close(fd)
 
 

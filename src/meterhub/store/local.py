@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator
 
+from .._forksafe import renew_locks_after_fork
 from ..samples import CollectOptions, Exemplar
 from .base import Cell, LocalCell, MetricDesc, SeriesData
 from .layout import cell_width
@@ -34,6 +35,10 @@ class LocalStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._exemplars: dict[str, dict[tuple[str, ...], dict[int, Exemplar]]] = {}
+        renew_locks_after_fork(self)
+
+    def _renew_locks(self) -> None:
+        self._lock = threading.Lock()  # in a forked child (see meterhub._forksafe)
 
     def cell(self, desc: MetricDesc, key: tuple[str, ...]) -> Cell:
         return [0.0] * cell_width(desc)

@@ -96,10 +96,15 @@ A dead process's file is compacted into the archive (steps and crash safety in
 process (``all``/``live*`` gauges, Info, Enum) is dropped - which keeps the directory and
 the scrape flat however many workers come and go.
 
-Fork: an ``os.register_at_fork`` hook gives the child a fresh store state; every metric
-that uses the store (they register with :meth:`MultiProcessStore.track`) then re-fetches
-its children's cells (``MetricBase._reattach``), which creates them, zeroed, in the
-child's own file. The parent's cells are never written by the child.
+Fork: an at-fork hook (:mod:`meterhub._forksafe`, after every lock of meterhub was
+renewed) gives the child a fresh store state; every metric that uses the store (they
+register with :meth:`MultiProcessStore.track`) then re-fetches its children's cells
+(``MetricBase._reattach``), which creates them, zeroed, in the child's own file. The
+parent's cells are never written by the child. A fork that bypassed Python's hooks is
+noticed by pid where series are created and where the directory is read: the same
+repair then runs late, and ``meterhub_multiprocess_forks_undetected_total`` (a counter
+in the child's own file, so every collector sees it) counts it. Increments the child
+made before that went into its parent's file; concurrent ones can be lost there.
 
 ``remove``/``clear`` write a tombstone in *this* process's file: they drop this process's
 contribution. Other live processes keep theirs, and values already archived stay.
@@ -116,6 +121,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import mmap
 import os
@@ -125,6 +131,7 @@ import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any, cast
 
+from .._forksafe import after_fork_hook, check_pid
 from ..samples import CollectOptions, Exemplar, MetricFamily, MetricType, Series
 from ._mmdir import (
     corrupt_count,
@@ -202,6 +209,8 @@ class MultiProcessStore:
         # Tombstones and clears that found no room: written before any later record.
         self._records: list[tuple[int, bytes]] = []
         self._reader = Directory(self.directory)
+        self._pinned: list[FileState] | None = None
+        self._pid = os.getpid()
         self.files_merged = 0
         self.merge_seconds = 0.0
         self._disk_warned = False
@@ -236,6 +245,8 @@ class MultiProcessStore:
     # -- the ValueStore protocol ------------------------------------------------------------
 
     def cell(self, desc: MetricDesc, key: tuple[str, ...]) -> Cell:
+        if self._pid != os.getpid():
+            check_pid()  # forked behind Python's back: get this process its own file first
         with self._lock:
             cell = self._cells.get((desc.name, key))
             if cell is not None:
@@ -459,6 +470,8 @@ class MultiProcessStore:
         """The files to merge now (dead processes compacted first) - for collectors."""
         self.maintain()
         with self._read_lock:
+            if self._pinned is not None:
+                return self._pinned
             return self._reader.snapshot()
 
     def maintain(self) -> None:
@@ -469,17 +482,42 @@ class MultiProcessStore:
         with self._lock:
             self._maintain(check_name=True)
 
+    @contextlib.contextmanager
+    def collection(self) -> Iterator[list[FileState]]:
+        """Pin one snapshot of the directory for a whole registry collection: every
+        :meth:`read` / :meth:`read_all` of this thread inside uses it (other threads'
+        collections wait: the read lock is held throughout)."""
+        if self._pid != os.getpid():
+            check_pid()
+        self.maintain()
+        with self._read_lock:
+            if self._pinned is not None:  # nested (a collector collecting this registry)
+                yield self._pinned
+                return
+            t0 = time.perf_counter()
+            files = self._pinned = self._reader.snapshot()
+            self.files_merged = len(files)
+            self.merge_seconds += time.perf_counter() - t0
+            try:
+                yield files
+            finally:
+                self._pinned = None
+
     def read_all(
         self, descs: list[MetricDesc], options: CollectOptions = _DEFAULT
     ) -> dict[str, list[SeriesData]]:
         """Every series of each of *descs*, merged from one consistent snapshot (the
         ``created`` slot only when *options* render it)."""
+        if self._pid != os.getpid():
+            check_pid()
         t0 = time.perf_counter()
         self.maintain()
         with self._read_lock:
-            files = self._reader.snapshot()
+            files = self._pinned  # inside a registry's collection: its snapshot
+            if files is None:
+                files = self._reader.snapshot()
+                self.files_merged = len(files)
             out = {d.name: list(merge(d, files, created=options.created)) for d in descs}
-            self.files_merged = len(files)
             self.merge_seconds += time.perf_counter() - t0
         return out
 
@@ -487,10 +525,15 @@ class MultiProcessStore:
         """Remember *metric* (to re-point its cells after a fork); called by the metric."""
         self._metrics.add(metric)
         registry = getattr(metric, "_registry", None)
-        if registry is None or registry in self._registries:
+        if registry is not None:
+            self.attach(registry)
+
+    def attach(self, registry: Any) -> None:
+        """Note that *registry* uses this store: if it reports on itself, it also gets
+        this store's self-metrics (called by the metrics and by the registry)."""
+        if registry in self._registries:
             return
         self._registries.add(registry)
-        # Registries that report on themselves also get this store's self-metrics.
         if registry.self_metrics in getattr(registry, "_collectors", {}):
             registry.register(StoreSelfMetrics(self))
 
@@ -499,25 +542,36 @@ class MultiProcessStore:
         with self._read_lock:
             self._reader.close()
 
-    def _after_fork_in_child(self) -> None:
+    def _after_fork_in_child(self, late: bool) -> None:
         self._reader.close()
         if self._writer is not None:
             self._writer.detach()
         self._reset()
         for metric in list(self._metrics):
             metric._reattach()
+        if late and self._metrics:
+            # Counted in this process's own (new) file: every collector of the directory
+            # sees it, whichever process serves the scrape.
+            self.cell(_FORKS_UNDETECTED, ())[0] += 1.0
 
+
+_FORKS_UNDETECTED = MetricDesc(
+    "meterhub_multiprocess_forks_undetected",
+    "Forks noticed only afterwards by pid (they bypassed Python's at-fork hooks): the "
+    "child wrote into its parent's file until then.",
+    MetricType.COUNTER,
+)
 
 _STORES: weakref.WeakSet[MultiProcessStore] = weakref.WeakSet()
 
 
-def _after_fork() -> None:
+def _after_fork(late: bool) -> None:
     for store in list(_STORES):
-        store._after_fork_in_child()
+        store._after_fork_in_child(late)
 
 
 # One hook for every store (a hook per store would pile up: they cannot be unregistered).
-os.register_at_fork(after_in_child=_after_fork)
+after_fork_hook(_after_fork)
 
 
 def _family(name: str, doc: str, kind: MetricType, value: float) -> MetricFamily:
