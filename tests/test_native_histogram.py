@@ -375,3 +375,24 @@ def test_moving_the_cell_keeps_every_bucket(registry: Registry) -> None:
     pos, neg, zero = _expected(first + second, nh.schema, DEFAULT_ZERO_THRESHOLD)
     assert _buckets(nh) == (pos, neg) and nh.zero_count == zero[0]
     assert registry.get_sample_value("h_count", {"k": "a"}) == len(first + second)
+
+
+def test_a_fork_while_the_window_lock_is_held_in_process(registry: Registry) -> None:
+    import multiprocessing
+    import os
+
+    h = Histogram("h", "H.", registry=registry, native_histogram_bucket_factor=1.1)
+    child: Any = h.observe.__self__  # type: ignore[attr-defined]
+    child._lock.acquire()  # as if another thread were moving the window at fork time
+    try:
+
+        def work() -> None:
+            h.observe(1000.0)  # a new bucket: the slow path, under the lock
+            os._exit(0 if _native(registry).count_value == 1 else 1)
+
+        p = multiprocessing.get_context("fork").Process(target=work)
+        p.start()
+        p.join(30)
+        assert p.exitcode == 0
+    finally:
+        child._lock.release()

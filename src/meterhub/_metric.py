@@ -373,7 +373,7 @@ class MetricBase(Generic[C]):
         # A native histogram's cell adds up like a summed one into a zeroed cell (its window
         # header included), provided its window does not move meanwhile: its lock.
         native = self._desc.native is not None
-        lock = getattr(child, "_lock", None) if native else None
+        lock = child._window_lock() if native else None  # type: ignore[attr-defined]
         if lock is None:
             move_cell(child, old, new_cell(), self._layout.summed)
         else:

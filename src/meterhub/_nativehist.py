@@ -130,13 +130,17 @@ class NativeHistogramChild(HistogramChild):
             int(v[st + N_PLO]), int(v[st + N_PN]), int(v[st + N_NLO]), int(v[st + N_NN]),
         )  # fmt: skip
 
-    def _switch(self, on: bool) -> None:
+    def _window_lock(self) -> threading.Lock:
+        """The window's lock, new in a forked child: a thread of the parent may have held
+        it at the fork, and it is not coming back. (Checked by pid on the slow path only;
+        one lock per series is too many to register with :mod:`meterhub._forksafe`.)"""
         if self._pid != os.getpid():
-            # a forked child (the mmap store re-points cells through here): a thread of the
-            # parent may have held the lock at the fork, and it is not coming back
             self._lock = threading.Lock()
             self._pid = os.getpid()
-        with self._lock:
+        return self._lock
+
+    def _switch(self, on: bool) -> None:
+        with self._window_lock():
             super()._switch(on)
             self._sync()
 
@@ -190,7 +194,7 @@ class NativeHistogramChild(HistogramChild):
             metric._error("nan", "observe(nan) refused")
             return
         i = bisect_left(self._bounds, value)
-        with self._lock:
+        with self._window_lock():
             slot, clamped = self._slot_for(value)
             v = self._v
             v[0] += value
