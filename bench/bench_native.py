@@ -80,7 +80,7 @@ def _populate(reg: mh.Registry) -> None:
             child.observe(v)
 
 
-def _scrape(rounds: int = 7) -> list[str]:
+def _scrape(rounds: int = 15) -> list[str]:
     reg = mh.Registry(self_metrics=False)
     _populate(reg)
     scrapes = {

@@ -120,9 +120,12 @@ _NEG_DELTA = {d: b"\x50" + varint((d << 1) if d >= 0 else ((-d << 1) - 1)) for d
 _POS_DELTA = {d: b"\x68" + varint((d << 1) if d >= 0 else ((-d << 1) - 1)) for d in range(-64, 64)}
 
 
-def _deltas(table: dict[int, bytes], tag: bytes, deltas: Iterable[int]) -> bytes:
-    get = table.get
-    return b"".join([get(d) or tag + _zigzag(d) for d in deltas])
+def _deltas(table: dict[int, bytes], tag: bytes, deltas: Sequence[int]) -> bytes:
+    try:
+        return b"".join(map(table.__getitem__, deltas))  # all small: no Python-level loop
+    except KeyError:
+        get = table.get
+        return b"".join([get(d) or tag + _zigzag(d) for d in deltas])
 
 
 def _timestamp(tag: bytes, seconds: float) -> bytes:
@@ -143,17 +146,24 @@ def _exemplar(tag: bytes, ex: Exemplar, cache: dict[str, bytes]) -> bytes:
 
 
 def _spans(tag: bytes, spans: Sequence[BucketSpan]) -> bytes:
+    table = _SPANS[tag]
+    try:
+        return b"".join(map(table.__getitem__, spans))  # seen before: no Python-level loop
+    except KeyError:
+        pass
     out = []
-    zz = _ZIGZAG1
-    for offset, length in spans:
-        if -64 <= offset < 64 and length < 128:  # the common case: a 4-byte span
-            out.append(tag + b"\x04\x08" + zz[offset + 64] + b"\x10" + _VARINT1[length])
-        else:
-            out.append(_len(tag, b"\x08" + _zigzag(offset) + b"\x10" + varint(length)))
+    for span in spans:
+        enc = table.get(span)
+        if enc is None:
+            enc = _len(tag, b"\x08" + _zigzag(span[0]) + b"\x10" + varint(span[1]))
+            if len(table) < 4096:
+                table[span] = enc
+        out.append(enc)
     return b"".join(out)
 
 
-_ZIGZAG1 = [varint((d << 1) if d >= 0 else ((-d << 1) - 1)) for d in range(-64, 64)]
+# Encoded spans by (offset, length) and field: the same few recur across series and scrapes.
+_SPANS: dict[bytes, dict[tuple[int, int], bytes]] = {b"\x4a": {}, b"\x62": {}}
 _NATIVE_HEAD: dict[tuple[int, float], bytes] = {}
 
 
