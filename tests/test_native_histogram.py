@@ -396,3 +396,17 @@ def test_a_fork_while_the_window_lock_is_held_in_process(registry: Registry) -> 
         assert p.exitcode == 0
     finally:
         child._lock.release()
+
+
+def test_other_number_types_take_the_checked_path(registry: Registry) -> None:
+    from decimal import Decimal
+    from fractions import Fraction
+
+    h = Histogram("h", "H.", registry=registry, native_histogram_bucket_factor=1.1)
+    for v in (Fraction(1, 2), Decimal("0.5"), 0.5, 1, True):
+        h.observe(v)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="does not fit in a float"):  # strict mode raises
+        h.observe(10**400)
+    nh = _native(registry)
+    assert nh.count_value == 5 and nh.sum_value == 3.5
+    assert _buckets(nh)[0] == {bucket_key(0.5, 3): 3, 0: 2}

@@ -149,8 +149,10 @@ class NativeHistogramChild(HistogramChild):
     def observe(self, amount: float, exemplar: Mapping[str, str] | None = None) -> None:
         """Record one observation of *amount*, optionally with an exemplar."""
         try:
-            # (NaN falls through every branch to a ValueError from ceil: the slow path)
-            if exemplar is None:
+            # Only exact float and int (a Fraction or numpy scalar would run Python code in
+            # the updates; see meterhub.store.base). NaN falls through every branch to a
+            # ValueError from ceil: the slow path.
+            if (type(amount) is float or type(amount) is int) and exemplar is None:
                 if amount > self._zt:
                     t = self._ptbl
                     # the key from log2 (two C calls), off by one at most near a bound;
@@ -290,8 +292,10 @@ class DualHistogramChild(NativeHistogramChild):
     def observe(self, amount: float, exemplar: Mapping[str, str] | None = None) -> None:
         """Record one observation of *amount*, optionally with an exemplar."""
         try:
-            # (NaN falls through every branch to a ValueError from ceil: the slow path)
-            if exemplar is None:
+            # Only exact float and int (a Fraction or numpy scalar would run Python code in
+            # the updates; see meterhub.store.base). NaN falls through every branch to a
+            # ValueError from ceil: the slow path.
+            if (type(amount) is float or type(amount) is int) and exemplar is None:
                 i = bisect_left(self._bounds, amount)
                 if amount > self._zt:
                     t = self._ptbl

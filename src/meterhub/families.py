@@ -35,6 +35,7 @@ from .samples import (
     Sample,
     Series,
     Timestamp,
+    state_label,
 )
 
 __all__ = [
@@ -330,8 +331,8 @@ def _from_samples(
         extra_key = {"": None, "_bucket": "le"}.get(suffix)
         if kind is MetricType.SUMMARY and suffix == "":
             extra_key = "quantile"
-        if kind is MetricType.STATESET:
-            extra_key = name
+        if kind is MetricType.STATESET:  # prometheus_client's states: a label named `name`
+            extra_key = name if name in labels else state_label(name)
         extra = labels.pop(extra_key, None) if extra_key else None
         ts = None if s.timestamp is None else float(s.timestamp)
         g = groups.setdefault(tuple(sorted(labels.items())), {"ts": ts})
