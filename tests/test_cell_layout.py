@@ -132,6 +132,38 @@ def test_histogram_child(reg: Registry) -> None:
     check(h.labels("a"), h.desc, **{f"s{HistogramLayout.SUM}": 129.9, **buckets})
 
 
+def test_native_histogram_children(reg: Registry) -> None:
+    from meterhub._native import bucket_key
+    from meterhub.store.layout import NativeHistogramLayout as N
+
+    for buckets in (None, BUCKETS):
+        h = Histogram(
+            f"n{len(buckets or ())}", "N.", ["k"], buckets=buckets, registry=reg,
+            native_histogram_bucket_factor=1.1, native_histogram_max_buckets=8,
+        )  # fmt: skip
+        for v in (0.7, 0.75, 0.0, -2.0):
+            h.labels("a").observe(v)
+        desc = h.desc
+        start = N().start(desc)
+        first = HistogramLayout.FIRST_BUCKET
+        slots: dict[str, float] = {}
+        for v in (0.7, 0.75, 0.0, -2.0):
+            key = f"s{first + bisect_left(desc.buckets, v)}"
+            slots[key] = slots.get(key, 0.0) + 1.0
+        k07, k075 = bucket_key(0.7, 3), bucket_key(0.75, 3)
+        slots.update({
+            f"s{HistogramLayout.SUM}": -0.55,
+            f"s{start + N.ZERO}": 1.0,
+            # the gen counts two per window rewrite: 0.7, 0.75 and -2.0 each opened one
+            f"s{start + N.GEN}": 6.0,
+            f"s{start + N.PLO}": float(k07), f"s{start + N.PN}": float(k075 - k07 + 1),
+            f"s{start + N.NLO}": float(bucket_key(-2.0, 3)), f"s{start + N.NN}": 1.0,
+            f"s{start + N.BUCKETS}": 1.0, f"s{start + N.BUCKETS + k075 - k07}": 1.0,
+            f"s{start + N.BUCKETS + 8 - 1}": 1.0,
+        })  # fmt: skip
+        check(h.labels("a"), desc, **slots)
+
+
 def test_summary_child(reg: Registry) -> None:
     s = Summary("s", "S.", ["k"], registry=reg)
     s.labels("a").observe(3.0)
@@ -219,6 +251,11 @@ def _every_type(reg: Registry) -> None:
     Summary("s", "S.", ["k"], registry=reg).labels("a").observe(4)
     Info("i", "I.", registry=reg).info({"v": "1"})
     Enum("e", "E.", ["k"], states=["x", "y"], registry=reg).labels("a").state("y")
+    for name, buckets in (("n", None), ("d", BUCKETS)):
+        native = Histogram(name, "N.", ["k"], buckets=buckets, registry=reg,
+                           native_histogram_bucket_factor=1.1)  # fmt: skip
+        for v in (0.7, -2.0, 0.0, 300.0):
+            native.labels("a").observe(v)
 
 
 @pytest.mark.parametrize("created", [False, True])

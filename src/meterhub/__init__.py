@@ -49,9 +49,11 @@ from .exposition import (
     CONTENT_TYPE_OPENMETRICS,
     CONTENT_TYPE_PLAIN_0_0_4,
     CONTENT_TYPE_PLAIN_1_0_0,
+    CONTENT_TYPE_PROTOBUF,
     choose_encoder,
     generate_latest,
     generate_latest_openmetrics,
+    generate_latest_protobuf,
 )
 from .families import (
     CounterMetricFamily,
@@ -109,6 +111,7 @@ __all__ = [
     "BucketSpan",
     "CONTENT_TYPE_LATEST",
     "CONTENT_TYPE_OPENMETRICS",
+    "CONTENT_TYPE_PROTOBUF",
     "CollectOptions",
     "CONTENT_TYPE_PLAIN_0_0_4",
     "CONTENT_TYPE_PLAIN_1_0_0",
@@ -172,6 +175,7 @@ __all__ = [
     "enable_created_metrics",
     "generate_latest",
     "generate_latest_openmetrics",
+    "generate_latest_protobuf",
     "get_config",
     "hub",
     "instance_ip_grouping_key",

@@ -14,6 +14,7 @@ from ._values import checked_exemplar, checked_number
 from .errors import DefinitionError
 from .registry import REGISTRY, Registry
 from .samples import MetricType
+from .store.base import MetricDesc, NativeSpec
 
 __all__ = ["DEFAULT_BUCKETS", "INF", "Histogram", "HistogramChild", "Summary", "SummaryChild"]
 
@@ -94,8 +95,58 @@ def _check_buckets(name: str, buckets: Sequence[float]) -> tuple[float, ...]:
     return tuple(bounds)
 
 
+def _check_native(
+    name: str,
+    factor: float | None,
+    zero_threshold: float | None,
+    max_buckets: int,
+    min_reset_duration: float,
+) -> NativeSpec | None:
+    from ._native import DEFAULT_ZERO_THRESHOLD, schema_for_factor
+
+    if factor is None:
+        if zero_threshold is not None or max_buckets != 160 or min_reset_duration:
+            raise DefinitionError(
+                f"metric {name!r}: native_histogram_* settings need "
+                "native_histogram_bucket_factor (e.g. 1.1) to turn native buckets on"
+            )
+        return None
+
+    def number(what: str, value: Any, ok: Any) -> float:
+        try:
+            f = float(value)
+        except (TypeError, ValueError):
+            f = math.nan
+        if isinstance(value, (bool, str, bytes)) or not ok(f):
+            raise DefinitionError(f"metric {name!r}: native_histogram_{what} {value!r} refused")
+        return f
+
+    f = number("bucket_factor", factor, lambda x: x > 1.0)
+    zt = DEFAULT_ZERO_THRESHOLD if zero_threshold is None else zero_threshold
+    zt = number("zero_threshold", zt, lambda x: 0.0 <= x < math.inf)
+    if isinstance(max_buckets, bool) or not isinstance(max_buckets, int) or max_buckets < 1:
+        raise DefinitionError(
+            f"metric {name!r}: native_histogram_max_buckets must be an int >= 1, "
+            f"got {max_buckets!r}"
+        )
+    reset = number("min_reset_duration", min_reset_duration, lambda x: 0.0 <= x < math.inf)
+    return NativeSpec(schema_for_factor(f), zt, max_buckets, reset)
+
+
 class Histogram(MetricBase[HistogramChild]):
     """Observations counted in buckets (request durations, payload sizes).
+
+    Classic buckets are the fixed ``buckets=`` bounds. With
+    ``native_histogram_bucket_factor`` (e.g. ``1.1``: each bucket at most 10 % wider than
+    the previous one) it also keeps *native* buckets, as client_golang does: exponential
+    ones at the coarsest schema (-4 ... 8) whose growth factor is at most that factor, sparse
+    (only populated buckets cost anything), a zero bucket for
+    ``|v| <= native_histogram_zero_threshold`` (default ``2**-128``) and mirrored negative
+    buckets. Past ``native_histogram_max_buckets`` (default 160) buckets the resolution is
+    halved (bucket pairs merge), or, when ``native_histogram_min_reset_duration`` seconds
+    have passed since the last reset, everything is reset. Prometheus scrapes them over the
+    protobuf exposition (``--enable-feature=native-histograms``). Without ``buckets=`` such
+    a histogram has no classic buckets but ``+Inf``; with ``buckets=`` it keeps both.
 
     Example::
 
@@ -104,6 +155,11 @@ class Histogram(MetricBase[HistogramChild]):
         >>> latency = Histogram("latency_seconds", "Latency.", buckets=(0.1, 1), registry=reg)
         >>> latency.observe(0.05)
         >>> reg.get_sample_value("latency_seconds_bucket", {"le": "0.1"})
+        1.0
+        >>> native = Histogram("rpc_seconds", "RPCs.", registry=reg,
+        ...                    native_histogram_bucket_factor=1.1)
+        >>> native.observe(0.25)
+        >>> reg.get_sample_value("rpc_seconds_count")
         1.0
     """
 
@@ -122,11 +178,24 @@ class Histogram(MetricBase[HistogramChild]):
         subsystem: str = "",
         unit: str = "",
         registry: Registry | None = REGISTRY,
-        buckets: Sequence[float] = DEFAULT_BUCKETS,
+        buckets: Sequence[float] | None = None,
         *,
         switch: str | None = None,
         max_series: int | None = None,
+        native_histogram_bucket_factor: float | None = None,
+        native_histogram_zero_threshold: float | None = None,
+        native_histogram_max_buckets: int = 160,
+        native_histogram_min_reset_duration: float = 0.0,
     ) -> Histogram:
+        native = _check_native(
+            name,
+            native_histogram_bucket_factor,
+            native_histogram_zero_threshold,
+            native_histogram_max_buckets,
+            native_histogram_min_reset_duration,
+        )
+        if buckets is None:
+            buckets = DEFAULT_BUCKETS if native is None else (INF,)
         bounds = _check_buckets(name, buckets)
         return cls._define(
             name,
@@ -139,7 +208,19 @@ class Histogram(MetricBase[HistogramChild]):
             switch,
             max_series,
             buckets=bounds,
+            native=native,
         )
+
+    def _setup(
+        self, desc: MetricDesc, registry: Registry, switch: str | None, max_series: int | None
+    ) -> None:
+        if desc.native is not None:
+            from ._nativehist import DualHistogramChild, NativeHistogramChild
+
+            # before the unlabeled child is made
+            child = NativeHistogramChild if len(desc.buckets) == 1 else DualHistogramChild
+            setattr(self, "_child_cls", child)  # noqa: B010
+        super()._setup(desc, registry, switch, max_series)
 
     def observe(self, amount: float, exemplar: Mapping[str, str] | None = None) -> None:
         self._labeled_parent("observe")

@@ -390,7 +390,15 @@ class MetricBase(Generic[C]):
         child = self._children.get(key)
         if child is None or child._cell is not old:
             return False
-        move_cell(child, old, new_cell(), self._layout.summed)
+        # A native histogram's cell adds up like a summed one into a zeroed cell (its window
+        # header included), provided its window does not move meanwhile: its lock.
+        native = self._desc.native is not None
+        lock = child._window_lock() if native else None  # type: ignore[attr-defined]
+        if lock is None:
+            move_cell(child, old, new_cell(), self._layout.summed)
+        else:
+            with lock:
+                move_cell(child, old, new_cell(), True)
         return True
 
     def _stamp_created(self, cell: Cell) -> None:

@@ -24,9 +24,11 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from ._config import get_config
 from .errors import DefinitionError
 from .naming import validate_metric_name
 from .samples import (
+    BucketSpan,
     Exemplar,
     MetricFamily,
     MetricType,
@@ -406,7 +408,12 @@ def to_family(obj: Any) -> MetricFamily:
         family = CollectedFamily(
             *_from_samples(name, doc, kind, getattr(obj, "unit", "") or "", raw)
         )
-        family.raw_samples = tuple(raw)
+        # A native histogram's sample has no text form of its own: outside compat mode it is
+        # written from the snapshot (count, sum, +Inf bucket) instead of sample by sample.
+        if get_config().compat is not None or not any(
+            getattr(s, "native_histogram", None) for s in raw
+        ):
+            family.raw_samples = tuple(raw)
         return family
     except (TypeError, ValueError, AttributeError) as exc:
         exc.args = (*(exc.args or ("",)), obj)
@@ -449,6 +456,12 @@ def _from_samples(
         ts = None if s.timestamp is None else float(s.timestamp)
         g = groups.setdefault(tuple(sorted(labels.items())), {"ts": ts})
         g["labels"] = tuple(labels.items())
+        native = getattr(s, "native_histogram", None)
+        if native is not None and kind is MetricType.HISTOGRAM:
+            # prometheus_client's native histogram sample (its value is not a count)
+            g["native"] = _native_of(native)
+            buckets.add(math.inf)
+            continue
         if suffix == "_created":
             g["created"] = value
         elif suffix == "_bucket":
@@ -469,17 +482,19 @@ def _from_samples(
     series = []
     for g in groups.values():
         if kind in _BUCKETED:
-            total = g.get("_sum", g.get("_gsum", 0.0))
+            native = g.get("native")
+            total = g.get("_sum", g.get("_gsum", native.sum_value if native else 0.0))
             values, exemplars, last = [total], [], 0.0
             per = g.get("buckets", {})
+            if native is not None and math.inf not in per:
+                per[math.inf] = (native.count_value, None)
             for b in bounds:
                 last, ex = per.get(b, (last, None))
                 values.append(last)
                 exemplars.append(ex)
-            if not any(e is not None for e in exemplars):
-                exemplars = []
+            exs = tuple(exemplars) if any(e is not None for e in exemplars) or not native else ()
             series.append(
-                Series(g["labels"], tuple(values), tuple(exemplars), g.get("created"), g["ts"])
+                Series(g["labels"], tuple(values), exs, g.get("created"), g["ts"], native=native)
             )
             continue
         if kind is MetricType.SUMMARY:
@@ -500,3 +515,20 @@ def _from_samples(
             )
         )
     return MetricFamily(name, doc, kind, unit, tuple(series), bounds, tuple(states))
+
+
+def _native_of(nh: Any) -> NativeHistogram:
+    """prometheus_client's (or anyone's) ``NativeHistogram`` as meterhub's."""
+    exemplars = getattr(nh, "nh_exemplars", None)
+    return NativeHistogram(
+        float(nh.count_value),
+        float(nh.sum_value),
+        int(nh.schema),
+        float(nh.zero_threshold),
+        float(nh.zero_count),
+        tuple(BucketSpan(int(o), int(n)) for o, n in nh.pos_spans or ()),
+        tuple(BucketSpan(int(o), int(n)) for o, n in nh.neg_spans or ()),
+        tuple(int(d) for d in nh.pos_deltas or ()),
+        tuple(int(d) for d in nh.neg_deltas or ()),
+        tuple(exemplars) if exemplars else None,
+    )

@@ -156,7 +156,8 @@ def _counter_series(
     )
     labels = cache.of(desc, summed.keys)
     totals = zip(summed.cols[CounterLayout.TOTAL])
-    rows = zip(labels, totals, exemplars, stamps, repeat(None), repeat(()))
+    # every field of Series, in order (timestamp, quantiles, native last)
+    rows = zip(labels, totals, exemplars, stamps, repeat(None), repeat(()), repeat(None))
     return tuple(map(_new_series, rows))
 
 

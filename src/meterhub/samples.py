@@ -14,7 +14,9 @@ unknown       ``(value,)``
 info          ``(1.0,)`` - the info pairs are part of ``Series.labels``
 stateset      one ``1.0``/``0.0`` per entry of ``MetricFamily.states``
 histogram     ``(sum, cumulative bucket counts...)``, one per ``MetricFamily.buckets``;
-              the count is the last (``+Inf``) bucket
+              the count is the last (``+Inf``) bucket; a native histogram also has
+              ``Series.native`` (a :class:`NativeHistogram`), and a native-only one
+              has just the ``+Inf`` bucket
 gaugehistogram the same as histogram, exposed as ``_gsum``/``_gcount``
 summary       ``(count, sum)`` plus ``Series.quantiles``
 ============  ==========================================================
@@ -100,15 +102,19 @@ class Exemplar(NamedTuple):
 
 
 class BucketSpan(NamedTuple):
-    """A run of *length* consecutive native-histogram buckets, *offset* after the previous
-    run (prometheus_client's ``BucketSpan``)."""
+    """A run of consecutive native-histogram buckets (prometheus_client compatible):
+    *offset* is the gap since the previous span's end (for the first span, its first key)."""
 
     offset: int
     length: int
 
 
 class NativeHistogram(NamedTuple):
-    """A native (sparse, exponential) histogram value, as prometheus_client's.
+    """A native histogram's state, in the wire's sparse form (prometheus_client compatible).
+
+    ``pos_deltas``/``neg_deltas`` are each bucket's count minus the previous bucket's, in
+    the order the spans list them (see :mod:`meterhub._native`). ``nh_exemplars`` are the
+    exemplars of the native histogram (they carry timestamps).
 
     Example::
 
@@ -148,6 +154,8 @@ class Series(NamedTuple):
     created: float | None = None
     timestamp: float | None = None
     quantiles: tuple[tuple[float, float], ...] = ()
+    native: NativeHistogram | None = None
+    """A histogram's native (exponential) buckets, when it has them."""
 
 
 class MetricFamily(NamedTuple):

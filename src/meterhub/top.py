@@ -18,9 +18,12 @@ import urllib.request
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from ._native import native_bounds
 from .errors import ParseError
 from .exposition.parser import parse_text
-from .samples import MetricFamily, MetricType
+from .exposition.protobuf import CONTENT_TYPE_PROTOBUF
+from .exposition.protobuf_parser import parse_protobuf
+from .samples import MetricFamily, MetricType, Series
 
 __all__ = [
     "MetricRow",
@@ -46,7 +49,38 @@ def read_source(
     """
     if not source.startswith(("http://", "https://")) and os.path.isdir(source):
         return collect_directory(source)
+    if source.startswith(("http://", "https://")):
+        raw, content_type = _fetch(source, timeout, token, _ACCEPT_PROTOBUF)
+        if content_type.split(";")[0].strip() == CONTENT_TYPE_PROTOBUF.split(";")[0]:
+            try:
+                return parse_protobuf(raw)
+            except ParseError as exc:
+                raise ParseError(f"{source}: {exc}") from None
+        return _parse(raw.decode("utf-8", "replace"), source)
     return _parse(fetch_text(source, timeout=timeout, token=token), source)
+
+
+# Protobuf first (it carries native histograms), text otherwise, like Prometheus asks.
+_ACCEPT_PROTOBUF = (
+    "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
+    "encoding=delimited;q=0.8,text/plain;version=0.0.4;q=0.4,*/*;q=0.1"
+)
+
+
+def _fetch(source: str, timeout: float, token: str | None, accept: str | None) -> tuple[bytes, str]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if accept:
+        headers["Accept"] = accept
+    request = urllib.request.Request(source, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            raw: bytes = resp.read()
+            return raw, resp.headers.get("Content-Type", "")
+    except urllib.error.HTTPError as exc:
+        raise OSError(f"{source} answered HTTP {exc.code}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise OSError(f"{source} does not answer: {reason}") from None
 
 
 def fetch_text(source: str, *, timeout: float = 5.0, token: str | None = None) -> str:
@@ -55,16 +89,7 @@ def fetch_text(source: str, *, timeout: float = 5.0, token: str | None = None) -
     Raises ``OSError``/:class:`~meterhub.errors.ParseError` with a message naming *source*.
     """
     if source.startswith(("http://", "https://")):
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        request = urllib.request.Request(source, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as resp:
-                raw: bytes = resp.read()
-        except urllib.error.HTTPError as exc:
-            raise OSError(f"{source} answered HTTP {exc.code}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise OSError(f"{source} does not answer: {reason}") from None
+        raw, _ = _fetch(source, timeout, token, None)
         return raw.decode("utf-8", "replace")
     if os.path.isdir(source):
         raise OSError(f"{source} is a directory, not an exposition file")
@@ -171,8 +196,10 @@ def compare(
 ) -> TopView:
     """Rates between two snapshots taken *interval* seconds apart (totals if no previous).
 
-    Counter resets (a value going down) count from zero, as ``rate()`` does.
+    Counter resets (a value going down) count from zero, as ``rate()`` does. Native
+    histograms are read through their buckets (at the lowest schema of both snapshots).
     """
+    previous, current = _native_as_classic(previous, current)
     prev: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[float, ...]] = {}
     for fam in previous or ():
         for s in fam.series:
@@ -231,3 +258,48 @@ def _sample_name(fam: MetricFamily) -> str:
     if fam.type is MetricType.HISTOGRAM or fam.type is MetricType.SUMMARY:
         return fam.name + "_count"
     return fam.name
+
+
+def _native_as_classic(
+    previous: Iterable[MetricFamily] | None, current: Iterable[MetricFamily]
+) -> tuple[list[MetricFamily] | None, list[MetricFamily]]:
+    """Native-only histograms as classic ones, with the bucket bounds of both snapshots."""
+    prev = list(previous) if previous is not None else None
+    cur = list(current)
+    natives = [
+        f for f in (prev or []) + cur
+        if f.type is MetricType.HISTOGRAM and len(f.buckets) <= 1
+        and any(s.native is not None for s in f.series)
+    ]  # fmt: skip
+    if not natives:
+        return prev, cur
+    schema: dict[str, int] = {}
+    for f in natives:
+        for s in f.series:
+            if s.native is not None:
+                schema[f.name] = min(schema.get(f.name, s.native.schema), s.native.schema)
+    bounds: dict[str, set[float]] = {}
+    for f in natives:
+        for s in f.series:
+            if s.native is not None:
+                bounds.setdefault(f.name, set()).update(native_bounds(s.native, schema[f.name]))
+
+    def convert(fam: MetricFamily) -> MetricFamily:
+        if fam.name not in bounds or len(fam.buckets) > 1:
+            return fam
+        ordered = [*sorted(bounds[fam.name] - {math.inf}), math.inf]
+        series = []
+        for s in fam.series:
+            if s.native is None:
+                series.append(s)
+                continue
+            counts = native_bounds(s.native, schema[fam.name])
+            cum, total = [], 0.0
+            for b in ordered[:-1]:
+                total += counts.get(b, 0.0)
+                cum.append(total)
+            cum.append(s.values[-1])
+            series.append(Series(s.labels, (s.values[0], *cum), (), s.created, s.timestamp))
+        return fam._replace(series=tuple(series), buckets=tuple(ordered))
+
+    return ([convert(f) for f in prev] if prev is not None else None), [convert(f) for f in cur]

@@ -235,7 +235,9 @@ class CompiledRule:
     def source(self, p: str) -> str:
         """The block recording one event, its names prefixed with *p*."""
         key = "(" + "".join(f"get({p}n{i}), " for i in range(len(self.labelnames))) + ")"
-        update = _INLINE if type(self.metric) is _INLINE_METRIC[self.kind] else _METHOD
+        native = getattr(getattr(self.metric, "desc", None), "native", None)
+        inline = type(self.metric) is _INLINE_METRIC[self.kind] and native is None
+        update = _INLINE if inline else _METHOD  # (a native histogram's cell differs)
         record = _LOOKUP.format(key=key, p=p) + update[self.kind].format(p=p)
         if self.kind != "count":
             record = _VALUE[self.kind].format(p=p) + "if v is not None:\n" + _indent(record, 1)

@@ -192,8 +192,7 @@ class Endpoint:
         )
         try:
             families = _collect(self.registry, neg.names)
-            # "replace": one label value with a lone surrogate must not fail every scrape
-            body = neg.render(families).encode("utf-8", "replace")
+            body = neg.encode(families)
         except Exception:
             log.exception("meterhub: collecting metrics for a scrape failed")
             return _plain(500, "Internal Server Error")

@@ -21,30 +21,38 @@ from urllib.parse import parse_qs
 from ..samples import MetricFamily
 from .escaping import negotiated_escaping
 from .openmetrics import CONTENT_TYPE_OPENMETRICS, generate_latest_openmetrics, render_openmetrics
+from .protobuf import CONTENT_TYPE_PROTOBUF, render_protobuf
 from .text import CONTENT_TYPE_PLAIN_0_0_4, CONTENT_TYPE_PLAIN_1_0_0, generate_latest, render_text
 
 __all__ = [
     "Negotiated",
     "accepts_gzip",
     "choose_encoder",
+    "choose_format",
     "choose_renderer",
     "name_filter",
     "negotiate",
 ]
 
 Renderer = Callable[[Iterable[MetricFamily]], str]
+Encoder = Callable[[Iterable[MetricFamily]], bytes]
 
 # OpenMetrics versions this renderer produces a valid answer for.
 _OM_VERSIONS = ("", "1.0.0", "0.0.1")
 
 
 class Negotiated(NamedTuple):
-    """The outcome of negotiation for one scrape."""
+    """The outcome of negotiation for one scrape.
 
-    render: Renderer
+    ``encode`` renders the chosen format to bytes, whatever it is; ``render`` is the text
+    renderer of a text format (``None`` for protobuf, which is binary).
+    """
+
+    render: Renderer | None
     content_type: str
     gzip: bool
     names: tuple[str, ...] | None
+    encode: Encoder
 
 
 def _media_ranges(header: str) -> list[tuple[str, dict[str, str], float, int]]:
@@ -103,6 +111,8 @@ def choose_renderer(accept: str | None) -> tuple[Renderer, str]:
     else, a missing header included, gets the text format 0.0.4. UTF-8 names are escaped
     with underscores unless the chosen entry (version 1.0.0 or later) says
     ``escaping=allow-utf-8``, ``dots`` or ``values``; the content type then says so too.
+    Text formats only: the scrape endpoint negotiates protobuf too, with
+    :func:`choose_format`.
     """
     best_q, best_pos, best_params = -1.0, 0, {}
     for media, params, q, pos in _media_ranges(accept or ""):
@@ -125,16 +135,89 @@ def choose_renderer(accept: str | None) -> tuple[Renderer, str]:
     return _with_escaping(render_openmetrics, CONTENT_TYPE_OPENMETRICS, _escaping(best_params))
 
 
+def _protobuf_rank(accept: str | None) -> tuple[float, int] | None:
+    """``(q, position)`` of the delimited ``MetricFamily`` protobuf type in *accept*, if any."""
+    best: tuple[float, int] | None = None
+    for media, params, q, pos in _media_ranges(accept or ""):
+        if q <= 0.0 or media != "application/vnd.google.protobuf":
+            continue
+        if params.get("proto") != "io.prometheus.client.MetricFamily":
+            continue
+        if params.get("encoding", "delimited") != "delimited":
+            continue
+        if best is None or q > best[0]:
+            best = (q, pos)
+    return best
+
+
+def _text_rank(accept: str | None, content_type: str) -> tuple[float, int]:
+    """``(q, position)`` of the text format the header chose (``(0, inf)`` if implied)."""
+    if content_type.startswith("text/plain"):
+        wanted: tuple[str, ...] = ("text/plain", "text/*", "*/*")  # text is the fallback
+    else:
+        wanted = ("application/openmetrics-text",)
+    best = (0.0, 1 << 30)
+    for media, _params, q, pos in _media_ranges(accept or ""):
+        if media in wanted and q > best[0]:
+            best = (q, pos)
+    return best
+
+
+def _utf8(render: Renderer) -> Encoder:
+    def encode(families: Iterable[MetricFamily]) -> bytes:
+        # "replace": one label value with a lone surrogate must not fail every scrape
+        return render(families).encode("utf-8", "replace")
+
+    return encode
+
+
+_ENCODERS: dict[Renderer, Encoder] = {r: _utf8(r) for r in (render_text, render_openmetrics)}
+
+
+def choose_format(accept: str | None) -> tuple[Encoder, str, Renderer | None]:
+    """``(encode, content_type, text renderer or None)`` best matching an ``Accept`` header.
+
+    The protobuf exposition (``application/vnd.google.protobuf;
+    proto=io.prometheus.client.MetricFamily; encoding=delimited``, which Prometheus lists
+    first when its native-histograms feature is on) is chosen when its q-value is higher
+    than that of the text format :func:`choose_renderer` picks, or equal and listed
+    earlier; otherwise that text format.
+
+    Example::
+
+        >>> choose_format("application/vnd.google.protobuf;"
+        ...     "proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,"
+        ...     "text/plain;q=0.3")[1].split(";")[0]
+        'application/vnd.google.protobuf'
+    """
+    render, content_type = choose_renderer(accept)
+    proto = _protobuf_rank(accept)
+    if proto is not None:
+        q, pos = _text_rank(accept, content_type)
+        if proto[0] > q or (proto[0] == q and proto[1] < pos):
+            return render_protobuf, CONTENT_TYPE_PROTOBUF, None
+    # a renderer bound to an escaping scheme (a partial) gets its encoder made here
+    encode = _ENCODERS.get(render) or _utf8(render)
+    return encode, content_type, render
+
+
+def _generate_protobuf(registry: object) -> bytes:
+    return render_protobuf(registry.collect())  # type: ignore[attr-defined]
+
+
 def choose_encoder(accept: str | None) -> tuple[Callable[[object], bytes], str]:
     """prometheus_client's ``choose_encoder``: ``(generate(registry) -> bytes, content_type)``,
     with its answers (the first OpenMetrics or versioned text entry wins; a version of
-    1.0.0 or later gets ``; escaping=...`` in the content type).
+    1.0.0 or later gets ``; escaping=...`` in the content type), and the protobuf exposition
+    when the header prefers it (see :func:`choose_format`).
 
     Example::
 
         >>> choose_encoder("text/plain; version=1.0.0; escaping=allow-utf-8")[1]
         'text/plain; version=1.0.0; charset=utf-8; escaping=allow-utf-8'
     """
+    if choose_format(accept)[2] is None:  # protobuf wins (prometheus_client has none)
+        return _generate_protobuf, CONTENT_TYPE_PROTOBUF
     for entry in (accept or "").split(","):
         toks = entry.split(";")
         media = toks[0].strip()
@@ -188,6 +271,6 @@ def negotiate(
     disable_compression: bool = False,
 ) -> Negotiated:
     """Everything a front end needs to answer a scrape (see the module docstring)."""
-    render, content_type = choose_renderer(accept)
+    encode, content_type, render = choose_format(accept)
     gzip = not disable_compression and accepts_gzip(accept_encoding)
-    return Negotiated(render, content_type, gzip, name_filter(query_string))
+    return Negotiated(render, content_type, gzip, name_filter(query_string), encode)

@@ -249,6 +249,12 @@ def _archives(names: list[str]) -> list[tuple[int, str]]:
 
 def _archive_series(desc: MetricDesc, files: list[FileState]) -> list[SeriesData]:
     """What a dead process leaves behind: sums, and gauges in the non-live modes."""
+    if desc.native is not None:
+        from ._mmnative import native_summed
+
+        # counts only (not gen/schema/window): a series that never left zero adds nothing
+        end = 1 + len(desc.buckets)
+        return [d for d in native_summed(desc, files) if any(d.values[:end])]
     if desc.type in SUMMED:
         # A series that never left zero (a forked child re-creates all its parent's series)
         # adds nothing; archiving it would resurrect series the parent removed.

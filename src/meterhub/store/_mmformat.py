@@ -17,7 +17,7 @@ from typing import Any
 
 from ..naming import LABEL_NAME_RE, METRIC_NAME_RE
 from ..samples import Exemplar, MetricType
-from .base import MetricDesc
+from .base import MetricDesc, NativeSpec
 
 __all__ = [
     "KIND_ARCHIVE",
@@ -87,6 +87,7 @@ def desc_to_json(desc: MetricDesc) -> bytes:
             "buckets": list(desc.buckets),
             "states": list(desc.states),
             "mode": desc.multiprocess_mode,
+            **({"native": list(desc.native)} if desc.native is not None else {}),
         }
     )
 
@@ -109,7 +110,18 @@ def _desc_from_json(obj: Any) -> MetricDesc:
         tuple(float(b) for b in obj["buckets"]),
         tuple(str(s) for s in obj["states"]),
         str(obj["mode"]),
+        _native_from_json(obj.get("native")),
     )
+
+
+def _native_from_json(spec: Any) -> NativeSpec | None:
+    """A histogram's native settings from its META record (absent: none)."""
+    if spec is None:
+        return None
+    schema, zero_threshold, max_buckets, min_reset = spec
+    if not -4 <= int(schema) <= 8 or not 1 <= int(max_buckets) <= 1 << 20:
+        raise ValueError(f"bad native histogram settings {spec!r}")
+    return NativeSpec(int(schema), float(zero_threshold), int(max_buckets), float(min_reset))
 
 
 def series_key(desc: MetricDesc, key: tuple[str, ...]) -> bytes:

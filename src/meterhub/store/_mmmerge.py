@@ -151,6 +151,10 @@ def merge(
     """Every series of *desc* merged across *files* by the rules of its type and mode (the
     ``created`` slot only when *created*: it is rendered)."""
     kind = desc.type
+    if desc.native is not None:
+        from ._mmnative import native_summed
+
+        return native_summed(desc, files)
     if kind in SUMMED:
         return _summed(desc, files, created=created)
     if kind is MetricType.INFO:

@@ -125,6 +125,15 @@ class FileView:
         """The file as of the last :meth:`refresh` (its first ``used`` bytes)."""
         return self._buf
 
+    def reread(self, at: int, width: int) -> list[float] | None:
+        """*width* doubles at byte *at* read from the file now (not from the copy), or
+        ``None`` if the file no longer has them: for a reader that must see a cell settle
+        (a native histogram's window rewrite, see :mod:`.nativecell`)."""
+        raw = self._pread(8 * width, at)
+        if len(raw) < 8 * width:
+            return None
+        return list(struct.unpack(f"<{width}d", raw))
+
     def doubles(self) -> memoryview[float]:
         """The copy as doubles: a series at byte ``at`` starts at ``at // 8``."""
         if self._dv is None:

@@ -21,6 +21,23 @@ subclass or a numpy scalar brings its own Python-level ``__radd__``. So the reco
 methods pass only those two types straight through and convert anything else to a
 ``float`` first (``meterhub._values.checked_number``).
 
+A native histogram's bucket keys move: its window of buckets grows, shifts, or merges
+pairs when the schema is lowered (and all counts are zeroed by a reset). That can't tear a
+bucket either. The child keeps each sign's window as a table of its bucket bounds (a
+list, replaced - never mutated - when the window moves). ``observe()`` reads the table,
+computes the key from ``log2`` (calls: a thread switch may happen here), then, with no
+call in between, checks that the value lies between the table's bounds at that index and
+that the child still holds *that* table object, and adds to sum, classic bucket and
+native bucket - or else takes the child's lock (the slow path). A structural change runs
+under that lock: it first swaps in an empty table (one store: every fast path that starts
+or resumes now misses and queues on the lock, so no one else writes a native bucket),
+computes the new window from the cell, writes the whole native region back with one
+slice assignment (one C call: an in-process reader's copy holds the old window or the new
+one, never a mix), and installs the new tables last. A fast path that read the old table
+fails the identity check, so it never adds into a bucket that has moved. A reset replaces
+everything but ``created`` the same way, in one assignment. Readers in other processes,
+which the GIL does not order, see ``gen`` odd during the rewrite and read again.
+
 ``tests/test_concurrency.py`` checks exactness with 8 threads and a 1 µs switch
 interval. Free-threaded builds (``python3.13t``) do not give this guarantee without the
 GIL; :func:`meterhub.store.require_gil` refuses to run there unless the GIL is enabled
@@ -38,7 +55,15 @@ from typing import NamedTuple, Protocol
 from ..samples import CollectOptions, Exemplar, MetricType
 from .layout import cell_width
 
-__all__ = ["Cell", "LocalCell", "MetricDesc", "SeriesData", "ValueStore", "cell_width"]
+__all__ = [
+    "Cell",
+    "LocalCell",
+    "MetricDesc",
+    "NativeSpec",
+    "SeriesData",
+    "ValueStore",
+    "cell_width",
+]
 
 Cell = MutableSequence[float]
 """A series' values: ``list[float]`` or a ``memoryview`` of doubles."""
@@ -46,6 +71,17 @@ Cell = MutableSequence[float]
 
 LocalCell = tuple[tuple[str, ...], Cell]
 """A series key and the cell a metric child records into."""
+
+
+class NativeSpec(NamedTuple):
+    """A histogram's native-bucket settings (``Histogram(native_histogram_*=...)``)."""
+
+    schema: int
+    """The finest schema (from the bucket factor); lowered when over *max_buckets*."""
+    zero_threshold: float
+    max_buckets: int
+    min_reset_duration: float = 0.0
+    """Seconds after the last reset before going over budget resets instead (0: never)."""
 
 
 class MetricDesc(NamedTuple):
@@ -59,6 +95,7 @@ class MetricDesc(NamedTuple):
     buckets: tuple[float, ...] = ()
     states: tuple[str, ...] = ()
     multiprocess_mode: str = ""
+    native: NativeSpec | None = None
 
 
 class SeriesData(NamedTuple):

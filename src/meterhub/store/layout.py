@@ -11,10 +11,25 @@ type       cell (``width`` slots)
 counter    ``[total, created]``
 gauge      ``[value]``, or ``[value, timestamp]`` in the ``mostrecent`` modes
 histogram  ``[sum, bucket_0 .. bucket_n-1, created]`` (buckets *not* cumulative)
+native     a histogram with ``native_histogram_bucket_factor``:
+histogram  ``[sum, bucket_0 .. bucket_n-1, gen, zero, reduced, plo, pn, nlo, nn,``
+           ``b_0 .. b_cap-1, created]`` (:class:`NativeHistogramLayout`)
 summary    ``[count, sum, created]``
 info       ``[1.0]`` - the info pairs are encoded in the series key (see ``Info``)
 enum       ``[state index]``
 =========  ============================================================================
+
+A native histogram's cell is the classic one (a native-only histogram has the ``+Inf``
+bucket alone, so it still holds the count) with the native region inserted before
+``created``, at :meth:`NativeHistogramLayout.start` (offsets ``N_*``): ``gen`` a sequence
+number, odd while the window is rewritten (for readers in other processes); the zero
+bucket's count; ``reduced`` how many times the schema was lowered from
+``MetricDesc.native.schema`` (0 in a fresh, zeroed cell); the positive window (``pn``
+buckets from key ``plo``) stored from ``b_0`` up, the negative window (``nn`` buckets from
+key ``nlo``) from ``b_cap-1`` down; ``pn + nn <= cap = MetricDesc.native.max_buckets``.
+Its exemplar slots are the classic bucket indexes (only with ``buckets=``) and
+``len(buckets)`` for the native histogram. It is not summed slot by slot across
+processes: :func:`meterhub.store.nativecell.merge_native` merges it.
 
 ``created`` is the series' creation time, or ``0.0`` when it was not recorded (it is
 stamped only while ``_created`` samples are on). Exemplar slots (``ValueStore.set_exemplar``)
@@ -68,6 +83,7 @@ __all__ = [
     "HISTOGRAM",
     "INFO",
     "LAYOUTS",
+    "NATIVE_HISTOGRAM",
     "SUMMARY",
     "CellLayout",
     "CounterLayout",
@@ -75,6 +91,7 @@ __all__ = [
     "GaugeLayout",
     "HistogramLayout",
     "InfoLayout",
+    "NativeHistogramLayout",
     "SummaryLayout",
     "cell_width",
     "created_value",
@@ -189,6 +206,56 @@ class HistogramLayout(CellLayout):
         return Series(labels, tuple(cumulative), exemplars, stamp)
 
 
+# Offsets inside a native histogram's region (from NativeHistogramLayout.start).
+N_GEN, N_ZERO, N_REDUCED, N_PLO, N_PN, N_NLO, N_NN, N_BUCKETS = range(8)
+
+
+class NativeHistogramLayout(HistogramLayout):
+    """A classic histogram's cell with the native region before ``created`` (see above)."""
+
+    __slots__ = ()
+    summed = False  # merged by meterhub.store.nativecell.merge_native
+    GEN: ClassVar[int] = N_GEN
+    ZERO: ClassVar[int] = N_ZERO
+    REDUCED: ClassVar[int] = N_REDUCED
+    PLO: ClassVar[int] = N_PLO
+    PN: ClassVar[int] = N_PN
+    NLO: ClassVar[int] = N_NLO
+    NN: ClassVar[int] = N_NN
+    BUCKETS: ClassVar[int] = N_BUCKETS
+
+    def start(self, desc: MetricDesc) -> int:
+        """Where the native region starts (after sum and the classic buckets)."""
+        return 1 + len(desc.buckets)
+
+    def width(self, desc: MetricDesc) -> int:
+        assert desc.native is not None
+        return len(desc.buckets) + 2 + N_BUCKETS + desc.native.max_buckets
+
+    def created_slot(self, desc: MetricDesc) -> int | None:
+        return self.width(desc) - 1
+
+    def to_series(
+        self, desc: MetricDesc, labels: LabelPairs, data: SeriesData, created: bool
+    ) -> Series:
+        from .nativecell import native_from_cell
+
+        values = data.values
+        n = len(desc.buckets)
+        cumulative: list[float] = [values[0]]
+        total = 0.0
+        for count in values[1 : n + 1]:
+            total += count
+            cumulative.append(total)
+        ex = data.exemplars
+        native_ex = ex.get(n) if ex else None
+        native = native_from_cell(desc, values, (native_ex,) if native_ex else ())
+        # a native-only histogram's exemplar belongs to its native buckets
+        exemplars = tuple(ex.get(i) for i in range(n)) if ex and n > 1 else ()
+        stamp = values[-1] if created and values[-1] else None
+        return Series(labels, tuple(cumulative), exemplars, stamp, native=native)
+
+
 class SummaryLayout(CellLayout):
     """``[count, sum, created]``."""
 
@@ -247,6 +314,7 @@ HISTOGRAM = HistogramLayout()
 SUMMARY = SummaryLayout()
 INFO = InfoLayout()
 ENUM = EnumLayout()
+NATIVE_HISTOGRAM = NativeHistogramLayout()
 
 LAYOUTS: Mapping[MetricType, CellLayout] = MappingProxyType(
     {layout.type: layout for layout in (COUNTER, GAUGE, HISTOGRAM, SUMMARY, INFO, ENUM)}
@@ -260,6 +328,8 @@ def layout_of(desc: MetricDesc) -> CellLayout:
     The one place a layout is chosen: one that depends on more than the type is picked
     here, before the lookup by type.
     """
+    if desc.native is not None:
+        return NATIVE_HISTOGRAM
     return LAYOUTS.get(desc.type, GAUGE)
 
 
