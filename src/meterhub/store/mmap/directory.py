@@ -38,9 +38,10 @@ import secrets
 import struct
 from collections.abc import Callable, Iterator
 
-from .._forksafe import renew_locks_after_fork
-from ..samples import MetricType
-from ._mmformat import (
+from ..._forksafe import renew_locks_after_fork
+from ...samples import MetricType
+from ..base import MetricDesc, SeriesData, cell_width
+from .format import (
     EXEMPLAR_DOUBLES,
     KIND_ARCHIVE,
     KIND_PROCESS,
@@ -57,9 +58,8 @@ from ._mmformat import (
     series_key,
     write_exemplar,
 )
-from ._mmmerge import SUMMED, FileState, _reduced, _summed
-from ._mmview import FileView
-from .base import MetricDesc, SeriesData, cell_width
+from .merge import SUMMED, FileState, _reduced, _summed
+from .view import FileView
 
 __all__ = [
     "compact",

@@ -15,8 +15,9 @@ import struct
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
-from ..samples import Exemplar
-from ._mmformat import (
+from ...samples import Exemplar
+from ..base import MetricDesc
+from .format import (
     EXEMPLAR_DOUBLES,
     EXEMPLAR_SEQ,
     HEADER,
@@ -41,7 +42,6 @@ from ._mmformat import (
     _pad8,
     read_exemplar,
 )
-from .base import MetricDesc
 
 __all__ = ["Columns", "FileView"]
 

@@ -1,4 +1,4 @@
-"""How the multi-process store merges one metric across files (rules in :mod:`.mmap`)."""
+"""How the multi-process store merges one metric across files (rules in :mod:`.store`)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from itertools import repeat
 from operator import add
 from typing import NamedTuple
 
-from ..samples import Exemplar, MetricType
-from ._mmformat import KIND_ARCHIVE
-from ._mmview import FileView
-from .base import MetricDesc, SeriesData
-from .layout import LAYOUTS, cell_width
+from ...samples import Exemplar, MetricType
+from ..base import MetricDesc, SeriesData
+from ..layout import LAYOUTS, cell_width
+from .format import KIND_ARCHIVE
+from .view import FileView
 
 __all__ = ["SUMMED", "FileState", "Summed", "merge", "summed_columns"]
 

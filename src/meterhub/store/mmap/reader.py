@@ -1,5 +1,5 @@
 """The reader's side of the multi-process directory: which files to merge, and are their
-processes alive (naming, locking and compaction: :mod:`._mmdir`)."""
+processes alive (naming, locking and compaction: :mod:`.directory`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import select
 import weakref
 
-from ._mmdir import (
+from .directory import (
     PROC_RE,
     _alive,
     _archives,
@@ -18,9 +18,9 @@ from ._mmdir import (
     process_start,
     quarantine,
 )
-from ._mmformat import CorruptFile
-from ._mmmerge import FileState
-from ._mmview import FileView
+from .format import CorruptFile
+from .merge import FileState
+from .view import FileView
 
 __all__ = ["Directory"]
 

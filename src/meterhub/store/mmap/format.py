@@ -3,7 +3,7 @@
 The layout is documented in :mod:`meterhub.store.mmap`; this module implements it.
 :class:`FileWriter` appends records to a file mapped in fixed-size segments (a mapping
 is never resized, because live ``memoryview`` cells point into it). The read side is
-:mod:`._mmview`.
+:mod:`.view`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from ..naming import LABEL_NAME_RE, METRIC_NAME_RE
-from ..samples import Exemplar, MetricType
-from .base import MetricDesc
+from ...naming import LABEL_NAME_RE, METRIC_NAME_RE
+from ...samples import Exemplar, MetricType
+from ..base import MetricDesc
 
 __all__ = [
     "KIND_ARCHIVE",

@@ -25,7 +25,7 @@ Record types: 1 META (key = the metric's definition: name, help, type, unit, lab
 buckets, states, multiprocess mode; no values) - written before a metric's first series
 so that a process without the definitions (the ``meterhub serve`` sidecar) can render
 everything; 2 SERIES (key ``[name, type, mode, *label values]``, Info keys carry one more
-element: the encoded info pairs; values = the cell, layout in :mod:`.base`); 3 TOMBSTONE
+element: the encoded info pairs; values = the cell, layout in :mod:`..base`); 3 TOMBSTONE
 (same key: earlier SERIES of it in this file are void); 4 CLEAR (key ``[name]``: every
 earlier series of the metric in this file is void); 5 EXEMPLAR (key ``[name, slot, *label
 values]``, 128 slots = 1 KiB holding a u64 sequence lock, a u32 length and a JSON
@@ -76,7 +76,7 @@ Faults (the contract; tests/test_multiprocess_faults.py)
   memory-mapped store (prometheus_client's too) - truncating a live process's file is
   the one fault recording cannot survive, because ``cell[i] += x`` stays a plain store.
 * Compaction failing (``rename``, ``fsync``, ``unlink``, no room for the archive) leaves
-  the previous state readable (steps in :mod:`._mmdir`); a reader retries once the set
+  the previous state readable (steps in :mod:`.directory`); a reader retries once the set
   of dead files changes, ``compact_directory`` and ``mark_process_dead`` at once.
 
 Merging rules (every process's file plus the archive)
@@ -91,7 +91,7 @@ Merging rules (every process's file plus the archive)
 * Enum: one series per process with a ``pid`` label, like gauges in ``all`` mode.
 
 A dead process's file is compacted into the archive (steps and crash safety in
-:mod:`._mmdir`): its sums are kept (series that never left zero are not), its gauges in
+:mod:`.directory`): its sums are kept (series that never left zero are not), its gauges in
 ``sum``/``max``/``min``/``mostrecent`` modes are merged, and everything describing a live
 process (``all``/``live*`` gauges, Info, Enum) is dropped - which keeps the directory and
 the scrape flat however many workers come and go.
@@ -131,9 +131,10 @@ import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any, cast
 
-from .._forksafe import after_fork_hook, check_pid
-from ..samples import CollectOptions, Exemplar, MetricFamily, MetricType, Series
-from ._mmdir import (
+from ..._forksafe import after_fork_hook, check_pid
+from ...samples import CollectOptions, Exemplar, MetricFamily, MetricType, Series
+from ..base import Cell, LocalCell, MetricDesc, SeriesData, cell_width
+from .directory import (
     corrupt_count,
     create_process_file,
     locked,
@@ -141,7 +142,7 @@ from ._mmdir import (
     publish_process_file,
     quarantine,
 )
-from ._mmformat import (
+from .format import (
     EXEMPLAR_DOUBLES,
     R_CLEAR,
     R_EXEMPLAR,
@@ -154,9 +155,8 @@ from ._mmformat import (
     series_key,
     write_exemplar,
 )
-from ._mmmerge import FileState, merge
-from ._mmread import Directory
-from .base import Cell, LocalCell, MetricDesc, SeriesData, cell_width
+from .merge import FileState, merge
+from .reader import Directory
 
 __all__ = ["MultiProcessStore"]
 
