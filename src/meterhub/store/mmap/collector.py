@@ -49,13 +49,15 @@ from ..base import MetricDesc, SeriesData
 from ..layout import CounterLayout, layout_of
 from .directory import compact
 from .merge import FileState, Summed, merge, summed_columns
-from .store import MultiProcessStore, directory_self_metrics
+from .store import MultiProcessStore
 
 __all__ = [
+    "LabelsCache",
     "MultiProcessCollector",
     "MultiProcessStore",
     "collect_directory",
     "compact_directory",
+    "directory_families",
     "mark_process_dead",
 ]
 
@@ -259,17 +261,13 @@ class MultiProcessCollector:
             options = configured_options()
         t0 = time.perf_counter()
         s = self._store
-        with s._read_lock:
-            families = list(_families(s, self._labels, options))
-            s.files_merged = len(s._reader._views)
+        before = s.merge_seconds
+        with s.collection() as files:  # one snapshot, held while it is merged
+            families = list(_families(s, self._labels, options, files))
         elapsed = time.perf_counter() - t0
-        s.merge_seconds += elapsed
+        s.merge_seconds = before + elapsed  # the snapshot's time included once
         yield from families
-        archive = s._reader.archive
-        gen, archived = (archive.generation, archive.merged) if archive else (0, 0)
-        yield from directory_self_metrics(
-            s.directory, s.files_merged, s.merge_seconds, gen, archived, len(s._reader.unreadable)
-        )
+        yield from s.self_metrics()
         yield MetricFamily(
             "meterhub_multiprocess_collection_duration_seconds",
             "How long the last collection of the whole directory took.",

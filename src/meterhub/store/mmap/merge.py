@@ -13,7 +13,15 @@ from ..layout import LAYOUTS, cell_width
 from .format import KIND_ARCHIVE
 from .view import FileView
 
-__all__ = ["SUMMED", "FileState", "Summed", "merge", "summed_columns"]
+__all__ = [
+    "FileState",
+    "SUMMED",
+    "Summed",
+    "merge",
+    "merge_reduced",
+    "merge_summed",
+    "summed_columns",
+]
 
 SUMMED = tuple(kind for kind, layout in LAYOUTS.items() if layout.summed)
 """Types whose values add up across processes (their ``created`` slot, the last: min)."""
@@ -93,9 +101,10 @@ def summed_columns(
     return Summed(list(merged), columns, exemplars)
 
 
-def _summed(
+def merge_summed(
     desc: MetricDesc, files: Iterable[FileState], *, created: bool = False
 ) -> Iterator[SeriesData]:
+    """Series of *desc* added up across *files* (counters, histograms, summaries)."""
     keys, cols, exemplars = summed_columns(desc, files, created=created)
     if exemplars:
         exs: Iterable[dict[int, Exemplar]] = (exemplars.get(k, _NONE) for k in keys)
@@ -104,7 +113,8 @@ def _summed(
     return map(SeriesData._make, zip(keys, zip(*cols), exs, repeat(())))
 
 
-def _reduced(desc: MetricDesc, files: Iterable[FileState], how: str) -> Iterator[SeriesData]:
+def merge_reduced(desc: MetricDesc, files: Iterable[FileState], how: str) -> Iterator[SeriesData]:
+    """Series of gauge-like *desc* reduced across *files* by *how* (a gauge's multiprocess mode)."""
     width = cell_width(desc)
     acc: dict[tuple[str, ...], list[float]] = {}
     for view, _ in files:
@@ -152,7 +162,7 @@ def merge(
     ``created`` slot only when *created*: it is rendered)."""
     kind = desc.type
     if kind in SUMMED:
-        return _summed(desc, files, created=created)
+        return merge_summed(desc, files, created=created)
     if kind is MetricType.INFO:
         return _union(desc, files)
     mode = desc.multiprocess_mode or "all"
@@ -161,4 +171,4 @@ def merge(
         mode = mode[4:]
     if kind is MetricType.STATESET or mode == "all":
         return _per_process(desc, files)
-    return _reduced(desc, files, mode)
+    return merge_reduced(desc, files, mode)

@@ -149,7 +149,7 @@ from .format import (
     R_META,
     R_TOMBSTONE,
     FileWriter,
-    _dumps,
+    compact_json,
     desc_to_json,
     exemplar_key,
     series_key,
@@ -236,7 +236,7 @@ class MultiProcessStore:
             try:
                 publish_process_file(self.directory, writer, pid, start)
             except BaseException:
-                writer._discard()
+                writer.discard()
                 raise
             self._writer = writer
             self._identity = writer.identity()
@@ -415,7 +415,7 @@ class MultiProcessStore:
                 del self._cells[k]
             for slot in [s for s in self._slots if s[0] == desc.name]:
                 del self._slots[slot]
-            self._append_record(desc.name, R_CLEAR, _dumps([desc.name]))
+            self._append_record(desc.name, R_CLEAR, compact_json([desc.name]))
 
     def _append_record(self, name: str, rtype: int, key: bytes) -> None:
         assert self._writer is not None
@@ -520,6 +520,22 @@ class MultiProcessStore:
             out = {d.name: list(merge(d, files, created=options.created)) for d in descs}
             self.merge_seconds += time.perf_counter() - t0
         return out
+
+    def self_metrics(self) -> Iterator[MetricFamily]:
+        """The ``meterhub_multiprocess_*`` self-metrics: this store's last collection
+        (files merged, unreadable, merge time), the directory's compactions and corrupt
+        files, and this process's pending series."""
+        archive = self._reader.archive
+        gen, archived = (archive.generation, archive.merged) if archive else (0, 0)
+        return directory_self_metrics(
+            self.directory,
+            self.files_merged,
+            self.merge_seconds,
+            gen,
+            archived,
+            len(self._reader.unreadable),
+            self.pending,
+        )
 
     def track(self, metric: Any) -> None:
         """Remember *metric* (to re-point its cells after a fork); called by the metric."""
@@ -642,15 +658,4 @@ class StoreSelfMetrics:
         self._store = store
 
     def collect(self) -> Iterator[MetricFamily]:
-        s = self._store
-        archive = s._reader.archive
-        gen, archived = (archive.generation, archive.merged) if archive else (0, 0)
-        yield from directory_self_metrics(
-            s.directory,
-            s.files_merged,
-            s.merge_seconds,
-            gen,
-            archived,
-            len(s._reader.unreadable),
-            s.pending,
-        )
+        return self._store.self_metrics()
