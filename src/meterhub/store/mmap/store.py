@@ -59,7 +59,7 @@ Faults (the contract; tests/test_multiprocess_faults.py)
   ``meterhub_multiprocess_series_pending`` gauge; at the next series creation or
   collection in this process (the textfile flusher collects too) after space is back it
   moves into the file, carrying everything it recorded meanwhile (the move loses no
-  update of a racing thread: :func:`meterhub._metric.move_cell`). A removal that finds no
+  update of a racing thread: :func:`meterhub._definition.base.move_cell`). A removal that finds no
   room is written before any later record. Exemplars that find no room are dropped and
   counted (``reason="multiprocess_exemplar_dropped"``). Not collected while they wait:
   the pending series' values; lost: what a process that exits before space is back held

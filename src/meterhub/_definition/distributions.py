@@ -9,12 +9,12 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ._metric import Child, MetricBase
-from ._scope import Scope
-from ._values import checked_exemplar, checked_number
-from .errors import DefinitionError
-from .registry import REGISTRY, Registry
-from .samples import MetricType
+from ..errors import DefinitionError
+from ..registry import REGISTRY, Registry
+from ..samples import MetricType
+from .base import Child, MetricBase
+from .scope import Scope
+from .values import checked_exemplar, checked_number
 
 __all__ = ["DEFAULT_BUCKETS", "INF", "Histogram", "HistogramChild", "Summary", "SummaryChild"]
 

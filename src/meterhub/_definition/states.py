@@ -6,13 +6,13 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from ._metric import Child, MetricBase, _encodable
-from .errors import DefinitionError
-from .naming import LABEL_NAME_RE
-from .registry import REGISTRY, Registry
-from .samples import MetricType
-from .store.base import Cell, LocalCell
-from .store.layout import INFO
+from ..errors import DefinitionError
+from ..naming import LABEL_NAME_RE
+from ..registry import REGISTRY, Registry
+from ..samples import MetricType
+from ..store.base import Cell, LocalCell
+from ..store.layout import INFO
+from .base import Child, MetricBase, _encodable
 
 __all__ = ["Enum", "EnumChild", "Info", "InfoChild"]
 

@@ -25,8 +25,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .exposition.parser import parse_text_located
-from .samples import MetricFamily, MetricType
+from ..exposition.parser import parse_text_located
+from ..samples import MetricFamily, MetricType
 
 __all__ = ["DEFAULT_MAX_SERIES", "Finding", "lint_families", "lint_text"]
 

@@ -24,16 +24,16 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from ._config import get_config, is_enabled, watch_switch
-from ._forksafe import check_pid, renew_locks_after_fork
-from .errors import DefinitionError
-from .guard import OVERFLOW_VALUE, SelfMetrics, recording_error
-from .naming import build_name, validate_label_names
-from .registry import REGISTRY, Registry
-from .samples import CollectOptions, LabelPairs, MetricFamily, MetricType, Series
-from .store import LocalStore, MetricDesc, SeriesData, ValueStore
-from .store.base import Cell, LocalCell
-from .store.layout import CellLayout, layout_of
+from .._config import get_config, is_enabled, watch_switch
+from .._forksafe import check_pid, renew_locks_after_fork
+from ..errors import DefinitionError
+from ..guard import OVERFLOW_VALUE, SelfMetrics, recording_error
+from ..naming import build_name, validate_label_names
+from ..registry import REGISTRY, Registry
+from ..samples import CollectOptions, LabelPairs, MetricFamily, MetricType, Series
+from ..store import LocalStore, MetricDesc, SeriesData, ValueStore
+from ..store.base import Cell, LocalCell
+from ..store.layout import CellLayout, layout_of
 
 __all__ = ["Child", "MetricBase"]
 

@@ -11,9 +11,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ._metric import MetricBase, _encodable
-from .naming import LABEL_NAME_RE
-from .samples import Exemplar
+from ..naming import LABEL_NAME_RE
+from ..samples import Exemplar
+from .base import MetricBase, _encodable
 
 __all__ = ["EXEMPLAR_MAX_CHARS", "checked_exemplar", "checked_number"]
 
