@@ -13,7 +13,7 @@ from typing import Any
 
 from ..naming import LABEL_NAME_RE
 from ..samples import Exemplar
-from .base import MetricBase, _encodable
+from .base import MetricBase, encodable
 
 __all__ = ["EXEMPLAR_MAX_CHARS", "checked_exemplar", "checked_number"]
 
@@ -31,7 +31,7 @@ def checked_exemplar(metric: MetricBase[Any], labels: Any, value: float) -> Exem
             not isinstance(k, str)
             or not LABEL_NAME_RE.match(k)
             or not isinstance(v, str)
-            or not _encodable((v,))
+            or not encodable((v,))
         ):
             metric._error("exemplar", f"exemplar label {k!r}={v!r} is not a valid str pair")
             return None

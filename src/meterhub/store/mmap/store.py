@@ -99,7 +99,7 @@ the scrape flat however many workers come and go.
 Fork: an at-fork hook (:mod:`meterhub._forksafe`, after every lock of meterhub was
 renewed) gives the child a fresh store state; every metric that uses the store (they
 register with :meth:`MultiProcessStore.track`) then re-fetches its children's cells
-(``MetricBase._reattach``), which creates them, zeroed, in the child's own file. The
+(``MetricBase.reattach_cells``), which creates them, zeroed, in the child's own file. The
 parent's cells are never written by the child. A fork that bypassed Python's hooks is
 noticed by pid where series are created and where the directory is read: the same
 repair then runs late, and ``meterhub_multiprocess_forks_undetected_total`` (a counter
@@ -290,7 +290,7 @@ class MultiProcessStore:
         counted = False
         for metric in list(self._metrics):
             sm = getattr(metric, "_self_metrics", None)
-            if sm is not None and metric._desc.name == name:
+            if sm is not None and metric.desc.name == name:
                 sm.count_error(name, reason, message)
                 counted = True
                 break
@@ -337,7 +337,7 @@ class MultiProcessStore:
         there: readers never see both."""
         old = self._writer
         assert old is not None
-        metrics = {m._desc.name: m for m in list(self._metrics)}
+        metrics = {m.desc.name: m for m in list(self._metrics)}
         if lost is not None:
             log.warning("meterhub: %s was damaged under its process; starting a new file", old.path)
             message = (
@@ -348,7 +348,7 @@ class MultiProcessStore:
                 sm = getattr(metrics.get(name), "_self_metrics", None)
                 if sm is not None:
                     sm.count_error(name, "multiprocess_file_damaged", message)
-        descs = {name: m._desc for name, m in metrics.items()}
+        descs = {name: m.desc for name, m in metrics.items()}
         for (name, key), cell in self._cells.items():
             desc = descs.get(name)
             if desc is not None:
@@ -370,7 +370,7 @@ class MultiProcessStore:
     def _move_pending(self) -> None:
         holders: dict[str, list[Any]] = {}
         for metric in list(self._metrics):
-            holders.setdefault(metric._desc.name, []).append(metric)
+            holders.setdefault(metric.desc.name, []).append(metric)
         for (name, key), (desc, old) in list(self._pending.items()):
             metrics = holders.get(name)
             if not metrics:
@@ -387,7 +387,7 @@ class MultiProcessStore:
                 return cast(Cell, made[-1])
 
             try:
-                moved = any(m._move_cell(key, old, new_cell) for m in metrics)
+                moved = any(m.move_series_cell(key, old, new_cell) for m in metrics)
             except OSError:
                 return  # still no room: try again later
             if moved:
@@ -564,7 +564,7 @@ class MultiProcessStore:
             self._writer.detach()
         self._reset()
         for metric in list(self._metrics):
-            metric._reattach()
+            metric.reattach_cells()
         if late and self._metrics:
             # Counted in this process's own (new) file: every collector of the directory
             # sees it, whichever process serves the scrape.
