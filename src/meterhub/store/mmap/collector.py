@@ -1,30 +1,16 @@
-"""The directory collector of the multi-process store, and compaction on demand (public in
-:mod:`meterhub.multiprocess`, which documents multi-process mode; summary below).
+"""The directory collector of the multi-process store, and compaction on demand.
 
-Set ``METERHUB_MULTIPROC_DIR`` before the first metric is created (or pass
-``Registry(store=MultiProcessStore(path))``); every process then records into its own
-memory-mapped file in that directory (layout and merge rules: :mod:`meterhub.store.mmap`).
-
-* :func:`mark_process_dead` - call it from gunicorn's ``child_exit`` hook (or any
-  supervisor) when a worker exits: the worker's files are merged into the archive.
-  Collection also compacts dead processes by itself (liveness = pid *and* process start
-  time), so the hook only makes it prompt.
-* ``REGISTRY`` itself: in multi-process mode it serves every metric of the directory,
-  its own and those only other processes declared (rendered from the metadata the files
-  carry), so a process that defines no metric (a Celery beat process writing the
-  textfile, a cron script) serves them all with no extra setup.
-* :class:`MultiProcessCollector` / :func:`collect_directory` - the same, for a registry
-  that does not record into the directory (the ``meterhub serve`` sidecar).
-
-What is per-process: only the metrics (Counter, Gauge, ...) live in the files. Custom
-collectors and the default process/platform/GC collectors report on the process that
-collects, so register them only where they mean something (the sidecar reports itself).
+Public in :mod:`meterhub.multiprocess`, whose docstring explains multi-process mode. Here:
+:func:`mark_process_dead` and :func:`compact_directory` (compaction now, steps in
+:mod:`.directory`); :class:`MultiProcessCollector` / :func:`collect_directory` (every metric
+of a directory, rendered from the metadata its files carry); and
+:func:`directory_families`, what a multi-process registry adds to its own collectors (with
+a :class:`LabelsCache` it keeps across scrapes).
 
 Example::
 
     >>> import tempfile
-    >>> from meterhub import Counter, Registry, generate_latest
-    >>> from meterhub.store.mmap import MultiProcessStore
+    >>> from meterhub import Counter, Registry
     >>> path = tempfile.mkdtemp()
     >>> Counter("jobs", "Jobs.", registry=Registry(store=MultiProcessStore(path))).inc()
     >>> sidecar = Registry(self_metrics=False)
