@@ -12,7 +12,9 @@ Ratios are meterhub / prometheus_client (lower is better); prometheus_client ren
 
 from __future__ import annotations
 
+import socket
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -27,6 +29,7 @@ from meterhub.export.textfile import write_to_textfile
 
 COUNTERS, COUNTER_SERIES = 100, 100  # 10k counter series
 HISTOGRAMS, HISTOGRAM_SERIES = 10, 100  # 1k histogram series (default 15 buckets)
+SLOW_CLIENTS = 300
 OM = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
 
 
@@ -47,6 +50,15 @@ def _scrape(url: str, headers: dict[str, str]) -> int:
     req = urllib.request.Request(url, headers=headers)
     with urllib.request.urlopen(req, timeout=60) as r:
         return len(r.read())
+
+
+def _slow_clients(port: int, n: int) -> list[socket.socket]:
+    clients = []
+    for i in range(n):
+        c = socket.create_connection(("127.0.0.1", port), timeout=10)
+        c.sendall(b"GET /metrics HTTP/1.1\r\nX-Slow-%d: " % i)  # never finished
+        clients.append(c)
+    return clients
 
 
 def _interleaved(ours: Any, theirs: Any, repeat: int = 9) -> tuple[float, float]:
@@ -72,6 +84,7 @@ def main() -> None:
     ours_url = server.url + "/metrics"
     theirs_url = f"http://127.0.0.1:{httpd.server_address[1]}/metrics"
     rows = []
+    notes: list[str] = []
     try:
         cases = [
             ("HTTP scrape 10k+1k series, text, no gzip", {}),
@@ -87,6 +100,25 @@ def main() -> None:
                 lambda h=headers: _scrape(theirs_url, h),  # type: ignore[misc]
             )
             rows.append(row(name, t_ours * 1e3, t_theirs * 1e3, "ms", 0.25))
+        # meterhub's scrape while 300 clients drip their request heads (slowloris), against
+        # the same scrape without them: they sit on its one event-loop thread. (Not run
+        # against prometheus_client: it spends a thread on each, its listen backlog of 5
+        # makes connecting them take most of a minute, and 300 runnable threads then starve
+        # this one of the GIL.)
+        quiet, _ = _interleaved(lambda: _scrape(ours_url, {}), lambda: None)
+        before = threading.active_count()
+        slow = _slow_clients(server.port, SLOW_CLIENTS)
+        try:
+            time.sleep(0.2)  # let the server accept them all
+            busy, _ = _interleaved(lambda: _scrape(ours_url, {}), lambda: None)
+            added = threading.active_count() - before
+        finally:
+            for c in slow:
+                c.close()
+        notes.append(
+            f"meterhub scrape with {SLOW_CLIENTS} slow clients connected: {busy * 1e3:.1f} ms, "
+            f"without: {quiet * 1e3:.1f} ms ({busy / quiet:.2f}x); threads they added: {added}"
+        )
     finally:
         server.shutdown()
         httpd.shutdown()
@@ -105,6 +137,8 @@ def main() -> None:
     for r in rows:
         print(r)
     print(f"(textfile size {size / 1e6:.1f} MB)")
+    for note in notes:
+        print(f"({note})")
 
 
 if __name__ == "__main__":

@@ -189,6 +189,19 @@ def test_tls_with_cert_files_and_context(reg: Registry, cert: tuple[str, str]) -
         assert get(s.url + "/metrics", context=client)[0] == 200
 
 
+def test_large_answers_over_tls_arrive_whole(reg: Registry, cert: tuple[str, str]) -> None:
+    crt, key = cert
+    g = Histogram("wide_seconds", "Wide.", ["k"], registry=reg)
+    for i in range(2000):
+        g.labels(f"key-{i:05d}-" + "v" * 40).observe(i / 100)
+    client = ssl.create_default_context(cafile=crt)
+    with start_http_server(0, registry=reg, certfile=crt, keyfile=key) as s:
+        for _ in range(3):  # urllib closes after each answer: the close must not cut it
+            status, headers, body = get(s.url + "/metrics", context=client)
+            assert status == 200 and len(body) == int(headers["Content-Length"]) > 500_000
+            assert b'wide_seconds_count{k="key-01999-' + b"v" * 40 + b'"} 1\n' in body
+
+
 def test_slow_client_does_not_block_and_is_dropped(reg: Registry) -> None:
     with start_http_server(0, registry=reg, timeout=1.0) as s:
         slow = socket.create_connection((s.host, s.port))

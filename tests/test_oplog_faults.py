@@ -261,3 +261,83 @@ def test_works_without_orjson(tmp_path: Path) -> None:
         """
     )
     assert out.strip() == "True"
+
+
+def test_byte_budget_bounds_memory_while_the_directory_is_unwritable(tmp_path: Path) -> None:
+    """20 records of 10 MB each while nothing can be written: the per-record limit refuses
+    them with a clear error (before encoding them), and under a larger record limit the
+    byte budget drops and counts what does not fit: memory held stays at the budget."""
+    import tracemalloc
+
+    from meterhub.errors import RecordingError
+
+    store, moved = tmp_path / "ops", tmp_path / "moved"
+    big = "x" * (10 << 20)
+    log = OperationLog(
+        store, flush_interval_seconds=0.02, max_backoff_seconds=0.05, registry=None, fsync=False
+    )
+    log.start_sync()
+    store.rename(moved)  # the directory is gone: every write fails
+    tracemalloc.start()
+    try:
+        assert log.max_record_bytes == 1 << 20 and log.max_queue_bytes == 64 << 20  # defaults
+        for _ in range(20):
+            with pytest.raises(RecordingError, match="max_record_bytes"):
+                log.record_operation_nowait("big", "upload", 1.0, metadata={"blob": big})
+        with pytest.raises(RecordingError, match="max_record_bytes"):  # a known-clean key
+            log.record_operation_nowait("big", "upload", 1.0, metadata={"path": big})
+        _, peak = tracemalloc.get_traced_memory()
+        assert log.stats().queue_bytes == 0
+    finally:
+        tracemalloc.stop()
+        moved.rename(store)
+        log.stop_sync()
+    assert peak < 4 << 20, f"peak {peak >> 20} MiB"
+
+    log = OperationLog(
+        store,
+        flush_interval_seconds=0.02,
+        max_backoff_seconds=0.05,
+        registry=None,
+        fsync=False,
+        max_queue_bytes=32 << 20,
+        max_record_bytes=16 << 20,
+    )
+    log.start_sync()
+    store.rename(moved)
+    tracemalloc.start()
+    try:
+        results = [
+            log.record_operation_nowait("big", "upload", 1.0, metadata={"blob": big})
+            for _ in range(20)
+        ]
+        wait_for(lambda: log.stats().write_errors >= 2)
+        held, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        moved.rename(store)
+    assert results == [True] * 3 + [False] * 17
+    stats = log.stats()
+    assert stats.total_dropped == 17 and 30 << 20 < stats.queue_bytes <= 32 << 20
+    assert held < 34 << 20, f"held {held >> 20} MiB"
+    # Without the budget 200 MB would be held; the peak adds one record's encoding (orjson
+    # reserves several times a string's length for a moment) and the writer's retries.
+    assert peak < 200 << 20, f"peak {peak >> 20} MiB"
+    log.stop_sync()
+    assert log.stats().total_persisted == 3
+
+
+def test_byte_budget_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import meterhub
+
+    monkeypatch.setenv("METERHUB_OPLOG_MAX_BYTES", "4096")
+    monkeypatch.setenv("METERHUB_OPLOG_MAX_RECORD_BYTES", "512")
+    meterhub.reset_defaults()
+    try:
+        log = OperationLog(tmp_path, registry=None, fsync=False)
+        assert (log.max_queue_bytes, log.max_record_bytes) == (4096, 512)
+        with pytest.raises(ValueError, match="must not exceed"):
+            OperationLog(tmp_path, registry=None, max_record_bytes=8192)
+    finally:
+        monkeypatch.undo()
+        meterhub.reset_defaults()

@@ -238,7 +238,7 @@ def test_drop_policy_counts(tmp_path: Path) -> None:
         log._writer.wake()  # type: ignore[union-attr]
         wait_for(lambda: not log._writer.alive)  # type: ignore[union-attr]
         while log._buffer.pending:
-            log._buffer.release(log._buffer.pending)
+            log._buffer.release(log._buffer.pending, log._buffer.pending_bytes)
         results = [log.record_operation_nowait("t", "n", 1.0) for _ in range(8)]
         assert results == [True] * 5 + [False] * 3
         stats = log.stats()
@@ -252,7 +252,7 @@ def test_drop_policy_counts(tmp_path: Path) -> None:
             )
             == 8.0
         )
-        log._buffer.release(5)
+        log._buffer.release(5, log._buffer.pending_bytes)
 
 
 def _stall(log: OperationLog) -> threading.Event:
@@ -538,7 +538,7 @@ async def test_waiting_tasks_of_one_loop_are_woken_by_one_call() -> None:
     try:
         for expected in range(1, 21):  # the writer frees one record at a time
             taken = await asyncio.to_thread(buffer.take, 1)
-            await asyncio.to_thread(buffer.release, len(taken))
+            await asyncio.to_thread(buffer.release, len(taken), sum(map(len, taken)))
             while sum(t.done() for t in tasks) < expected:
                 await asyncio.sleep(0.001)
         assert all(t.result() is True for t in tasks)

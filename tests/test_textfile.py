@@ -313,6 +313,9 @@ def test_sigkill_200_times_never_exposes_a_partial_file(tmp_path: Path) -> None:
     # killed writers may leave temp files, never anything node_exporter would read
     assert all(n.startswith(".app.prom.") and n.endswith(".tmp")
                for n in leftovers(tmp_path, "app.prom"))  # fmt: skip
+    # ... which the next write removes: their writers are dead
+    write_to_textfile(str(target), reg)
+    assert leftovers(tmp_path, "app.prom") == []
 
 
 # ------------------------------------------------------------------ disk full / read-only

@@ -23,6 +23,8 @@ from typing import Any
 from ._forksafe import after_fork_hook
 
 __all__ = [
+    "DEFAULT_PII_ALLOW",
+    "DEFAULT_PII_DENY",
     "GLOBAL_SWITCH",
     "Config",
     "configure",
@@ -31,6 +33,7 @@ __all__ = [
     "get_config",
     "is_enabled",
     "reset_defaults",
+    "update",
 ]
 
 GLOBAL_SWITCH = "*"
@@ -68,8 +71,57 @@ ENV_VARS: Mapping[str, str] = {
     "max_series": "METERHUB_MAX_SERIES",
     "disabled_switches": "METERHUB_DISABLED_SWITCHES",
     "created": "METERHUB_CREATED",
+    "oplog_max_bytes": "METERHUB_OPLOG_MAX_BYTES",
+    "oplog_max_record_bytes": "METERHUB_OPLOG_MAX_RECORD_BYTES",
+    "pii_deny": "METERHUB_PII_DENY",
+    "pii_allow": "METERHUB_PII_ALLOW",
 }
 """Each :class:`Config` field and the environment variable that sets it."""
+
+
+DEFAULT_PII_DENY: frozenset[str] = frozenset(
+    {
+        # one word: refused wherever it appears as a token ("user_email", "Access-Token")
+        "email", "password", "passwd", "secret", "token", "cookie", "authorization",
+        "username", "phone", "ssn",
+        # several words: refused as adjacent tokens or written as one ("api_key", "apiKey",
+        # "apikey"); "name", "key", "user", "id" on their own stay allowed
+        "api key", "private key", "first name", "last name", "full name", "credit card",
+        "ip address", "user id", "session id", "client id", "request id", "user name",
+        "e mail",
+    }
+)  # fmt: skip
+"""The PII deny-list (``METERHUB_PII_DENY`` / ``configure(pii_deny=...)``): label names
+and operation-metadata keys that name personal data, secrets or unbounded ids.
+
+A name is split into tokens after normalising it (see :func:`meterhub.naming.pii_tokens`):
+NFKC, case folding, invisible characters removed, camelCase and every non-alphanumeric
+character (``-``, ``_``, ``.``, spaces) separating tokens. It is refused when
+
+* a token is a one-word entry, or its plural (``emails``), or - for ``email``,
+  ``password``, ``passwd``, ``secret`` and ``token`` - starts or ends with one
+  (``accesstoken``, ``passwordhash``);
+* two adjacent tokens written together are a one-word entry (``PassWord``);
+* adjacent tokens spell a several-word entry (``user id``, ``user.id``, ``userId``), or one
+  token is that entry written as one word (``userid``, ``apikey``), plural included.
+
+Ordinary label words (``name``, ``key``, ``type``, ``kind``, ``user``, ``id``) pass on their
+own. False positives go on the allow-list (:data:`DEFAULT_PII_ALLOW`).
+"""
+
+DEFAULT_PII_ALLOW: frozenset[str] = frozenset({"tokenizer"})
+"""Names allowed although the deny-list matches them (``METERHUB_PII_ALLOW`` /
+``configure(pii_allow=...)``), compared by tokens: ``tokenizer`` also allows ``Tokenizer``.
+"""
+
+
+def _parse_names(name: str, raw: str, default: frozenset[str]) -> frozenset[str]:
+    """A comma list; a leading ``+`` keeps the default entries and adds these."""
+    text = raw.strip()
+    base: frozenset[str] = frozenset()
+    if text.startswith("+"):
+        base, text = default, text[1:]
+    return base | frozenset(n.strip() for n in text.split(",") if n.strip())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +143,12 @@ class Config:
     max_series: int = 10_000
     disabled_switches: frozenset[str] = frozenset()
     created: bool = False
+    oplog_max_bytes: int = 64 << 20
+    """Default ``OperationLog(max_queue_bytes=)``: bytes of records held in memory at most."""
+    oplog_max_record_bytes: int = 1 << 20
+    """Default ``OperationLog(max_record_bytes=)``: the largest record's JSON."""
+    pii_deny: frozenset[str] = DEFAULT_PII_DENY
+    pii_allow: frozenset[str] = DEFAULT_PII_ALLOW
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
@@ -105,19 +163,30 @@ class Config:
                 values[field] = _parse_bool(var, raw)
             elif field == "textfile_interval":
                 values[field] = _parse_positive(var, raw, float)
-            elif field == "max_series":
+            elif field in ("max_series", "oplog_max_bytes", "oplog_max_record_bytes"):
                 values[field] = int(_parse_positive(var, raw, int))
             elif field == "disabled_switches":
                 values[field] = frozenset(s.strip() for s in raw.split(",") if s.strip())
+            elif field == "pii_deny":
+                values[field] = _parse_names(var, raw, DEFAULT_PII_DENY)
+            elif field == "pii_allow":
+                values[field] = _parse_names(var, raw, DEFAULT_PII_ALLOW)
             else:
                 values[field] = raw or None
         unknown = set(overrides) - set(ENV_VARS)
         if unknown:
             raise TypeError(f"unknown meterhub setting(s): {', '.join(sorted(unknown))}")
-        if "disabled_switches" in overrides:
-            overrides["disabled_switches"] = frozenset(overrides["disabled_switches"])
+        for field in ("disabled_switches", "pii_deny", "pii_allow"):
+            if field in overrides:
+                overrides[field] = _name_set(field, overrides[field])
         values.update(overrides)
         return cls(**values)
+
+
+def _name_set(field: str, names: Any) -> frozenset[str]:
+    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+        raise TypeError(f"{field} must be a collection of str, got {names!r}")
+    return frozenset(names)
 
 
 _lock = threading.RLock()
@@ -133,6 +202,18 @@ _config: Config | None = None
 _switch_state: dict[str, bool] = {}
 # Objects (metrics, event rules) that must hear about switch changes: switch -> listeners.
 _listeners: dict[str, weakref.WeakSet[Any]] = {}
+# Caches derived from the configuration (naming's clean-name cache): emptied on every change.
+_config_hooks: list[Callable[[], None]] = []
+
+
+def on_config_change(hook: Callable[[], None]) -> None:
+    """Call *hook* whenever the configuration is replaced or reset (caches built from it)."""
+    _config_hooks.append(hook)
+
+
+def _config_changed() -> None:
+    for hook in _config_hooks:
+        hook()
 
 
 def get_config() -> Config:
@@ -164,9 +245,38 @@ def configure(env: Mapping[str, str] | None = None, **settings: Any) -> Config:
         return cfg
 
 
+def update(**settings: Any) -> Config:
+    """Change some settings of the current configuration, keeping the rest and the switches.
+
+    Example::
+
+        >>> import meterhub
+        >>> from meterhub._config import DEFAULT_PII_DENY, update
+        >>> update(pii_deny=DEFAULT_PII_DENY | {"region"}).pii_deny >= {"region"}
+        True
+        >>> meterhub.reset_defaults()
+    """
+    unknown = set(settings) - set(ENV_VARS)
+    if unknown:
+        raise TypeError(f"unknown meterhub setting(s): {', '.join(sorted(unknown))}")
+    global _config
+    with _lock:
+        for field in ("disabled_switches", "pii_deny", "pii_allow"):
+            if field in settings:
+                settings[field] = _name_set(field, settings[field])
+        cfg = dataclasses.replace(get_config(), **settings)
+        if "enabled" in settings or "disabled_switches" in settings:
+            _apply(cfg)
+        else:
+            _config = cfg
+            _config_changed()
+        return cfg
+
+
 def _apply(cfg: Config) -> None:
     global _config
     _config = cfg
+    _config_changed()
     _switch_state.clear()
     _switch_state[GLOBAL_SWITCH] = cfg.enabled
     for name in cfg.disabled_switches:
@@ -180,6 +290,7 @@ def reset_defaults() -> None:
     with _lock:
         _config = None
         _switch_state.clear()
+        _config_changed()
         _notify_all()
 
 

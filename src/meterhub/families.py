@@ -26,7 +26,7 @@ from typing import Any
 
 from .errors import DefinitionError
 from .naming import validate_metric_name
-from .samples import Exemplar, MetricFamily, MetricType, Sample, Series, Timestamp
+from .samples import Exemplar, MetricFamily, MetricType, Sample, Series, Timestamp, state_label
 
 __all__ = [
     "CounterMetricFamily",
@@ -321,8 +321,8 @@ def _from_samples(
         extra_key = {"": None, "_bucket": "le"}.get(suffix)
         if kind is MetricType.SUMMARY and suffix == "":
             extra_key = "quantile"
-        if kind is MetricType.STATESET:
-            extra_key = name
+        if kind is MetricType.STATESET:  # prometheus_client's states: a label named `name`
+            extra_key = name if name in labels else state_label(name)
         extra = labels.pop(extra_key, None) if extra_key else None
         ts = None if s.timestamp is None else float(s.timestamp)
         g = groups.setdefault(tuple(sorted(labels.items())), {"ts": ts})

@@ -67,12 +67,14 @@ class CounterChild(Child):
 
     def inc(self, amount: float = 1.0, exemplar: Mapping[str, str] | None = None) -> None:
         """Add *amount* (non-negative; default 1), optionally with an exemplar."""
-        # meterhub.events.compile writes this fast path out inline: change both together
+        # meterhub.events.compile writes this fast path out inline: change both together.
+        # Only exact float and int: the += then runs no Python code, so no thread can
+        # interleave (a Fraction's __radd__ would); everything else takes the checked path.
         try:
-            if amount >= 0 and exemplar is None:
+            if (type(amount) is float or type(amount) is int) and amount >= 0 and exemplar is None:
                 self._v[0] += amount
                 return
-        except Exception:
+        except Exception:  # an int too large for a float
             pass
         self._inc_checked(amount, exemplar)
 
@@ -148,25 +150,31 @@ class GaugeChild(Child):
     def inc(self, amount: float = 1.0) -> None:
         """Add *amount* (default 1)."""
         try:
-            self._v[0] += amount
-        except Exception:
-            value = checked_number(self._metric, amount, "gauge increment")
-            if value is not None:
-                self._v[0] += value
+            if type(amount) is float or type(amount) is int:  # see CounterChild.inc
+                self._v[0] += amount
+                return
+        except Exception:  # an int too large for a float
+            pass
+        value = checked_number(self._metric, amount, "gauge increment")
+        if value is not None:
+            self._v[0] += value
 
     def dec(self, amount: float = 1.0) -> None:
         """Subtract *amount* (default 1)."""
         try:
-            self._v[0] -= amount
+            if type(amount) is float or type(amount) is int:
+                self._v[0] -= amount
+                return
         except Exception:
-            value = checked_number(self._metric, amount, "gauge decrement")
-            if value is not None:
-                self._v[0] -= value
+            pass
+        value = checked_number(self._metric, amount, "gauge decrement")
+        if value is not None:
+            self._v[0] -= value
 
     def set(self, value: float) -> None:
         """Set to *value*."""
         # meterhub.events.compile writes this fast path out inline: change both together
-        if value.__class__ is float:
+        if type(value) is float:
             self._v[0] = value
         else:
             number = checked_number(self._metric, value, "gauge value")

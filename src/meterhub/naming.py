@@ -1,4 +1,4 @@
-"""Prometheus naming rules and the PII deny-list, checked at definition time.
+"""Prometheus naming rules and the PII guard, checked at definition time.
 
 Every check raises :class:`~meterhub.errors.DefinitionError` (a ``ValueError``) whose
 message names the metric and the rule that was broken.
@@ -6,16 +6,22 @@ message names the metric and the rule that was broken.
 
 from __future__ import annotations
 
+import itertools
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ._config import DEFAULT_PII_DENY, get_config, on_config_change, update
 from .errors import DefinitionError
 
 __all__ = [
     "DEFAULT_PII_LABELS",
+    "PII_SETTINGS",
     "build_name",
     "is_pii_name",
+    "pii_match",
+    "pii_tokens",
     "validate_label_names",
     "validate_metric_name",
 ]
@@ -23,33 +29,16 @@ __all__ = [
 METRIC_NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
 LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
 
-DEFAULT_PII_LABELS: frozenset[str] = frozenset(
-    {
-        "email",
-        "name",
-        "username",
-        "password",
-        "token",
-        "key",
-        "secret",
-        "apikey",
-        "userid",
-        "clientid",
-        "sessionid",
-    }
-)
-"""Label names (and operation-metadata keys) refused as likely personal data or secrets.
+DEFAULT_PII_LABELS = DEFAULT_PII_DENY
+"""The default PII deny-list (defined, with the matching rule, in ``meterhub._config``)."""
 
-Compared after lower-casing and removing ``-`` and ``_``: ``User_ID``, ``user-id`` and
-``userId`` all match ``userid``. Extend or replace it with :func:`set_pii_labels`.
-"""
-
-_pii_labels = DEFAULT_PII_LABELS
+PII_SETTINGS = "METERHUB_PII_ALLOW / METERHUB_PII_DENY (configure(pii_allow=..., pii_deny=...))"
+"""The settings that change the PII guard, named in every refusal."""
 
 KNOWN_CLEAN_NAMES: set[str] = set()
 """Names already checked and found not to be on the deny-list: a cache for hot paths
-(operation-log metadata keys). It is never rebound, only emptied when the deny-list is
-replaced, so a reference to it stays valid. Fill it with :func:`remember_clean_name`."""
+(operation-log metadata keys). It is never rebound, only emptied when the configuration
+changes, so a reference to it stays valid. Fill it with :func:`remember_clean_name`."""
 _CLEAN_NAMES_MAX = 4096
 
 # Suffixes a metric's own samples use; a user name ending in one would collide.
@@ -59,40 +48,141 @@ _RESERVED_SUFFIXES = {
     "summary": ("_count", "_sum", "_created"),
 }
 
-
-def set_pii_labels(names: Iterable[str]) -> None:
-    """Replace the PII deny-list (names are normalised the same way as label names)."""
-    global _pii_labels
-    _pii_labels = frozenset(_normalise(n) for n in names)
-    KNOWN_CLEAN_NAMES.clear()
-
-
-def remember_clean_name(name: str) -> bool:
-    """Whether *name* is clean (not on the deny-list); clean names are cached (bounded)."""
-    if name in KNOWN_CLEAN_NAMES:
-        return True
-    deny = _pii_labels
-    if _normalise(name) in deny:
-        return False
-    # Not cached if the deny-list was replaced meanwhile: the check used the old one.
-    if len(KNOWN_CLEAN_NAMES) < _CLEAN_NAMES_MAX and deny is _pii_labels:
-        KNOWN_CLEAN_NAMES.add(name)
-    return True
+# lower->Upper ("userId") and ACRONYM->Word ("APIKey", "IPAddress") boundaries
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_SEPARATORS = re.compile(r"[\W_]+")
+# one-word entries also refused as the start or end of a longer token ("accesstoken")
+_AFFIX_WORDS = ("email", "password", "passwd", "secret", "token")
 
 
-def _normalise(name: str) -> str:
-    return name.lower().replace("-", "").replace("_", "")
+def pii_tokens(name: str) -> tuple[str, ...]:
+    """*name* split into the tokens the PII guard compares.
 
-
-def is_pii_name(name: str) -> bool:
-    """True if *name* is on the PII deny-list (case and ``-``/``_`` variants included).
+    NFKC (fullwidth letters become ASCII), invisible characters (soft hyphen, zero-width
+    space/joiners, BOM: Unicode category ``Cf``) removed, camelCase split, case folded,
+    and every run of non-alphanumeric characters (``-``, ``_``, ``.``, spaces) a separator.
 
     Example::
 
-        >>> is_pii_name("User-ID"), is_pii_name("status")
-        (True, False)
+        >>> pii_tokens("User-Email"), pii_tokens("apiKey"), pii_tokens("\uff45\uff4d\uff41il ")
+        (('user', 'email'), ('api', 'key'), ('email',))
     """
-    return _normalise(name) in _pii_labels
+    if not name.isascii():
+        name = unicodedata.normalize("NFKC", name)
+        name = "".join(c for c in name if unicodedata.category(c) != "Cf")
+    return tuple(t for t in _SEPARATORS.split(_CAMEL.sub(" ", name).casefold()) if t)
+
+
+def _singular(token: str) -> str:
+    return token[:-1] if len(token) >= 3 and token.endswith("s") else token
+
+
+class _PiiMatcher:
+    """The compiled deny- and allow-lists of one configuration."""
+
+    def __init__(self, deny: frozenset[str], allow: frozenset[str]) -> None:
+        self.deny, self.allow_src = deny, allow
+        self.words: dict[str, str] = {}
+        self.seqs: dict[tuple[str, ...], str] = {}
+        for entry in deny:
+            tokens = pii_tokens(entry)
+            if len(tokens) == 1:
+                self.words[tokens[0]] = entry
+            elif tokens:
+                self.seqs[tokens] = entry
+                self.words.setdefault("".join(tokens), entry)  # "apikey", "userid"
+        self.affixes = tuple(w for w in _AFFIX_WORDS if w in self.words)
+        self.lengths = sorted({len(t) for t in self.seqs})
+        self.allow = frozenset(pii_tokens(a) for a in allow)
+
+    def match(self, name: str) -> str | None:
+        tokens = pii_tokens(name)
+        if tokens in self.allow:
+            return None
+        words = self.words
+        for t in tokens:
+            entry = words.get(t) or words.get(_singular(t))
+            if entry is not None:
+                return entry
+            for w in self.affixes:
+                if t.startswith(w) or t.endswith(w):
+                    return words[w]
+        for a, b in itertools.pairwise(tokens):  # a word split by its capitals: "PassWord"
+            entry = words.get(a + b) or words.get(_singular(a + b))
+            if entry is not None:
+                return entry
+        if self.seqs:
+            singular = tuple(_singular(t) for t in tokens)
+            for n in self.lengths:
+                for i in range(len(tokens) - n + 1):
+                    entry = self.seqs.get(tokens[i : i + n]) or self.seqs.get(singular[i : i + n])
+                    if entry is not None:
+                        return entry
+        return None
+
+
+_matcher: _PiiMatcher | None = None
+
+
+def _pii_matcher() -> _PiiMatcher:
+    global _matcher
+    m = _matcher
+    cfg = get_config()
+    if m is None or m.deny is not cfg.pii_deny or m.allow_src is not cfg.pii_allow:
+        m = _matcher = _PiiMatcher(cfg.pii_deny, cfg.pii_allow)
+    return m
+
+
+def _config_changed() -> None:
+    global _matcher
+    _matcher = None
+    KNOWN_CLEAN_NAMES.clear()
+
+
+on_config_change(_config_changed)
+
+
+def pii_match(name: str) -> str | None:
+    """The deny-list entry *name* matches (``None``: it passes the PII guard).
+
+    Example::
+
+        >>> pii_match("user_email"), pii_match("Access-Token"), pii_match("user id")
+        ('email', 'token', 'user id')
+        >>> pii_match("name"), pii_match("key_type"), pii_match("user")
+        (None, None, None)
+    """
+    return _pii_matcher().match(name)
+
+
+def is_pii_name(name: str) -> bool:
+    """True if the PII guard refuses *name* (see ``meterhub._config.DEFAULT_PII_DENY``).
+
+    Example::
+
+        >>> is_pii_name("User-ID"), is_pii_name("userId"), is_pii_name("status")
+        (True, True, False)
+    """
+    return _pii_matcher().match(name) is not None
+
+
+def set_pii_labels(names: Iterable[str]) -> None:
+    """Replace the PII deny-list (the same as ``configure(pii_deny=names)``, other settings
+    kept); ``meterhub.reset_defaults()`` puts the default back."""
+    update(pii_deny=frozenset(names))
+
+
+def remember_clean_name(name: str) -> bool:
+    """Whether *name* is clean (passes the PII guard); clean names are cached (bounded)."""
+    if name in KNOWN_CLEAN_NAMES:
+        return True
+    matcher = _pii_matcher()
+    if matcher.match(name) is not None:
+        return False
+    # Not cached if the configuration changed meanwhile: the check used the old one.
+    if len(KNOWN_CLEAN_NAMES) < _CLEAN_NAMES_MAX and matcher is _matcher:
+        KNOWN_CLEAN_NAMES.add(name)
+    return True
 
 
 def validate_metric_name(name: object, what: str = "metric") -> str:
@@ -184,10 +274,12 @@ def validate_label_names(
             )
         if label in seen:
             raise DefinitionError(f"metric {metric!r}: duplicate label name {label!r}")
-        if check_pii and is_pii_name(label):
+        entry = pii_match(label) if check_pii else None
+        if entry is not None:
             raise DefinitionError(
-                f"metric {metric!r}: label name {label!r} is on the PII deny-list "
-                "(personal data and secrets must not become labels)"
+                f"metric {metric!r}: label name {label!r} is on the PII deny-list (it matches "
+                f"{entry!r}; personal data, secrets and unbounded ids must not become labels; "
+                f"rename it, or change {PII_SETTINGS})"
             )
         seen.add(label)
     return names

@@ -37,6 +37,7 @@ __all__ = [
     "Sample",
     "Series",
     "Timestamp",
+    "state_label",
 ]
 
 LabelPairs = tuple[tuple[str, str], ...]
@@ -160,12 +161,27 @@ def _iter_samples(family: MetricFamily) -> list[Sample]:
             out.append(Sample(name + "_info", labels, s.values[0], ts))
         elif kind is MetricType.STATESET:
             for state, v in zip(family.states, s.values):
-                out.append(Sample(name, {**labels, name: state}, v, ts))
+                out.append(Sample(name, {**labels, state_label(name): state}, v, ts))
         else:
             out.append(Sample(name, labels, s.values[0], ts))
         if s.created is not None:
             out.append(Sample(name + "_created", labels, s.created, ts))
     return out
+
+
+def state_label(name: str) -> str:
+    """The label that names a state set's states: the family name with ``:`` made ``_``.
+
+    A metric name may contain ``:`` (recording-rule style), a label name may not.
+    meterhub's :class:`~meterhub.Enum` refuses such names; this keeps a custom collector's
+    state set valid for Prometheus (prometheus_client also writes ``job_state="idle"``).
+
+    Example::
+
+        >>> state_label("job:state"), state_label("task_state")
+        ('job_state', 'task_state')
+    """
+    return name.replace(":", "_") if ":" in name else name
 
 
 def format_le(bound: float) -> str:

@@ -286,7 +286,7 @@ class MetricBase(Generic[C]):
         """
         try:
             child = self._children.get(labelvalues)
-        except TypeError:  # an unhashable label value: the slow path converts it to str
+        except Exception:  # an unhashable label value: the slow path converts it to str
             child = None
         if child is not None and not labelkwargs:
             return child
@@ -314,7 +314,15 @@ class MetricBase(Generic[C]):
                 f"labels() got {len(values)} values, expected {len(names)} {list(names)}",
             )
             return None
-        return tuple(v if type(v) is str else str(v) for v in values)
+        try:
+            key = tuple(v if type(v) is str else str(v) for v in values)
+            if all(type(k) is str for k in key):
+                return key
+            problem = "str() did not return a str"
+        except Exception as exc:
+            problem = f"str() failed: {type(exc).__name__}"
+        self._error("label_value", f"a label value cannot be made a str ({problem})")
+        return None
 
     def _labels_slow(self, values: tuple[Any, ...], kwargs: dict[str, Any]) -> C:
         key = self._key_for(values, kwargs)

@@ -39,15 +39,17 @@ class HistogramChild(Child):
     def observe(self, amount: float, exemplar: Mapping[str, str] | None = None) -> None:
         """Record one observation of *amount*, optionally with an exemplar for its bucket."""
         # meterhub.events.compile writes this fast path out inline: change both together
+        # Only exact float and int (see CounterChild.inc); NaN and the rest are checked.
         try:
-            i = bisect_left(self._bounds, amount)
-            if amount == amount and exemplar is None:
-                # No call between these two updates: a reader sees both or neither.
-                v = self._v
-                v[0] += amount
-                v[i + 1] += 1.0
-                return
-        except Exception:
+            if (type(amount) is float or type(amount) is int) and exemplar is None:
+                i = bisect_left(self._bounds, amount)
+                if amount == amount:
+                    # No call between these two updates: a reader sees both or neither.
+                    v = self._v
+                    v[0] += amount
+                    v[i + 1] += 1.0
+                    return
+        except Exception:  # an int too large for a float
             pass
         self._observe_checked(amount, exemplar)
 
@@ -159,12 +161,12 @@ class SummaryChild(Child):
     def observe(self, amount: float) -> None:
         """Record one observation of *amount*."""
         try:
-            if amount == amount:
+            if (type(amount) is float or type(amount) is int) and amount == amount:
                 v = self._v
+                v[1] += amount  # first: an int too large for a float raises here
                 v[0] += 1.0
-                v[1] += amount
                 return
-        except Exception:
+        except Exception:  # an int too large for a float
             pass
         value = checked_number(self._metric, amount, "observation")
         if value is None:

@@ -157,6 +157,10 @@ class EnumChild(Child):
 class Enum(MetricBase[EnumChild]):
     """Which of a fixed set of states something is in (exposed as a state set).
 
+    The state is the value of a label named after the metric, so the name cannot contain
+    ``:`` (refused with a ``DefinitionError``; prometheus_client would expose an invalid
+    label name, or in OpenMetrics a renamed metric).
+
     Example::
 
         >>> from meterhub import Enum, Registry
@@ -190,6 +194,12 @@ class Enum(MetricBase[EnumChild]):
             raise DefinitionError(f"metric {name!r}: states must be a non-empty list of str")
         if len(set(states)) != len(states):
             raise DefinitionError(f"metric {name!r}: duplicate states in {list(states)}")
+        if isinstance(name, str) and ":" in name:
+            raise DefinitionError(
+                f"metric {name!r}: an enum name must not contain ':' (its state is a label "
+                "named after the metric, and label names cannot hold ':'; Prometheus also "
+                "reserves ':' for recording rules)"
+            )
         if name in labelnames:
             raise DefinitionError(f"metric {name!r}: a label cannot have the metric's name")
         return cls._define(

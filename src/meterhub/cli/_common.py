@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import functools
 import importlib
-import os
 import sys
-import tempfile
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
+from .. import _atomicfile
 from ..errors import MeterhubError
 from ..registry import Registry
 
@@ -115,18 +114,7 @@ def emit(text: str, output: str | None) -> None:
 
 def write_atomic(path: str, text: str) -> None:
     """Write *text* to *path* via a temporary file in the same directory and ``os.replace``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".meterhub-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    _atomicfile.write_atomic(path, text.encode("utf-8"), fsync=False, make_dirs=True)
 
 
 def app_option(fn: F) -> F:

@@ -7,7 +7,6 @@ reported in the summary instead of failing the demo.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from meterhub import Registry
+from meterhub._atomicfile import write_atomic
 
 EVENT_RULES = """\
 # Domain events -> metrics, loaded by EventRouter.from_file (the demo writes this file).
@@ -104,9 +104,7 @@ class Layout:
 
 
 def _atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, text.encode("utf-8"), fsync=False)
 
 
 def write_ops_artifacts(layout: Layout, registry: Registry) -> dict[str, str]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from meterhub import REGISTRY, Hub, generate_latest
+from meterhub._atomicfile import write_atomic
 
 
 class OplogRunner:
@@ -81,6 +82,4 @@ class Textfile:
             self.exporter.stop()
             self.exporter.write()
         else:  # without the exporter: the same atomic write, by hand
-            tmp = self.path.with_name(f".{self.path.name}.tmp")
-            tmp.write_bytes(generate_latest(REGISTRY))
-            tmp.replace(self.path)
+            write_atomic(self.path, generate_latest(REGISTRY), fsync=False)

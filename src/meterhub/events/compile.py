@@ -170,12 +170,17 @@ def _indent(text: str, levels: int) -> str:
 
 
 def _number(v: Any) -> float | None:
-    if isinstance(v, bool):
+    # the core's rule (meterhub._definition.values.checked_number) plus numeric strings
+    # from payloads; bools are refused here (a payload's true is not a count)
+    if isinstance(v, (bool, complex)):
         return None
     try:
-        return float(v)
-    except (TypeError, ValueError, OverflowError):
+        if getattr(v, "ndim", 0) != 0 or getattr(getattr(v, "dtype", None), "kind", "f") == "c":
+            return None  # arrays, numpy complex
+        number = float(v)
+    except Exception:
         return None
+    return number if number.__class__ is float else None
 
 
 class CompiledRule:

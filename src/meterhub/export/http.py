@@ -25,19 +25,26 @@ import logging
 import socket
 import ssl
 import threading
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 
 from ..registry import REGISTRY
 from ._endpoint import Endpoint, Response
+from ._server import MAX_BODY, AsyncHTTPServer, HTTPStats
 
 __all__ = ["MetricsHandler", "MetricsServer", "make_asgi_app", "make_wsgi_app", "start_http_server"]
 
 log = logging.getLogger("meterhub.export.http")
 
 DEFAULT_TIMEOUT = 10.0
-"""Seconds a connection may stay silent (TLS handshake, request, keep-alive) before it is closed."""
+"""Seconds a request may take to arrive in total (TLS handshake, keep-alive wait, head and
+body), and its answer to be taken, before the connection is closed."""
+DEFAULT_MAX_CONNECTIONS = 512
+"""Connections the built-in server holds at once; more are closed at once (and counted)."""
+DEFAULT_WORKERS = 4
+"""Threads of the built-in server that run collections (plus one for all the sockets)."""
 
 
 class MetricsHandler(BaseHTTPRequestHandler):
@@ -77,7 +84,39 @@ class MetricsHandler(BaseHTTPRequestHandler):
             ep = type(self).endpoint = Endpoint(self.registry, path=None)
         return ep
 
+    def _discard_body(self) -> bool:
+        """Read and drop the request body so it is never parsed as the next request.
+
+        False (after an error answer that closes the connection) when its length is
+        unknown (``Transfer-Encoding``), conflicting or over ``MAX_BODY``.
+        """
+        if self.headers.get("Transfer-Encoding") is not None:
+            self.send_error(400 if "Content-Length" in self.headers else 501)
+            return False
+        values = {
+            v.strip() for h in self.headers.get_all("Content-Length") or () for v in h.split(",")
+        }
+        if not values:
+            return True
+        raw_length = values.pop()
+        if values or not raw_length.isdigit() or not raw_length.isascii():
+            self.send_error(400)
+            return False
+        length = int(raw_length)
+        if length > MAX_BODY:
+            self.send_error(413)
+            return False
+        while length > 0:
+            chunk = self.rfile.read(min(length, 65536))
+            if not chunk:
+                self.close_connection = True
+                return False
+            length -= len(chunk)
+        return True
+
     def _serve(self) -> None:
+        if not self._discard_body():
+            return
         path, _, query = self.path.partition("?")
         headers = self.headers
         resp = self._endpoint().handle(self.command, path, query, lambda name: headers.get(name))
@@ -101,13 +140,23 @@ class MetricsHandler(BaseHTTPRequestHandler):
         log.debug("%s - %s", self.address_string(), format % args)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
+_STATS: weakref.WeakKeyDictionary[Any, HTTPStats] = weakref.WeakKeyDictionary()
+_STATS_LOCK = threading.Lock()
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Timeouts, resets and failed TLS handshakes are the client's business.
-        log.debug("meterhub: error serving %s", client_address, exc_info=True)
+
+def _stats_for(registry: Any) -> HTTPStats:
+    """The ``meterhub_http_*`` collector of *registry* (registered on first use)."""
+    with _STATS_LOCK:
+        try:
+            stats = _STATS.get(registry)
+        except TypeError:  # not weak-referenceable: keep private stats
+            return HTTPStats()
+        if stats is None:
+            stats = _STATS[registry] = HTTPStats()
+            register = getattr(registry, "register", None)
+            if callable(register):
+                register(stats)
+        return stats
 
 
 class MetricsServer:
@@ -116,7 +165,7 @@ class MetricsServer:
     It also unpacks like prometheus_client's return value: ``httpd, thread = ...``.
     """
 
-    def __init__(self, httpd: ThreadingHTTPServer, thread: threading.Thread, tls: bool) -> None:
+    def __init__(self, httpd: Any, thread: threading.Thread, tls: bool) -> None:
         self.httpd = httpd
         self.thread = thread
         host, port = httpd.server_address[:2]
@@ -174,13 +223,24 @@ def start_http_server(
     timeout: float | None = DEFAULT_TIMEOUT,
     path: str = "/metrics",
     disable_compression: bool = False,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    workers: int = DEFAULT_WORKERS,
 ) -> MetricsServer:
     """Serve *registry* on ``http(s)://addr:port/metrics`` from a daemon thread.
 
     Binds to 127.0.0.1 unless told otherwise (``addr="0.0.0.0"`` or ``"::"`` to expose
     it). TLS with *certfile*/*keyfile* (and *client_cafile* for client certificates) or a
-    ready *ssl_context*. *timeout* bounds every socket wait of a connection, so a slow or
-    idle client only ever holds its own thread. Port 0 picks a free port (see ``.port``).
+    ready *ssl_context*. Port 0 picks a free port (see ``.port``).
+
+    One thread serves every connection and *workers* threads run the collections, so
+    slow or idle clients never cost a thread. A request must arrive within *timeout*
+    seconds in total (handshake, keep-alive wait, head and body) and its answer be taken
+    within *timeout*; at most *max_connections* are held at once, more are closed at
+    once. Request bodies are read and discarded by ``Content-Length`` (at most 64 KiB);
+    chunked or ambiguous ones are refused and their connection closed. All of it is
+    counted in ``meterhub_http_connections_refused_total``,
+    ``meterhub_http_requests_rejected_total{reason}`` and
+    ``meterhub_http_connections_open`` on *registry*.
 
     Example::
 
@@ -194,36 +254,40 @@ def start_http_server(
         raise ValueError(f"addr must be a host address string, got {addr!r}")
     if timeout is not None and not timeout > 0:
         raise ValueError(f"timeout must be positive seconds or None, got {timeout!r}")
+    for name, value in (("max_connections", max_connections), ("workers", workers)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
     if ssl_context is None and (certfile or keyfile or client_cafile):
         if not certfile:
             raise ValueError("TLS needs certfile (and keyfile unless the key is inside it)")
         ssl_context = _tls_context(certfile, keyfile, client_cafile, client_auth_required)
-    handler = type(
-        "MetricsHandler",
-        (MetricsHandler,),
-        {
-            "registry": registry,
-            "timeout": timeout,
-            "endpoint": Endpoint(
-                registry,
-                path=path,
-                disable_compression=disable_compression,
-                bearer_token=bearer_token,
-                basic_auth=basic_auth,
-            ),
-        },
+    endpoint = Endpoint(
+        registry,
+        path=path,
+        disable_compression=disable_compression,
+        bearer_token=bearer_token,
+        basic_auth=basic_auth,
     )
     infos = socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM)
-    server_cls = type("_Server", (_Server,), {"address_family": infos[0][0]})
-    httpd = server_cls(infos[0][4][:2], handler)
-    if ssl_context is not None:
-        httpd.socket = ssl_context.wrap_socket(
-            httpd.socket, server_side=True, do_handshake_on_connect=False
-        )
-    thread = threading.Thread(
-        target=httpd.serve_forever, name="meterhub-http", kwargs={"poll_interval": 0.5}
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address[:2])
+        sock.listen(128)
+    except BaseException:
+        sock.close()
+        raise
+    httpd = AsyncHTTPServer(
+        sock,
+        endpoint,
+        ssl_context=ssl_context,
+        timeout=timeout,
+        max_connections=max_connections,
+        workers=workers,
+        stats=_stats_for(registry),
     )
-    thread.daemon = True
+    thread = threading.Thread(target=httpd.serve_forever, name="meterhub-http", daemon=True)
     thread.start()
     return MetricsServer(httpd, thread, ssl_context is not None)
 

@@ -4,10 +4,12 @@
 target atomically: a temporary file in the target's own directory (so ``os.replace``
 never crosses a filesystem), written, flushed and fsynced, chmod 0644, renamed over the
 target, then the directory fsynced so the rename survives a power cut. node_exporter
-reads only ``*.prom`` files, and the temporary name (``.NAME.XXXX.tmp``) never matches,
-so it sees either the previous file or the new one, never a part. On any error the
+reads only ``*.prom`` files, and the temporary name (``.NAME.PID.START.N.tmp``) never
+matches, so it sees either the previous file or the new one, never a part. On any error the
 temporary file is removed, the previous file stays, and :class:`~meterhub.errors.ExportError`
-says which path failed and why.
+says which path failed and why. Temporary files of writers killed mid-write are removed on
+start and after every write, those of live writers never (:func:`remove_stale_temp_files`);
+the one implementation of all this is ``meterhub._atomicfile``.
 
 :class:`TextfileExporter` repeats that every *interval* seconds from a daemon thread that
 never raises: failures are logged (once, then again on recovery) and counted in its
@@ -23,13 +25,13 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import threading
 import time
 import weakref
 from collections.abc import Iterator
 from typing import Any
 
+from .._atomicfile import remove_dead_temp_files, write_atomic
 from ..errors import ExportError
 from ..exposition.text import render_text
 from ..registry import REGISTRY
@@ -40,50 +42,20 @@ __all__ = ["TextfileExporter", "remove_stale_temp_files", "write_to_textfile"]
 log = logging.getLogger("meterhub.export.textfile")
 
 FILE_MODE = 0o644
-
-
-def _fsync_dir(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return  # e.g. Windows: directories cannot be opened; the rename is still atomic
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems refuse fsync on directories; nothing more can be done
-    finally:
-        os.close(fd)
+STALE_TEMP_SECONDS = 300.0
+"""Age after which a leftover temporary file that does not name its writer is removed."""
 
 
 def write_bytes_atomically(path: str | os.PathLike[str], data: bytes) -> None:
     """Replace *path* with *data* atomically and durably (see the module docstring)."""
     target = os.fspath(path)
-    directory, base = os.path.split(os.path.abspath(target))
-    tmp = ""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=directory)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            if hasattr(os, "fchmod"):  # mkstemp makes 0600; node_exporter may run as another user
-                os.fchmod(fd, FILE_MODE)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
-        tmp = ""
-        _fsync_dir(directory)
+        write_atomic(target, data, mode=FILE_MODE)
     except OSError as exc:
         raise ExportError(
             f"writing the metrics textfile {target!r} failed: {exc.strerror or exc}"
         ) from exc
-    finally:
-        if tmp:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+    remove_stale_temp_files(target)
 
 
 def write_to_textfile(path: str | os.PathLike[str], registry: Any = REGISTRY) -> None:
@@ -112,36 +84,20 @@ def write_to_textfile(path: str | os.PathLike[str], registry: Any = REGISTRY) ->
     write_bytes_atomically(path, render_text(registry.collect()).encode("utf-8", "replace"))
 
 
-STALE_TEMP_SECONDS = 300.0
-"""Age after which a leftover temporary file of ours is certainly from a dead writer."""
-
-
 def remove_stale_temp_files(
     path: str | os.PathLike[str], older_than: float = STALE_TEMP_SECONDS
 ) -> int:
-    """Delete ``.NAME.*.tmp`` files next to *path* older than *older_than* seconds.
+    """Delete the temporary files next to *path* (``.NAME.*.tmp``) that dead writers left.
 
     A writer killed mid-write (SIGKILL, OOM, power loss) leaves its temporary file behind;
-    node_exporter ignores it, but the directory would slowly fill up. Returns how many
-    files were removed; never raises.
+    node_exporter ignores it, but the directory would slowly fill up. A file whose name
+    records its writer (pid and start time) is removed as soon as that writer is gone,
+    never while it runs; one without (an older meterhub's) once older than *older_than*
+    seconds. Runs on start and after every write. Returns how many files were removed;
+    never raises.
     """
     directory, base = os.path.split(os.path.abspath(os.fspath(path)))
-    prefix, removed = f".{base}.", 0
-    cutoff = time.time() - older_than
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return 0
-    for name in names:
-        if name.startswith(prefix) and name.endswith(".tmp"):
-            full = os.path.join(directory, name)
-            try:
-                if os.lstat(full).st_mtime < cutoff:
-                    os.unlink(full)
-                    removed += 1
-            except OSError:
-                pass  # gone already, or not ours to remove
-    return removed
+    return remove_dead_temp_files(directory, f".{base}.", unowned_older_than=older_than)
 
 
 class _Stats:

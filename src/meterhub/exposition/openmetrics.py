@@ -13,6 +13,12 @@ Pure functions of :class:`~meterhub.samples.MetricFamily` snapshots, like
   than the 128 characters OpenMetrics allows (possible only from a custom collector;
   meterhub's own metrics refuse them when recorded) is left out, because Prometheus would
   reject the whole scrape for it;
+* ``_sum`` is a counter in OpenMetrics: it "MUST NOT be NaN or negative", and a histogram
+  with a negative bucket threshold "MUST NOT contain a sum value". So a histogram series
+  whose family has a negative bound, or whose sum is negative or NaN (negative
+  observations), is written without ``_sum`` and ``_count`` (the ``+Inf`` bucket is the
+  count; ``_count`` without ``_sum`` is not allowed either); a summary series loses only
+  its ``_sum``. The Prometheus text format keeps both (it has no such rule);
 * timestamps are seconds, and the output ends with ``# EOF``.
 
 ``le`` and ``quantile`` label values are canonical floats (``"1.0"``, ``"+Inf"``).
@@ -23,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from ..samples import Exemplar, MetricFamily, MetricType, Series, format_le
+from ..samples import Exemplar, MetricFamily, MetricType, Series, format_le, state_label
 from .text import escape_label_value, format_value, label_prefix
 
 if TYPE_CHECKING:
@@ -91,6 +97,7 @@ def render_family(family: MetricFamily, out: list[str]) -> None:
     fmt = format_value
     if kind is MetricType.HISTOGRAM:
         les = [f'le="{format_le(b)}"}} ' for b in family.buckets]
+        negative_bounds = bool(family.buckets) and family.buckets[0] < 0
         for s in family.series:
             prefix = label_prefix(s.labels)
             labels = _close(prefix)
@@ -103,9 +110,10 @@ def render_family(family: MetricFamily, out: list[str]) -> None:
             else:
                 for le, count in zip(les, v[1:]):
                     out.append(f"{name}_bucket{prefix}{le}{fmt(count)}{ts}\n")
-            out.append(
-                f"{name}_count{labels} {fmt(v[-1])}{ts}\n{name}_sum{labels} {fmt(v[0])}{ts}\n"
-            )
+            if v[0] >= 0 and not negative_bounds:
+                out.append(
+                    f"{name}_count{labels} {fmt(v[-1])}{ts}\n{name}_sum{labels} {fmt(v[0])}{ts}\n"
+                )
             _created(name, labels, s, out)
     elif kind is MetricType.COUNTER:
         for s in family.series:
@@ -120,13 +128,13 @@ def render_family(family: MetricFamily, out: list[str]) -> None:
             ts = _ts(s.timestamp)
             for q, qv in s.quantiles:
                 out.append(f'{name}{prefix}quantile="{format_le(q)}"}} {fmt(qv)}{ts}\n')
-            out.append(
-                f"{name}_count{labels} {fmt(s.values[0])}{ts}\n"
-                f"{name}_sum{labels} {fmt(s.values[1])}{ts}\n"
-            )
+            out.append(f"{name}_count{labels} {fmt(s.values[0])}{ts}\n")
+            if s.values[1] >= 0:
+                out.append(f"{name}_sum{labels} {fmt(s.values[1])}{ts}\n")
             _created(name, labels, s, out)
     elif kind is MetricType.STATESET:
-        states = [f'{name}="{escape_label_value(st)}"}} ' for st in family.states]
+        key = state_label(name)
+        states = [f'{key}="{escape_label_value(st)}"}} ' for st in family.states]
         for s in family.series:
             prefix = label_prefix(s.labels)
             ts = _ts(s.timestamp)

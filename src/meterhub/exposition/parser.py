@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..errors import ParseError
-from ..samples import Exemplar, MetricFamily, MetricType, Series
+from ..samples import Exemplar, MetricFamily, MetricType, Series, state_label
 from ._lexer import parse_float, parse_sample, unescape_help
 
 __all__ = ["ParsedExposition", "parse_text", "parse_text_located"]
@@ -231,7 +231,7 @@ def _record(
     }.get(fam.type)
     if special is not None and (fam.type is not MetricType.HISTOGRAM or suffix == "_bucket"):
         for i, (k, v) in enumerate(labels):
-            if k == special:
+            if k == special or (fam.type is MetricType.STATESET and k == state_label(special)):
                 key = f"{suffix}@{v}" if fam.type is not MetricType.STATESET else f"@{v}"
                 del labels[i]
                 break

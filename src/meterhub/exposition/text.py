@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from ..samples import MetricFamily, MetricType, Series, format_le
+from ..samples import MetricFamily, MetricType, Series, format_le, state_label
 
 if TYPE_CHECKING:
     from ..registry import Registry
@@ -149,11 +149,12 @@ def render_family(family: MetricFamily, out: list[str]) -> None:
             if s.created is not None:
                 created.append(f"{name}_created{labels} {fmt(s.created)}{ts}\n")
     elif kind is MetricType.STATESET:
+        key = state_label(name)
         for s in family.series:
             prefix = label_prefix(s.labels)
             ts = _timestamp(s)
             for state, on in zip(family.states, s.values):
-                out.append(f'{name}{prefix}{name}="{escape_label_value(state)}"}} {fmt(on)}{ts}\n')
+                out.append(f'{name}{prefix}{key}="{escape_label_value(state)}"}} {fmt(on)}{ts}\n')
     else:
         for s in family.series:
             labels = _close(label_prefix(s.labels)) if s.labels else ""

@@ -7,13 +7,15 @@ metric cells (see ``store/base.py``): with the GIL, ``self.accepted += 1`` on an
 the only consumer; it pops what it takes, so a recorder never appends to a deque the writer
 already let go of.
 
-The bound counts every record not yet persisted: queued *and* in the writer's hands
-(being written or waiting for a retry after a disk error), i.e. ``accepted - released``.
-A record refused at the bound meets the log's policy (:meth:`RecordBuffer.full`): dropped
-and counted, waited for, or refused with ``QueueFullError``.
-The check and the append are two steps, so threads racing at the bound can overshoot it
-by at most one record each; memory stays bounded by ``max_size`` plus the number of
-recording threads, whatever the disk does.
+The bounds count every record not yet persisted: queued *and* in the writer's hands
+(being written or waiting for a retry after a disk error), i.e. ``accepted - released``
+records and ``bytes_accepted - bytes_released`` bytes of their JSON (``len()`` of a
+``bytes``: cheap). A record refused at either bound meets the log's policy
+(:meth:`RecordBuffer.full`): dropped and counted, waited for, or refused with
+``QueueFullError``. The check and the append are two steps, so threads racing at the bound
+can overshoot it by at most one record each; memory stays bounded by ``max_bytes`` plus
+one record (at most ``max_record_bytes``, checked by the log) per recording thread,
+whatever the disk does.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ class RecordBuffer:
         >>> buf.open()
         >>> buf.offer(b'{"n":1}'), buf.offer(b'{"n":2}'), buf.offer(b'{"n":3}')
         (True, True, False)
-        >>> taken = buf.take(buf.queued()); buf.release(len(taken)); buf.pending
+        >>> taken = buf.take(buf.queued()); buf.release(len(taken), 14); buf.pending
         0
     """
 
@@ -91,8 +93,10 @@ class RecordBuffer:
         on_batch_ready: Callable[[], None],
         policy: QueuePolicy = "drop",
         on_drop: Callable[[], None] = _nothing,
+        max_bytes: int = 64 << 20,
     ) -> None:
         self.max_size = max_size
+        self.max_bytes = max_bytes
         self.policy = policy
         self._on_drop = on_drop
         self.batch_size = batch_size
@@ -110,12 +114,28 @@ class RecordBuffer:
         """Records accepted since creation (only recorders change it)."""
         self.released = 0
         """Records persisted or abandoned since creation (only the writer changes it)."""
+        self.bytes_accepted = 0
+        """Bytes of the records accepted (only recorders change it)."""
+        self.bytes_released = 0
+        """Bytes of the records released (only the writer changes it)."""
         self.dropped = 0
 
     @property
     def pending(self) -> int:
         """Records accepted and not yet persisted (queued or in the writer's hands)."""
         return self.accepted - self.released
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of the records accepted and not yet persisted."""
+        return self.bytes_accepted - self.bytes_released
+
+    def has_room(self, size: int) -> bool:
+        """Whether one more record of *size* bytes fits under both bounds."""
+        return (
+            self.accepted - self.released < self.max_size
+            and self.bytes_accepted - self.bytes_released + size <= self.max_bytes
+        )
 
     @property
     def recorded(self) -> int:
@@ -144,9 +164,14 @@ class RecordBuffer:
         """
         if not self.is_open:
             raise RuntimeError("OperationLog is not running: call start() first")
-        if self.accepted - self.released >= self.max_size:
+        size = len(record)
+        if (
+            self.accepted - self.released >= self.max_size
+            or self.bytes_accepted - self.bytes_released + size > self.max_bytes
+        ):
             return False
         self.accepted += 1
+        self.bytes_accepted += size
         queue = self.queue
         queue.append(record)
         if not self.is_open:
@@ -175,18 +200,20 @@ class RecordBuffer:
             return False
         if self.policy == "raise":
             raise QueueFullError(
-                f"OperationLog buffer is full ({self.max_size} records not yet persisted)"
+                f"OperationLog buffer is full ({self.pending} records, {self.pending_bytes} "
+                f"bytes not yet persisted; max_queue_size={self.max_size}, "
+                f"max_queue_bytes={self.max_bytes})"
             )
         if _in_event_loop():
             raise WouldBlockLoop(record)
         while not self.offer(record):
-            self.wait_for_space(1.0)
+            self.wait_for_space(1.0, len(record))
         return True
 
     async def put_async(self, record: Record) -> bool:
         """Buffer *record* once there is space, suspending the calling task meanwhile."""
         while not self.offer(record):
-            await self.wait_for_space_async()
+            await self.wait_for_space_async(len(record))
         return True
 
     def withdraw(self, record: Record) -> None:
@@ -201,24 +228,25 @@ class RecordBuffer:
             except ValueError:
                 return
             self.accepted -= 1
+            self.bytes_accepted -= len(record)
         raise RuntimeError("OperationLog is not running: call start() first")
 
-    def wait_for_space(self, timeout: float | None) -> None:
-        """Block the calling thread until a record may fit (or the buffer closes)."""
+    def wait_for_space(self, timeout: float | None, size: int = 0) -> None:
+        """Block the calling thread until a record of *size* bytes may fit (or it closes)."""
         with self._space:
             self._sync_waiters += 1
             try:
-                if self.is_open and self.pending >= self.max_size:
+                if self.is_open and not self.has_room(size):
                     self._space.wait(timeout)
             finally:
                 self._sync_waiters -= 1
 
-    async def wait_for_space_async(self) -> None:
+    async def wait_for_space_async(self, size: int = 0) -> None:
         """Suspend the calling task, never the event loop, until a record may fit."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         with self._lock:
-            if not self.is_open or self.pending < self.max_size:
+            if not self.is_open or self.has_room(size):
                 return
             self._async_waiters.append((loop, fut))
         await fut
@@ -245,9 +273,10 @@ class RecordBuffer:
             self.wake_sent = False
         return taken
 
-    def release(self, count: int) -> None:
-        """*count* taken records are persisted (or abandoned): make room for new ones."""
+    def release(self, count: int, size: int) -> None:
+        """*count* taken records of *size* bytes in all are persisted (or abandoned)."""
         self.released += count
+        self.bytes_released += size
         self._notify_space()
 
     def _notify_space(self) -> None:

@@ -8,14 +8,14 @@ the same directory, which is fsynced and then ``os.replace``d onto the final nam
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
+
+from .. import _atomicfile
 
 try:  # optional: about ten times faster than the standard library's encoder
     import orjson as _orjson
@@ -42,7 +42,7 @@ __all__ = [
 
 BATCH_FILE_RE = re.compile(r"metrics_(\d{8}_\d{6}_\d{6})\.json\Z")
 TEMP_PREFIX = ".metrics_"
-TEMP_SUFFIX = ".tmp"
+TEMP_SUFFIX = _atomicfile.TEMP_SUFFIX
 LOCK_NAME = ".oplog.lock"
 
 _std_encode = json.JSONEncoder(
@@ -142,40 +142,8 @@ def write_atomic(directory: Path, name: str, data: bytes, *, fsync: bool = True)
     the ``OSError`` propagates.
     """
     target = directory / name
-    tmp = directory / f".{name}.{os.getpid()}{TEMP_SUFFIX}"  # starts with TEMP_PREFIX
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            if fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    _atomicfile.write_atomic(target, data, fsync=fsync, mode=None)
     return target
-
-
-# With O_DSYNC a write returns once its data is on disk: no separate fsync call. Each
-# call that leaves the interpreter is a GIL hand-over between the writer and recording
-# threads (which stalls a recorder for a moment), so fewer calls mean fewer stalls.
-_DSYNC = getattr(os, "O_DSYNC", 0)
-
-
-def _write_all(fd: int, chunks: Sequence[bytes]) -> None:
-    """Write *chunks* in order, in one ``writev`` when the kernel takes them whole."""
-    written = os.writev(fd, chunks)
-    total = sum(map(len, chunks))
-    if written == total:
-        return
-    view = memoryview(b"".join(chunks))[written:]  # a short write: finish the rest
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def write_group(
@@ -187,58 +155,21 @@ def write_group(
     """Write *files* (name, bytes or a sequence of byte chunks) atomically and in order.
 
     Every file goes to its own temporary file first, durably when *fsync* (``O_DSYNC``,
-    or ``fsync`` where the flag is missing); then the files are renamed into place in
-    order. Returns how many files were committed and the error that stopped the rest
-    (their temporary files are removed), so a failure never leaves a partial file or a
-    file out of order. The caller makes the renames durable (an fsync of the directory).
+    or ``fsync`` where the flag is missing), in one ``writev``; then the files are renamed
+    into place in order. Returns how many files were committed and the error that stopped
+    the rest (their temporary files are removed), so a failure never leaves a partial file
+    or a file out of order. The caller makes the renames durable (an fsync of the
+    directory). See ``meterhub._atomicfile.write_group``.
     """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | (_DSYNC if fsync else 0)
-    staged: list[tuple[Path, str]] = []
-    error: OSError | None = None
-    for name, data in files:
-        tmp = directory / f".{name}.{os.getpid()}{TEMP_SUFFIX}"
-        try:
-            fd = os.open(tmp, flags, 0o644)
-        except OSError as exc:
-            error = exc
-            break
-        try:
-            try:
-                _write_all(fd, (data,) if isinstance(data, bytes) else data)
-                if fsync and not _DSYNC:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            error = exc
-            break
-        staged.append((tmp, name))
-    committed = 0
-    for tmp, name in staged:
-        try:
-            os.replace(tmp, directory / name)
-        except OSError as exc:
-            error = exc
-            break
-        committed += 1
-    for tmp, _ in staged[committed:]:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-    return committed, error
+    return _atomicfile.write_group(directory, files, fsync=fsync)
 
 
 def remove_stale_temp_files(directory: Path) -> int:
-    """Delete temporary files a killed writer left behind; returns how many."""
-    removed = 0
-    with contextlib.suppress(OSError), os.scandir(directory) as entries:
-        for entry in entries:
-            if entry.name.startswith(TEMP_PREFIX) and entry.name.endswith(TEMP_SUFFIX):
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
-                    removed += 1
-    return removed
+    """Delete temporary files a killed writer left behind; returns how many.
+
+    Every one goes: the caller holds the directory lock, so no other writer is live.
+    """
+    return _atomicfile.remove_dead_temp_files(directory, TEMP_PREFIX, everything=True)
 
 
 class DirectoryLock:

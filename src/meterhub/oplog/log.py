@@ -23,6 +23,8 @@ from types import TracebackType
 from typing import Any
 
 from .. import naming
+from .._config import get_config
+from ..errors import RecordingError
 from ..metrics import CounterChild, HistogramChild
 from ..registry import REGISTRY, Registry
 from .buffer import POLICIES, QueuePolicy, Record, RecordBuffer, WouldBlockLoop
@@ -54,6 +56,7 @@ _INF = math.inf
 _EXACT_INT = 2**53  # ints a float holds exactly
 _CLEAN_KEYS = naming.KNOWN_CLEAN_NAMES
 _NO_METADATA: dict[str, Any] = {}  # only ever read
+_LONG_TEXT = 4096  # metadata text longer than this takes the full path (its size pre-check)
 _KINDS_MAX = 1_000
 _NAMES_MAX = 10_000
 # Only called when fast_dumps is set (OperationLog._fast); the stand-in keeps the type exact.
@@ -108,6 +111,12 @@ class OperationLog:
         flush_interval_seconds: the writer flushes at least this often.
         max_batch_size: records per file at most; a full batch is written at once.
         max_queue_size: records held in memory at most (queued or being written).
+        max_queue_bytes: bytes of record JSON held in memory at most (default
+            ``METERHUB_OPLOG_MAX_BYTES``, 64 MiB); beyond it the policy applies as for
+            ``max_queue_size``.
+        max_record_bytes: the largest record's JSON (default
+            ``METERHUB_OPLOG_MAX_RECORD_BYTES``, 1 MiB); a larger one raises
+            :class:`~meterhub.errors.RecordingError` (a ``ValueError``).
         queue_full_policy: ``"drop"`` (count and drop), ``"block"`` (wait for space) or
             ``"raise"`` (:class:`~meterhub.errors.QueueFullError`).
         retention_days: when set, the writer deletes batch files older than this, hourly.
@@ -132,6 +141,8 @@ class OperationLog:
         operation_names: Iterable[str] | None = None,
         fsync: bool = True,
         max_backoff_seconds: float = 5.0,
+        max_queue_bytes: int | None = None,
+        max_record_bytes: int | None = None,
     ) -> None:
         if not isinstance(storage_path, (str, os.PathLike)) or not os.fspath(storage_path):
             raise TypeError(f"OperationLog: storage_path must be a path, got {storage_path!r}")
@@ -145,6 +156,22 @@ class OperationLog:
             raise ValueError(
                 f"OperationLog: max_batch_size ({max_batch_size}) must not exceed "
                 f"max_queue_size ({max_queue_size})"
+            )
+        cfg = get_config()
+        self.max_queue_bytes: int = _positive(
+            "max_queue_bytes",
+            cfg.oplog_max_bytes if max_queue_bytes is None else max_queue_bytes,
+            int,
+        )
+        self.max_record_bytes: int = _positive(
+            "max_record_bytes",
+            cfg.oplog_max_record_bytes if max_record_bytes is None else max_record_bytes,
+            int,
+        )
+        if self.max_record_bytes > self.max_queue_bytes:
+            raise ValueError(
+                f"OperationLog: max_record_bytes ({self.max_record_bytes}) must not exceed "
+                f"max_queue_bytes ({self.max_queue_bytes})"
             )
         if queue_full_policy not in POLICIES:
             raise ValueError(
@@ -174,6 +201,7 @@ class OperationLog:
             self._wake_writer,
             queue_full_policy,
             self._metrics.dropped.inc,
+            self.max_queue_bytes,
         )
         self._queue = self._buffer.queue
         self._state = WriterState()
@@ -342,7 +370,7 @@ class OperationLog:
                     for v in metadata.values():
                         cls = v.__class__
                         if not (
-                            cls is str
+                            (cls is str and len(v) <= _LONG_TEXT)  # a long one: the size check
                             or cls is int  # beyond 64 bits orjson raises: the full path
                             or cls is bool
                             or v is None
@@ -390,9 +418,16 @@ class OperationLog:
                 operation_type, operation_name, duration_ms, success, error_message, metadata
             )
         # RecordBuffer.offer's lock-free append, written out: the hot path.
-        if buffer.accepted - buffer.released >= buffer.max_size:
+        size = len(line)
+        if size > self.max_record_bytes:
+            self._too_large(size, operation_type, operation_name)
+        if (
+            buffer.accepted - buffer.released >= buffer.max_size
+            or buffer.bytes_accepted - buffer.bytes_released + size > buffer.max_bytes
+        ):
             return buffer.full(line)
         buffer.accepted += 1
+        buffer.bytes_accepted += size
         queue = self._queue
         queue.append(line)
         if not buffer.is_open:
@@ -400,6 +435,13 @@ class OperationLog:
         if len(queue) >= buffer.batch_size and not buffer.wake_sent:
             buffer.batch_ready()
         return True
+
+    def _too_large(self, size: int, operation_type: Any, operation_name: Any) -> None:
+        raise RecordingError(
+            f"OperationLog: the record of {operation_type!r} / {operation_name!r} is "
+            f"at least {size} bytes of JSON, over max_record_bytes={self.max_record_bytes} "
+            "(METERHUB_OPLOG_MAX_RECORD_BYTES); keep large payloads out of metadata"
+        )
 
     def _slow_line(
         self,
@@ -416,6 +458,13 @@ class OperationLog:
         )
         operation_type = record["operation_type"]
         operation_name = record["operation_name"]
+        # Refuse a record that is certainly too large before encoding it: encoding a long
+        # string costs many times its size for a moment.
+        size = len(operation_type) + len(operation_name) + len(record["error_message"] or "")
+        for k, v in (record["metadata"] or _NO_METADATA).items():
+            size += len(k) + (len(v) if isinstance(v, str) else 0)
+        if size > self.max_record_bytes:
+            self._too_large(size, operation_type, operation_name)
         self._metrics.observe(operation_type, operation_name, success, record["duration_ms"])
         if self._fast:
             self._learn(operation_type, operation_name)

@@ -26,6 +26,8 @@ class OplogStats:
     write_errors: int = 0
     total_abandoned: int = 0
     last_error: str | None = None
+    queue_bytes: int = 0
+    """Bytes of record JSON held in memory (queued or being written)."""
 
 
 def snapshot(buffer: RecordBuffer, state: WriterState) -> OplogStats:
@@ -47,4 +49,5 @@ def snapshot(buffer: RecordBuffer, state: WriterState) -> OplogStats:
         write_errors=state.write_errors,
         total_abandoned=state.abandoned,
         last_error=state.last_error,
+        queue_bytes=buffer.pending_bytes,
     )

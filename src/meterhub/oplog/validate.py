@@ -135,8 +135,9 @@ def _key(key: Any, path: str) -> str:
         raise _fail(f"metadata key {key!r:.80}{path} must be a str (JSON keys are strings)")
     if not naming.remember_clean_name(key):
         raise _fail(
-            f"metadata key {key!r}{path} is on the PII deny-list (personal data and secrets "
-            "must not be logged; hash or drop the value, or rename the key)"
+            f"metadata key {key!r}{path} is on the PII deny-list (it matches "
+            f"{naming.pii_match(key)!r}; personal data and secrets must not be logged: hash or "
+            f"drop the value, or rename the key; the list is set by {naming.PII_SETTINGS})"
         )
     return key
 

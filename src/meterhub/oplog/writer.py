@@ -12,7 +12,7 @@ A file never holds more than ``max_batch_size`` records; a flush caused by a ful
 writes only full batches and leaves the tail queued, so files stay large under load.
 
 A disk error (full disk, read-only directory, vanished directory) is never raised to a
-recorder: the batch stays in memory, still counted against the buffer bound, and is
+recorder: the batch stays in memory, still counted against the buffer bounds, and is
 retried after a backoff that doubles from 50 ms up to ``max_backoff``. Order is kept:
 nothing newer is written before it.
 """
@@ -180,11 +180,13 @@ class BatchWriter:
             group = list(itertools.islice(self._backlog, GROUP_FILES))
             committed, error = self._write(group)
             if committed:
-                done = 0
+                done = size = 0
                 for _ in range(committed):
-                    done += len(self._backlog.popleft())
+                    batch = self._backlog.popleft()
+                    done += len(batch)
+                    size += sum(map(len, batch))
                 # One release per group, not per file: each wakes the blocked recorders.
-                self._buffer.release(done)
+                self._buffer.release(done, size)
                 self._on_persisted(done)
             wrote = wrote or committed > 0
             if error is not None:
@@ -246,12 +248,12 @@ class BatchWriter:
 
     def _give_up(self) -> None:
         """After an abandoned stop: count and release what could not be written."""
-        lost = sum(len(b) for b in self._backlog)
+        batches = [*self._backlog, self._buffer.take(self._buffer.queued())]
         self._backlog.clear()
-        lost += len(self._buffer.take(self._buffer.queued()))
+        lost = sum(map(len, batches))
         if lost:
             self._state.abandoned += lost
-            self._buffer.release(lost)
+            self._buffer.release(lost, sum(sum(map(len, b)) for b in batches))
             log.error(
                 "meterhub oplog: stop timed out; %d records could not be written to %s",
                 lost,

@@ -16,6 +16,11 @@ call in between. That is what makes histogram ``observe`` consistent: the bucket
 is computed first, then sum and bucket are updated with no call between them, and a
 reader copies the whole cell with one C-level call (``list(cell)`` / ``cell.tolist()``).
 
+This holds only when ``x`` is an exact ``float`` or ``int``: a ``Fraction``, a float
+subclass or a numpy scalar brings its own Python-level ``__radd__``. So the recording
+methods pass only those two types straight through and convert anything else to a
+``float`` first (``meterhub._definition.values.checked_number``).
+
 ``tests/test_concurrency.py`` checks exactness with 8 threads and a 1 µs switch
 interval. Free-threaded builds (``python3.13t``) do not give this guarantee without the
 GIL; :func:`meterhub.store.require_gil` refuses to run there unless the GIL is enabled

@@ -7,6 +7,8 @@ Rules (code, severity):
 * ``total-suffix`` (error): ``_total`` on a metric that is not a counter.
 * ``counter-suffix`` (warning): a counter whose sample name does not end in ``_total``.
 * ``cardinality`` (error): a metric with more series than the threshold.
+* ``label-pii`` (error): a label name the PII guard refuses (``user_email``, ``userId``;
+  the same rule and settings as meterhub's own metrics, see :func:`meterhub.naming.pii_match`).
 * ``label-email`` / ``label-uuid`` (error), ``label-id`` / ``label-path`` (warning): label
   values that look like e-mail addresses, UUIDs, numeric/hex ids or raw URL paths - each
   one makes a series per user, request or object.
@@ -26,7 +28,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..exposition.parser import parse_text_located
-from ..samples import MetricFamily, MetricType
+from ..naming import PII_SETTINGS, pii_match
+from ..samples import MetricFamily, MetricType, state_label
 
 __all__ = ["DEFAULT_MAX_SERIES", "Finding", "lint_families", "lint_text"]
 
@@ -159,8 +162,21 @@ def _lint(
         for s in fam.series:
             at = series_lines.get((fam.name, s.labels), line)
             for key, value in s.labels:
-                if key in _SKIP_LABELS or (fam.type is MetricType.STATESET and key == fam.name):
+                if key in _SKIP_LABELS or (
+                    fam.type is MetricType.STATESET and key == state_label(fam.name)
+                ):
                     continue
+                if (key, "label-pii") not in reported:
+                    reported.add((key, "label-pii"))
+                    entry = pii_match(key)
+                    if entry is not None:
+                        add(
+                            "error",
+                            "label-pii",
+                            f"{fam.name} label name {key!r} names personal data or a secret "
+                            f"(matches {entry!r}; the list is set by {PII_SETTINGS})",
+                            at,
+                        )
                 kind = _value_kind(value)
                 if kind is None or (key, kind[0]) in reported:
                     continue
