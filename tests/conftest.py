@@ -4,6 +4,12 @@
   default of design.md §5); tests of the lenient policy call ``configure(strict=False)``.
 * Fixture modules under ``tests/support/`` (real servers: Prometheus stack, PostgreSQL,
   Redis, ...) are loaded as plugins automatically.
+* Every test that starts a real server is marked ``realserver``: all of ``tests/e2e/``,
+  every test using one of :data:`REAL_SERVER_FIXTURES` (directly or through another
+  fixture) and every ``realstack`` test. ``pytest -m "not realserver"`` is the fast inner
+  loop; a test that starts one some other way carries the marker itself.
+* ``@pytest.mark.extra("yaml")`` skips a test when that optional extra is not installed
+  (whole modules that need one call ``pytest.importorskip`` before importing it).
 """
 
 from __future__ import annotations
@@ -20,6 +26,47 @@ pytest_plugins = sorted(
     for p in (Path(__file__).parent / "support").glob("*.py")
     if not p.stem.startswith("_")
 )
+
+
+REAL_SERVER_FIXTURES = frozenset(
+    {
+        # tests/support/promstack.py: Prometheus, node_exporter, Pushgateway, Alertmanager,
+        # VictoriaMetrics
+        "promstack",
+        "_prometheus_session",
+        "prometheus",
+        "node_exporter",
+        "pushgateway",
+        "alertmanager",
+        "victoria_metrics",
+        # tests/support/postgres.py, redis.py, celery_worker.py
+        "postgres",
+        "postgres_db",
+        "postgres_server",
+        "redis_url",
+        "celery_worker",
+    }
+)
+_E2E = Path(__file__).parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if (
+            _E2E in item.path.parents
+            or fixtures & REAL_SERVER_FIXTURES
+            or item.get_closest_marker("realstack") is not None
+        ):
+            item.add_marker(pytest.mark.realserver)
+
+
+@pytest.hookimpl(tryfirst=True)  # before fixtures are set up
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # @pytest.mark.extra("yaml", ...): skip (naming it) when an optional extra is missing.
+    for mark in item.iter_markers("extra"):
+        for module in mark.args:
+            pytest.importorskip(module, reason=f"needs {module!r}, an optional extra")
 
 
 @pytest.fixture(autouse=True)

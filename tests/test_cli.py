@@ -19,6 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip("click")
+pytest.importorskip("rich")
+
 from click.testing import CliRunner, Result
 
 from meterhub import Counter, Gauge, Histogram, Hub, Registry, generate_latest

@@ -113,7 +113,9 @@ def render(registry: Registry) -> str:
     return generate_latest(registry.restricted_registry(SEED_METRICS)).decode()
 
 
-@pytest.mark.parametrize("source", ["python", "yaml"])
+@pytest.mark.parametrize(
+    "source", ["python", pytest.param("yaml", marks=pytest.mark.extra("yaml"))]
+)
 def test_seed_mappings_exact_series(
     source: str, hub: Hub, registry: Registry, tmp_path: Path
 ) -> None:
@@ -128,6 +130,7 @@ def test_seed_mappings_exact_series(
     assert router.event_types == ("game_completed", "user_logged_in")
 
 
+@pytest.mark.extra("yaml")
 def test_issue_yaml_example_loads(hub: Hub, registry: Registry, tmp_path: Path) -> None:
     path = tmp_path / "events.yaml"
     path.write_text(
@@ -293,6 +296,7 @@ def test_router_wide_rate_limit(hub: Hub, registry: Registry) -> None:
     assert registry.get_sample_value("meterhub_events_dropped_total", dropped) == 60
 
 
+@pytest.mark.extra("yaml")
 def test_rule_rate_limit_limits_the_event_type(
     hub: Hub, registry: Registry, tmp_path: Path
 ) -> None:
@@ -378,6 +382,24 @@ def test_handler_errors_never_reach_caller(hub: Hub, registry: Registry, lenient
     assert registry.get_sample_value("meterhub_events_errors_total", errors) == 2
 
 
+def test_handler_errors_logged_once_per_type_and_reason(
+    hub: Hub, lenient: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    router = EventRouter(hub=hub)
+
+    @router.handler("x")
+    def broken(data: Mapping[str, Any]) -> None:
+        raise RuntimeError("boom")
+
+    with caplog.at_level("WARNING", logger="meterhub.events"):
+        for _ in range(3):
+            router.emit("x", {})
+    logged = [r.getMessage() for r in caplog.records if "boom" in r.getMessage()]
+    assert logged == [
+        "meterhub: event 'x': RuntimeError: boom (counted in meterhub_events_errors_total)"
+    ]
+
+
 def test_handler_errors_raise_in_strict_mode(hub: Hub) -> None:
     router = EventRouter(hub=hub)
 
@@ -419,7 +441,7 @@ def test_bad_values_and_payloads(hub: Hub, registry: Registry, lenient: None) ->
 def test_bad_values_raise_in_strict_mode(hub: Hub) -> None:
     router = EventRouter(hub=hub)
     router.histogram("g", "dur_seconds", value="duration")
-    with pytest.raises(RecordingError, match="duration"):
+    with pytest.raises(RecordingError, match=r"^event 'g': .*duration"):
         router.emit("g", {"duration": "abc"})
     with pytest.raises(RecordingError, match="mapping"):
         router.emit("g", 42)  # type: ignore[arg-type]

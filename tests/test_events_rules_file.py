@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from meterhub import DefinitionError, Hub, Registry
 from meterhub.events import EventRouter, parse_rules
 
+pytestmark = pytest.mark.extra("yaml")
+
 
 def hub() -> Hub:
     return Hub(registry=Registry(self_metrics=False))

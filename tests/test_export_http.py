@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -29,7 +28,7 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from meterhub import Counter, Histogram, Registry
-from meterhub.export._endpoint import Endpoint
+from meterhub.export import Endpoint
 from meterhub.export.http import MetricsHandler, make_asgi_app, make_wsgi_app, start_http_server
 
 OM_ACCEPT = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
@@ -320,6 +319,7 @@ def test_wsgi_app_under_wsgiref(reg: Registry) -> None:
 
 
 async def test_asgi_app(reg: Registry) -> None:
+    httpx = pytest.importorskip("httpx")
     app = make_asgi_app(reg, path="/metrics")
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:

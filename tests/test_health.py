@@ -347,6 +347,7 @@ async def test_asgi_endpoint(release: threading.Event) -> None:
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.extra("flask")
 def test_flask_view(release: threading.Event) -> None:
     from flask import Flask
 
@@ -403,6 +404,7 @@ def test_django_view_and_db_check(tmp_path: Path) -> None:
     assert data["checks"]["hangs"]["error"] == "timed out after 0.3s"
 
 
+@pytest.mark.realserver
 @pytest.mark.timeout(60)
 def test_asgi_endpoint_under_uvicorn(release: threading.Event) -> None:
     uvicorn = pytest.importorskip("uvicorn")

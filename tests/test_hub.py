@@ -138,3 +138,17 @@ def test_config_errors() -> None:
         }
     )
     assert (cfg.textfile_path, cfg.textfile_interval, cfg.created) == ("/tmp/x.prom", 2.5, True)
+
+
+def test_meterhub_hub_is_one_thing_the_default_instance() -> None:
+    import importlib
+    import sys
+
+    from meterhub import hub
+
+    assert isinstance(meterhub.hub, Hub) and hub is meterhub.hub
+    assert hub.registry is meterhub.REGISTRY
+    # No module of that name hides behind the instance (the code lives in meterhub._hub).
+    assert "meterhub.hub" not in sys.modules
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("meterhub.hub")

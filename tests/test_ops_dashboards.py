@@ -56,10 +56,12 @@ def _check_queries(tmp_path: Path, board: dict[str, Any]) -> None:
     assert f"SUCCESS: {len(rules)} rules found" in result.stdout
 
 
+@pytest.mark.extra("yaml")
 def test_default_dashboard_queries_are_valid(tmp_path: Path) -> None:
     _check_queries(tmp_path, dashboard())
 
 
+@pytest.mark.extra("yaml")
 def test_registry_dashboard_queries_are_valid(tmp_path: Path) -> None:
     board = dashboard(_full_registry())
     _check_queries(tmp_path, board)

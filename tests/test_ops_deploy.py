@@ -19,6 +19,8 @@ from meterhub.ops.deploy import (
     write_deploy,
 )
 
+pytestmark = pytest.mark.extra("yaml")
+
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 
 

@@ -15,6 +15,8 @@ from meterhub.ops._yaml import dump_yaml, load_yaml
 from meterhub.ops.rule_tests import render_pack_tests
 from meterhub.ops.rules import RulePack, render_pack, render_rules, rule_packs, with_for
 
+pytestmark = pytest.mark.extra("yaml")
+
 PACKS = [p.name for p in rule_packs()]
 
 

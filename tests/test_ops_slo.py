@@ -78,6 +78,7 @@ def _run(
     return promtool("test", "rules", str(tmp_path / "slo.test.yml"))
 
 
+@pytest.mark.extra("yaml")
 def test_rules_are_valid(tmp_path: Path) -> None:
     path = tmp_path / "slo.rules.yml"
     path.write_text(render_slo(SPEC))
@@ -89,6 +90,7 @@ def test_rules_are_valid(tmp_path: Path) -> None:
     assert "slo:sli_error:ratio_rate7d" in text
 
 
+@pytest.mark.extra("yaml")
 def test_fast_burn_pages_and_slow_windows_follow(tmp_path: Path) -> None:
     # Every request fails: the error ratio is 1 in every window.
     series = [('req_total{code="500"}', "0+10x100")]
@@ -125,6 +127,7 @@ def test_fast_burn_pages_and_slow_windows_follow(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.extra("yaml")
 def test_slow_burn_only_tickets(tmp_path: Path) -> None:
     # 0.5 % errors = 5x the 0.1 % budget: above 3x and 1x, below 6x and 14.4x.
     series = [('req_total{code="500"}', "0+5x100"), ('req_total{code="200"}', "0+995x100")]
@@ -143,6 +146,7 @@ def test_slow_burn_only_tickets(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.extra("yaml")
 def test_within_budget_never_fires(tmp_path: Path) -> None:
     series = [
         ('req_total{code="500"}', "0+1x100"),
@@ -170,6 +174,7 @@ def test_within_budget_never_fires(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.extra("yaml")
 def test_latency_burn_fires(tmp_path: Path) -> None:
     # Every request slower than the 0.5 s threshold.
     series = [
@@ -193,6 +198,7 @@ def test_latency_burn_fires(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.extra("yaml")
 def test_spec_from_yaml_file_and_text(tmp_path: Path) -> None:
     path = tmp_path / "slo.yml"
     path.write_text(dump_yaml(SPEC))
@@ -258,6 +264,7 @@ def test_generated_thresholds_are_consistent(objective: float, window: str, le: 
     assert any(r.get("record") == f"slo:sli_error:ratio_rate{window}" for r in rules)
 
 
+@pytest.mark.extra("yaml")
 def test_spec_file_errors(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         render_slo(tmp_path / "missing.yml")

@@ -22,6 +22,7 @@ import importlib
 from typing import Any
 
 from ._config import Config, configure, disable, enable, get_config, is_enabled, reset_defaults
+from ._hub import Hub, hub
 from .collectors import GCCollector, PlatformCollector, ProcessCollector, register_defaults
 from .errors import (
     DefinitionError,
@@ -49,7 +50,7 @@ from .families import (
     SummaryMetricFamily,
     UnknownMetricFamily,
 )
-from .hub import Hub, hub
+from .guard import shielded
 from .metrics import DEFAULT_BUCKETS, INF, Counter, Enum, Gauge, Histogram, Info, Summary
 from .registry import REGISTRY, CollectorRegistry, Registry
 from .samples import CollectOptions, Exemplar, MetricFamily, MetricType, Sample, Series, Timestamp
@@ -144,6 +145,7 @@ __all__ = [
     "push_to_gateway",
     "pushadd_to_gateway",
     "reset_defaults",
+    "shielded",
     "start_http_server",
     "track_operation",
     "write_to_textfile",

@@ -32,7 +32,7 @@ from .guard import shielded
 from .metrics import DEFAULT_BUCKETS, Counter, Gauge, Histogram
 
 if TYPE_CHECKING:
-    from .hub import Hub
+    from ._hub import Hub
     from .oplog import OperationLog
 
 __all__ = ["Component"]
@@ -75,7 +75,7 @@ class Component:
         if not isinstance(name, str) or not name:
             raise ValueError(f"component name must be a non-empty str, got {name!r}")
         if hub is None:
-            from .hub import hub as default_hub
+            from ._hub import hub as default_hub
 
             hub = default_hub
         self.name = name

@@ -12,7 +12,11 @@ Policy, written once (see also :mod:`meterhub.errors`):
   ``meterhub_series_dropped_total{metric}``.
 
 :func:`shielded` applies the same policy to any block of instrumentation code (used by
-integrations so that a metrics bug never breaks a request).
+integrations so that a metrics bug never breaks a request), :func:`absorb_exception` to an
+exception already caught. Where an error is counted is the caller's choice: any
+:class:`ErrorSink` (``registry.self_metrics``, or a subsystem's own counters such as the
+event router's ``meterhub_events_errors_total``) logs once and counts; whether it raises
+is decided here only.
 """
 
 from __future__ import annotations
@@ -22,18 +26,32 @@ import logging
 import threading
 import weakref
 from collections.abc import Iterator
+from typing import Protocol
 
 from ._config import get_config
 from ._forksafe import after_fork_hook, renew_locks_after_fork
 from .errors import RecordingError
 from .samples import MetricFamily, MetricType, Series
 
-__all__ = ["OVERFLOW_VALUE", "SelfMetrics", "recording_error", "shielded"]
+__all__ = [
+    "OVERFLOW_VALUE",
+    "ErrorSink",
+    "SelfMetrics",
+    "absorb_exception",
+    "recording_error",
+    "shielded",
+]
 
 log = logging.getLogger("meterhub")
 
 OVERFLOW_VALUE = "__overflow__"
 """The label value of every label of a metric's overflow series."""
+
+
+class ErrorSink(Protocol):
+    """Where absorbed errors go: logged once per (subject, reason) and counted."""
+
+    def count_error(self, metric: str, reason: str, message: str) -> None: ...
 
 
 class SelfMetrics:
@@ -119,37 +137,67 @@ after_fork_hook(_count_late_fork)
 
 
 def recording_error(
-    self_metrics: SelfMetrics | None, metric: str, reason: str, message: str
+    self_metrics: ErrorSink | None,
+    metric: str,
+    reason: str,
+    message: str,
+    *,
+    subject: str = "metric",
 ) -> None:
-    """Apply the run-time error policy: raise in strict mode, else log once and count."""
+    """Apply the run-time error policy: raise in strict mode, else log once and count.
+
+    *self_metrics* is the sink that counts (``None``: only logged); *subject* names what
+    *metric* is in the strict-mode message (``"metric 'x': ..."``, ``"event 'x': ..."``).
+
+    Example::
+
+        >>> from meterhub import Registry, configure, get_config
+        >>> reg, strict = Registry(), get_config().strict
+        >>> _ = configure(strict=False)
+        >>> recording_error(reg.self_metrics, "jobs", "negative", "inc() by -1")
+        >>> reg.self_metrics.errors("jobs", "negative")
+        1.0
+        >>> _ = configure(strict=strict)
+    """
     if get_config().strict:
-        raise RecordingError(f"metric {metric!r}: {message}")
+        raise RecordingError(f"{subject} {metric!r}: {message}")
     if self_metrics is not None:
         self_metrics.count_error(metric, reason, message)
     else:
-        log.warning("meterhub: metric %s: %s", metric, message)
+        log.warning("meterhub: %s %s: %s", subject, metric, message)
+
+
+def absorb_exception(
+    self_metrics: ErrorSink | None,
+    what: str,
+    exc: Exception,
+    reason: str = "internal",
+    message: str | None = None,
+) -> None:
+    """The policy for an exception caught in instrumentation code (call it from the
+    ``except`` block): re-raised in strict mode, else logged once and counted against
+    *what* (the message defaults to ``"<what>: <type>: <exc>"``)."""
+    if get_config().strict:
+        raise exc
+    if self_metrics is not None:
+        text = message if message is not None else f"{what}: {type(exc).__name__}: {exc}"
+        self_metrics.count_error(what, reason, text)
+    else:
+        log.exception("meterhub: %s failed", what)
 
 
 @contextlib.contextmanager
-def shielded(
-    self_metrics: SelfMetrics | None, what: str, reason: str = "internal"
-) -> Iterator[None]:
+def shielded(self_metrics: ErrorSink | None, what: str, reason: str = "internal") -> Iterator[None]:
     """Run instrumentation code under the error policy: its exceptions never escape
     (strict mode aside); they are logged once and counted against *what*.
 
     Example::
 
-        >>> from meterhub import REGISTRY
-        >>> from meterhub.guard import shielded
+        >>> from meterhub import REGISTRY, shielded
         >>> with shielded(REGISTRY.self_metrics, "my_integration"):
-        ...     pass
+        ...     pass                # an exception here is logged once and counted
     """
     try:
         yield
     except Exception as exc:
-        if get_config().strict:
-            raise
-        if self_metrics is not None:
-            self_metrics.count_error(what, reason, f"{what}: {type(exc).__name__}: {exc}")
-        else:
-            log.exception("meterhub: %s failed", what)
+        absorb_exception(self_metrics, what, exc, reason)

@@ -11,6 +11,10 @@ from typing import Any
 
 import pytest
 
+pytest.importorskip("starlette")
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")  # starlette's TestClient
+
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
@@ -26,7 +30,7 @@ from starlette.websockets import WebSocket
 
 from meterhub import Hub, Registry
 from meterhub.integrations.asgi import MeterHubMiddleware, lifespan, metrics_app
-from meterhub.integrations.http_server import (
+from meterhub.integrations.http_metrics import (
     OTHER_METHOD,
     STANDARD_METHODS,
     UNMATCHED_ROUTE,

@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
+pytest.importorskip("django")
+
 from meterhub import REGISTRY
-from meterhub.integrations.http_server import UNMATCHED_ROUTE
+from meterhub.integrations.http_metrics import UNMATCHED_ROUTE
 
 APP = "meterhub.integrations.django"
 
@@ -244,6 +246,20 @@ def test_metrics_view_bearer_token() -> None:
         assert c.get("/metrics", HTTP_AUTHORIZATION="bearer s3cret").status_code == 200
         for hostile in ("Bearer s3cret2", "Bearer \u00e9", "Basic s3cret", "s3cret", "Bearer"):
             assert c.get("/metrics", HTTP_AUTHORIZATION=hostile).status_code == 401
+
+
+def test_metrics_view_head_keeps_the_length_and_both_challenges() -> None:
+    with _auth():
+        c = client()
+        full, head = c.get("/metrics"), c.head("/metrics")
+        assert head.status_code == 200 and head.content == b""
+        assert head["Content-Length"] == full["Content-Length"]
+    with _auth(BEARER_TOKEN="t", BASIC_AUTH="u:p"):
+        denied = client().get("/metrics")
+        assert denied.status_code == 401
+        assert denied["WWW-Authenticate"] == (
+            'Bearer realm="metrics", Basic realm="metrics", charset="UTF-8"'
+        )
 
 
 def test_metrics_view_basic_auth() -> None:

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import gc
+import gzip
 import random
 import string
 import weakref
 from typing import Any
 
 import pytest
+
+pytest.importorskip("flask")
+
 from flask import Blueprint, Flask, Response, abort, request, stream_with_context
 
 from meterhub import Registry
 from meterhub.integrations.flask import MeterHub
-from meterhub.integrations.http_server import (
+from meterhub.integrations.http_metrics import (
     OTHER_METHOD,
     STANDARD_METHODS,
     UNMATCHED_ROUTE,
@@ -229,6 +233,27 @@ def test_metrics_route_with_bearer_token(registry: Registry) -> None:
     assert c.get("/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
     ok = c.get("/metrics", headers={"Authorization": "Bearer t0ken"})
     assert ok.status_code == 200 and b"# TYPE" in ok.data
+
+
+def test_metrics_route_head_and_gzip_answer_as_the_endpoint(registry: Registry) -> None:
+    c = create_app(MeterHub(registry=registry)).test_client()
+    full = c.get("/metrics")
+    head = c.head("/metrics")
+    assert head.status_code == 200 and head.data == b""
+    assert head.headers["Content-Length"] == full.headers["Content-Length"]
+    zipped = c.get("/metrics", headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(zipped.data).startswith(b"# HELP")
+
+
+def test_metrics_route_offers_both_auth_challenges(registry: Registry) -> None:
+    metrics = MeterHub(registry=registry, bearer_token="t", basic_auth=("u", "p"))
+    denied = create_app(metrics).test_client().get("/metrics")
+    assert denied.status_code == 401
+    assert sorted(denied.headers.getlist("WWW-Authenticate")) == [
+        'Basic realm="metrics", charset="UTF-8"',
+        'Bearer realm="metrics"',
+    ]
 
 
 def test_bad_credentials_rejected_at_definition(registry: Registry) -> None:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import meterhub
 from meterhub import Registry, generate_latest
 from meterhub.errors import DefinitionError, RecordingError
-from meterhub.integrations.http_server import (
+from meterhub.integrations.http_metrics import (
     DEFAULT_DURATION_BUCKETS,
     OTHER_METHOD,
     STANDARD_METHODS,

@@ -7,14 +7,15 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-from celery import Celery
+
+pytest.importorskip("opentelemetry")
+
 from hypothesis import given
 from hypothesis import strategies as st
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from meterhub import Histogram, MetricFamily, Registry
-from meterhub.integrations.celery import instrument
 from meterhub.integrations.httpclient import ClientMetrics
 from meterhub.integrations.tracing import TraceContextFilter, current_exemplar, current_trace_ids
 
@@ -145,7 +146,10 @@ def test_http_client_duration_carries_the_trace(registry: Registry) -> None:
 
 
 def test_celery_duration_carries_the_trace(registry: Registry) -> None:
-    app = Celery("traced")
+    celery = pytest.importorskip("celery")
+    from meterhub.integrations.celery import instrument
+
+    app = celery.Celery("traced")
     app.conf.task_always_eager = True
     instrument(app, registry=registry)
 

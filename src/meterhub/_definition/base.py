@@ -61,7 +61,7 @@ class SeriesWatcher(Protocol):
     """Code that caches metric children (hot paths skipping ``labels()``).
 
     A removed series' child keeps updating a cell nobody exports, so such a cache registers
-    with :meth:`MetricBase._watch_series` and is emptied on ``remove()`` / ``clear()``.
+    with :meth:`MetricBase.watch_series` and is emptied on ``remove()`` / ``clear()``.
     """
 
     def series_forgotten(self) -> None: ...
@@ -427,8 +427,27 @@ class MetricBase(Generic[C]):
         self._store.clear(self._desc)
         self._series_forgotten()
 
-    def _watch_series(self, watcher: SeriesWatcher) -> None:
-        """Tell *watcher* (held weakly) when series are removed: it caches children."""
+    def watch_series(self, watcher: SeriesWatcher) -> None:
+        """Call ``watcher.series_forgotten()`` whenever ``remove()`` or ``clear()`` drops
+        series of this metric. For code that caches children to skip ``labels()`` on a
+        hot path: a removed child keeps updating a cell nobody exports, so the cache must
+        be emptied. *watcher* is held weakly (watching never keeps it alive).
+
+        Example::
+
+            >>> from meterhub import Counter, Registry
+            >>> hits = Counter("hits", "Hits.", ["page"], registry=Registry())
+            >>> class Cache:
+            ...     def __init__(self):
+            ...         self.children = {"home": hits.labels("home")}
+            ...     def series_forgotten(self):
+            ...         self.children.clear()
+            >>> cache = Cache()
+            >>> hits.watch_series(cache)
+            >>> hits.remove("home")
+            >>> cache.children
+            {}
+        """
         with self._lock:
             if self._series_watchers is None:
                 self._series_watchers = weakref.WeakSet()

@@ -156,7 +156,7 @@ def oplog_stats(directory: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2, sort_keys=True, default=str))
         return
-    from ._render import print_rows
+    from .._terminal import print_rows
 
     columns = ["operation_type", "operation_name", "count", "errors", "error_rate"]
     columns += ["p50_ms", "p95_ms", "p99_ms", "max_ms"]
@@ -212,7 +212,7 @@ def events_counts(db: str, bucket_seconds: int, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(counts, indent=2, sort_keys=True))
         return
-    from ._render import print_mapping
+    from .._terminal import print_mapping
 
     print_mapping(f"events in {db}", counts)
 

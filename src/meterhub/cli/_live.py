@@ -127,8 +127,8 @@ def textfile(multiproc_dir: str, out: str, interval: float, once: bool, duration
 @friendly
 def top(source: str, interval: float, iterations: int, busiest: int, token: str | None) -> None:
     """Live view of a /metrics URL, a multi-process directory or a textfile."""
+    from .._terminal import watch
     from ..tools.top import read_source
-    from ._render import watch
 
     first = read_source(source, token=token)  # bad input fails here, before any screen
     with contextlib.suppress(KeyboardInterrupt):

@@ -101,7 +101,7 @@ def _signals_ignored() -> Iterator[None]:
 
 def run_demo(options: DemoOptions, console: Console | None = None) -> int:
     """Run the demo; returns the exit status (0 when everything was produced)."""
-    from ..cli._render import console as default_console
+    from .._terminal import console as default_console
 
     con = console or default_console()
     layout = Layout(Path(options.directory).resolve())
@@ -297,7 +297,7 @@ class _Demo:
             con.print(f"  prometheus: {self.prom.url}  (alerts: {self.prom.url}/alerts)")
 
     def _watch(self, m: Any) -> None:
-        from ..cli._render import watch
+        from .._terminal import watch
         from ..tools.top import read_source
 
         interval = self.options.refresh or (2.0 if self.con.is_terminal else 5.0)

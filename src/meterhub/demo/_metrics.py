@@ -8,7 +8,7 @@ collection merges them.
 from __future__ import annotations
 
 from meterhub import Counter, Gauge, Histogram, Hub
-from meterhub.integrations.http_server import HttpServerMetrics
+from meterhub.integrations.http_metrics import HttpServerMetrics
 
 NAMESPACE = "alertdesk"
 

@@ -3,8 +3,9 @@
 ``meterhub_events_dropped_total{event_type,reason}``, ``meterhub_events_unmapped_total
 {event_type}`` (bounded: the first ``max_unmapped_types`` distinct types keep their name, the
 rest are ``__other__``, non-str types ``__invalid__``) and ``meterhub_events_errors_total
-{event_type,reason}``. Errors follow the core's policy: raised in strict mode (when the caller
-asks for it), otherwise logged once per (event type, reason) and counted.
+{event_type,reason}``. Errors follow the core's policy, applied by :mod:`meterhub.guard`
+(this class is only the sink that counts): raised in strict mode (when the caller asks for
+it), otherwise logged once per (event type, reason) and counted.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import threading
 from typing import Any
 
-from .._config import get_config
+from ..guard import absorb_exception, recording_error
 from ..metrics import Counter
 from ..registry import Registry
 
@@ -56,22 +57,28 @@ class EventCounters:
         )
 
     def failed(self, event_type: str, exc: Exception) -> None:
-        """A rule or handler raised: re-raise in strict mode, else count."""
-        if get_config().strict:
-            raise exc
-        self.error(event_type, "handler_error", f"{type(exc).__name__}: {exc}", None)
+        """A rule or handler raised: re-raise in strict mode, else count (guard's policy)."""
+        absorb_exception(self, event_type, exc, "handler_error", f"{type(exc).__name__}: {exc}")
 
-    def error(
-        self, event_type: str, reason: str, message: str, raise_as: type[Exception] | None
-    ) -> None:
-        if raise_as is not None and get_config().strict:
-            raise raise_as(f"event {event_type!r}: {message}")
-        key = (event_type, reason)
-        if key not in self._logged:  # log once, like the core's error policy
+    def error(self, event_type: str, reason: str, message: str, raises: bool) -> None:
+        """Bad event data. ``raises=True``: a recording mistake, under the core's policy
+        (:func:`~meterhub.guard.recording_error`: raised in strict mode, else counted);
+        ``False``: only ever counted (a missing field, a store failure - data and I/O,
+        not bugs)."""
+        if raises:
+            recording_error(self, event_type, reason, message, subject="event")
+        else:
+            self.count_error(event_type, reason, message)
+
+    def count_error(self, metric: str, reason: str, message: str) -> None:
+        """The :class:`~meterhub.guard.ErrorSink` of events: log once per (event type,
+        reason), count in ``meterhub_events_errors_total``."""
+        key = (metric, reason)
+        if key not in self._logged:
             self._logged.add(key)
             log.warning(
                 "meterhub: event %r: %s (counted in meterhub_events_errors_total)",
-                event_type,
+                metric,
                 message,
             )
         self._errors.labels(*key).inc()

@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..errors import DefinitionError, RecordingError
-from ..hub import Hub
+from .._hub import Hub
+from ..errors import DefinitionError
 from .compile import (
     METRIC_TYPES,
     CompiledRule,
@@ -88,7 +88,7 @@ class EventRouter:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if hub is None:
-            from ..hub import hub as default_hub
+            from .._hub import hub as default_hub
 
             hub = default_hub
         if not isinstance(hub, Hub):
@@ -166,8 +166,7 @@ class EventRouter:
 
         def invalid(reason: str, message: str) -> None:
             # a missing field is data, not a bug: counted, never raised
-            raise_as = None if reason == "missing_value" else RecordingError
-            self._counts.error(event_type, reason, message, raise_as)
+            self._counts.error(event_type, reason, message, reason != "missing_value")
 
         compiled = CompiledRule(rule, metric, invalid)
         with self._lock:
@@ -224,7 +223,7 @@ class EventRouter:
                     event_type,
                     "invalid_payload",
                     f"payload must be a mapping, got {type(data).__name__}",
-                    RecordingError,
+                    True,
                 )
                 return None
             return get
@@ -386,7 +385,7 @@ class EventRouter:
             stored = store.add(time.time(), user_id, event_type, event_data)
         except Exception as exc:
             stored = False
-            self._counts.error(event_type if route else OTHER, "store_error", repr(exc), None)
+            self._counts.error(event_type if route else OTHER, "store_error", repr(exc), False)
         if enabled and self._on.on:
             if route is None:
                 self._counts.unmapped(event_type)

@@ -1,7 +1,12 @@
 """Delivery of collected metrics: HTTP ``/metrics``, the node_exporter textfile, Pushgateway.
 
-Submodules are imported on demand (``meterhub.export.http`` pulls in ``http.server`` and
-``ssl``), so ``import meterhub.export`` alone costs nothing.
+The front-end-neutral scrape endpoint (:class:`Endpoint` answering a request with a
+:class:`Response`) is what every HTTP front end - the built-in server, the WSGI and ASGI
+apps, the Django view, the Flask extension - is a thin adapter around; see
+:mod:`meterhub.export.endpoint`.
+
+The other submodules are imported on demand (``meterhub.export.http`` pulls in
+``http.server`` and ``ssl``), so ``import meterhub.export`` alone costs next to nothing.
 """
 
 from __future__ import annotations
@@ -9,9 +14,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from .endpoint import Endpoint, Response
+
 __all__ = [
+    "Endpoint",
     "MetricsHandler",
     "MetricsServer",
+    "Response",
     "TextfileExporter",
     "delete_from_gateway",
     "make_asgi_app",

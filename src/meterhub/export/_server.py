@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..samples import MetricFamily, MetricType, Series
-from ._endpoint import Endpoint, Response
+from .endpoint import Endpoint, Response
 
 log = logging.getLogger("meterhub.export.http")
 

@@ -1,6 +1,6 @@
 """Serving ``/metrics`` over HTTP: a built-in threaded server, a WSGI app, an ASGI app.
 
-All three answer through one :class:`~meterhub.export._endpoint.Endpoint`: content
+All three answer through one :class:`~meterhub.export.endpoint.Endpoint`: content
 negotiation (OpenMetrics when the scraper asks for it, text 0.0.4 otherwise), ``name[]``
 filtering, gzip when accepted, optional bearer-token or basic auth (constant-time
 comparison, a bare 401 on mismatch), GET and HEAD only (405 otherwise).
@@ -31,8 +31,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 
 from ..registry import REGISTRY
-from ._endpoint import Endpoint, Response
 from ._server import MAX_BODY, AsyncHTTPServer, HTTPStats
+from .endpoint import Endpoint, Response
 
 __all__ = ["MetricsHandler", "MetricsServer", "make_asgi_app", "make_wsgi_app", "start_http_server"]
 

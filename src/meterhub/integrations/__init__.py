@@ -1,6 +1,6 @@
 """Framework integrations: optional, each importing its framework lazily.
 
-* :mod:`meterhub.integrations.http_server` - the one HTTP-server metric vocabulary that
+* :mod:`meterhub.integrations.http_metrics` - the one HTTP-server metric vocabulary that
   every web adapter records into (``http_server_requests_total`` and friends);
 * :mod:`meterhub.integrations.django` - app, middleware, database and model metrics;
 * :mod:`meterhub.integrations.flask` - ``MeterHub(app)`` / ``init_app``;

@@ -1,6 +1,6 @@
 """ASGI integration (Starlette, FastAPI, any ASGI app): a pure ASGI middleware.
 
-:class:`MeterHubMiddleware` records the :mod:`~meterhub.integrations.http_server`
+:class:`MeterHubMiddleware` records the :mod:`~meterhub.integrations.http_metrics`
 vocabulary without Starlette's ``BaseHTTPMiddleware`` (which buffers and changes task
 semantics):
 
@@ -34,11 +34,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping, Sequence
 from typing import Any
 
-from meterhub import REGISTRY, Hub, Registry
+from meterhub import REGISTRY, Hub, Registry, shielded
 from meterhub import hub as default_hub
 from meterhub.export.http import make_asgi_app
-from meterhub.guard import shielded
-from meterhub.integrations.http_server import HttpServerMetrics, template_from_converters
+from meterhub.integrations.http_metrics import HttpServerMetrics, template_from_converters
 
 __all__ = ["MeterHubMiddleware", "lifespan", "metrics_app", "route_template"]
 

@@ -49,8 +49,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "meterhub.integrations.celery needs Celery: pip install 'meterhub[celery]'"
     ) from exc
 
-from meterhub import REGISTRY, Counter, Gauge, Histogram, Registry, hub, is_enabled
-from meterhub.guard import shielded
+from meterhub import REGISTRY, Counter, Gauge, Histogram, Registry, hub, is_enabled, shielded
 
 from .tracing import current_exemplar
 

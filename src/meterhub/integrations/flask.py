@@ -1,6 +1,6 @@
 """Flask integration: ``MeterHub(app)`` or ``MeterHub()`` + ``init_app(app)``.
 
-Records the :mod:`~meterhub.integrations.http_server` vocabulary for every request:
+Records the :mod:`~meterhub.integrations.http_metrics` vocabulary for every request:
 
 * ``route`` is the URL rule (``/users/<int:id>`` recorded as ``/users/{id}``); requests
   no rule matched share ``__unmatched__``;
@@ -40,9 +40,9 @@ from typing import Any
 from flask import got_request_exception, request
 from werkzeug.exceptions import MethodNotAllowed
 
-import meterhub
 from meterhub import Registry
-from meterhub.integrations.http_server import HttpServerMetrics, template_from_converters
+from meterhub.export import Endpoint
+from meterhub.integrations.http_metrics import HttpServerMetrics, template_from_converters
 
 __all__ = ["MeterHub"]
 
@@ -59,7 +59,7 @@ class MeterHub:
 
     Keyword arguments not listed here go to :class:`HttpServerMetrics` (*registry*,
     *buckets*, *exclude_paths*, ...); the metrics path is excluded automatically and served
-    by :func:`meterhub.make_wsgi_app` (so *bearer_token* / *basic_auth* protect it).
+    by a :class:`meterhub.export.Endpoint` (so *bearer_token* / *basic_auth* protect it).
 
     Example::
 
@@ -94,11 +94,14 @@ class MeterHub:
             metrics = HttpServerMetrics(exclude_paths=exclude, **options)
         self.metrics = metrics
         self.metrics_path = metrics_path
-        self._bearer_token = bearer_token
-        self._basic_auth = basic_auth
-        if metrics_path is not None:
-            # Validates the credentials now rather than at the first scrape.
-            meterhub.make_wsgi_app(self.registry, bearer_token=bearer_token, basic_auth=basic_auth)
+        # Built now, so bad credentials fail here rather than at the first scrape.
+        self._endpoint = (
+            None
+            if metrics_path is None
+            else Endpoint(
+                self.registry, path=None, bearer_token=bearer_token, basic_auth=basic_auth
+            )
+        )
         if app is not None:
             self.init_app(app)
 
@@ -115,15 +118,21 @@ class MeterHub:
         # Flask turns an unhandled view exception into a 500 response before the WSGI
         # wrapper sees it; the signal tells the wrapper which exception it was.
         got_request_exception.connect(_remember_exception, app, weak=False)
-        if self.metrics_path is not None:
-            endpoint = meterhub.make_wsgi_app(
-                self.registry, bearer_token=self._bearer_token, basic_auth=self._basic_auth
-            )
+        endpoint = self._endpoint
+        if self.metrics_path is not None and endpoint is not None:
 
             def meterhub_metrics() -> Any:
                 # The shared scrape endpoint: auth, negotiation and gzip as everywhere else.
-                environ = dict(request.environ, PATH_INFO="/")
-                return app.response_class.force_type(endpoint, environ)
+                resp = endpoint.handle(
+                    request.method,
+                    "/",
+                    request.environ.get("QUERY_STRING", ""),
+                    request.headers.get,
+                )
+                # A list body: werkzeug keeps the endpoint's Content-Length (also for HEAD).
+                return app.response_class(
+                    [resp.body], status=f"{resp.status} {resp.reason}", headers=resp.headers
+                )
 
             app.add_url_rule(self.metrics_path, "meterhub_metrics", meterhub_metrics)
         app.wsgi_app = _instrumented(app.wsgi_app, self.metrics)

@@ -12,7 +12,7 @@ send counts once) records:
 
 ``component`` names the remote system (``"jira"``, ``"payments"``) and is chosen by the
 caller, so the series count stays bounded. Methods are normalised as by the web
-integrations (:func:`meterhub.integrations.http_server.normalize_method`): outside the
+integrations (:func:`meterhub.integrations.http_metrics.normalize_method`): outside the
 standard set they become ``OTHER``. The remote host is *not* a label unless
 ``host_label=True`` (then both metrics get a ``host`` label; a registry holds either the
 host-labelled or the plain definition).
@@ -41,10 +41,9 @@ from types import TracebackType
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from meterhub import REGISTRY, Counter, DefinitionError, Histogram, Registry
-from meterhub.guard import shielded
+from meterhub import REGISTRY, Counter, DefinitionError, Histogram, Registry, shielded
 
-from .http_server import DEFAULT_DURATION_BUCKETS, STANDARD_METHODS, normalize_method
+from .http_metrics import DEFAULT_DURATION_BUCKETS, STANDARD_METHODS, normalize_method
 from .tracing import current_exemplar
 
 __all__ = [

@@ -70,8 +70,8 @@ class OplogInstruments:
         self._registry_key: Any = registry if registry is not None else self
         self._children: dict[tuple[str, str, bool], tuple[CounterChild, HistogramChild]] = {}
         self._caches: list[dict[Any, Any]] = [self._children]
-        self.operations._watch_series(self)
-        self.duration._watch_series(self)
+        self.operations.watch_series(self)
+        self.duration.watch_series(self)
 
     def share_cache(self, cache: dict[Any, Any]) -> None:
         """Empty *cache* (of children of these metrics) too when their series are removed."""

@@ -1,7 +1,7 @@
 """Django integration: ``INSTALLED_APPS += ["meterhub.integrations.django"]``.
 
 * :class:`~meterhub.integrations.django.middleware.MeterHubMiddleware` (sync and async)
-  records the :mod:`~meterhub.integrations.http_server` vocabulary, ``route`` being the
+  records the :mod:`~meterhub.integrations.http_metrics` vocabulary, ``route`` being the
   URL pattern (``/users/<int:pk>/`` recorded as ``/users/{pk}/``);
 * database metrics through ``connection.execute_wrapper`` on every connection - no
   ``ENGINE`` swap, so django-tenants, cachalot and connection poolers keep working;

@@ -131,7 +131,7 @@ def server_metrics() -> Any:
     """The process's :class:`HttpServerMetrics` for Django, built from the settings once."""
     global _metrics
     if _metrics is None:
-        from meterhub.integrations.http_server import HttpServerMetrics
+        from meterhub.integrations.http_metrics import HttpServerMetrics
 
         conf = get_settings()
         _metrics = HttpServerMetrics(

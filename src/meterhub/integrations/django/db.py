@@ -17,8 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from meterhub import REGISTRY, Counter, Histogram, Registry
-from meterhub.guard import shielded
+from meterhub import REGISTRY, Counter, Histogram, Registry, shielded
 
 __all__ = ["QueryMetrics", "install", "statement_kind", "uninstall"]
 

@@ -14,8 +14,8 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.core.exceptions import MiddlewareNotUsed
 
-from meterhub.guard import shielded
-from meterhub.integrations.http_server import HttpServerMetrics, template_from_converters
+from meterhub import shielded
+from meterhub.integrations.http_metrics import HttpServerMetrics, template_from_converters
 
 from .conf import get_settings, server_metrics
 from .streaming import defer_until_streamed, is_deferrable

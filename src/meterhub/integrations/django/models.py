@@ -19,8 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from meterhub import REGISTRY, Counter, Registry
-from meterhub.guard import shielded
+from meterhub import REGISTRY, Counter, Registry, shielded
 
 __all__ = ["MeteredModelMixin", "ModelMetrics", "connect_signals", "disconnect_signals"]
 

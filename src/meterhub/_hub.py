@@ -4,6 +4,9 @@
 on first use and records into it afterwards; the metric's type and label *names* are
 fixed by that first use. The hub also owns the background flushers (the node_exporter
 textfile) and hands out :class:`~meterhub.component.Component` trackers.
+
+This module is private so that ``meterhub.hub`` means one thing: the process-wide
+:class:`Hub` instance (``from meterhub import Hub, hub``).
 """
 
 from __future__ import annotations

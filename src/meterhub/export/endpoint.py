@@ -1,9 +1,20 @@
 """One scrape endpoint, independent of the HTTP front end serving it.
 
 :class:`Endpoint` turns (method, path, query string, headers) into a :class:`Response`;
-the built-in server, the WSGI app and the ASGI app only translate their request and
-response objects, so authentication, negotiation, filtering and gzip behave the same in
-all three.
+the built-in server, the WSGI app, the ASGI app and the framework integrations (the
+Django view, the Flask extension) only translate their request and response objects, so
+authentication, negotiation, filtering and gzip behave the same in all of them. A front
+end of your own does the same:
+
+    >>> from meterhub import Counter, Registry
+    >>> from meterhub.export import Endpoint
+    >>> reg = Registry(self_metrics=False)
+    >>> Counter("jobs", "Jobs run.", registry=reg).inc()
+    >>> endpoint = Endpoint(reg, path=None)            # None: answer on every path
+    >>> headers = {"accept": "text/plain"}
+    >>> resp = endpoint.handle("GET", "/", "", headers.get)
+    >>> resp.status, b"jobs_total 1" in resp.body
+    (200, True)
 """
 
 from __future__ import annotations
@@ -30,7 +41,21 @@ _GZIP_LEVEL = 1  # scrape text is very repetitive: level 1 gets most of the gain
 
 
 class Response(NamedTuple):
-    """An HTTP answer: status, reason phrase, headers and body (empty for HEAD)."""
+    """An HTTP answer: status, reason phrase, headers and body (empty for HEAD).
+
+    ``headers`` may hold one name more than once (a ``WWW-Authenticate`` challenge per
+    configured scheme); a front end whose response object keeps one value per name joins
+    them with ``", "``.
+
+    Example::
+
+        >>> from meterhub import Registry
+        >>> resp = Endpoint(Registry(), bearer_token="s3cret").handle(
+        ...     "GET", "/metrics", "", {}.get
+        ... )
+        >>> resp.status, resp.reason, ("WWW-Authenticate", 'Bearer realm="metrics"') in resp.headers
+        (401, 'Unauthorized', True)
+    """
 
     status: int
     reason: str
@@ -79,6 +104,19 @@ class Endpoint:
     a string answers only there and 404 elsewhere. With *bearer_token* and/or
     *basic_auth* ``(user, password)`` set, a request must carry one of them; they are
     compared in constant time and a mismatch gets a bare 401.
+
+    :meth:`handle` is the whole interface: *header* returns a request header's value by
+    lower-case name (or ``None``). The endpoint does no I/O besides collecting, never
+    raises for a request (a failed collection is a logged ``500``) and is thread-safe.
+
+    Example::
+
+        >>> from meterhub import Registry
+        >>> endpoint = Endpoint(Registry(self_metrics=False))
+        >>> endpoint.handle("GET", "/metrics", "", {}.get).headers[0]
+        ('Content-Type', 'text/plain; version=0.0.4; charset=utf-8')
+        >>> endpoint.handle("POST", "/metrics", "", {}.get).status
+        405
     """
 
     def __init__(

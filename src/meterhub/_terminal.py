@@ -1,5 +1,9 @@
 """Terminal rendering with rich: the ``top`` view and small key/value tables.
 
+Shared by the ``meterhub`` command (:mod:`meterhub.cli`) and the demo
+(:mod:`meterhub.demo`), which both import it; neither imports the other's internals
+(the CLI runs the demo through its public ``run_demo``). Needs the ``cli`` extra (rich).
+
 On a terminal the view refreshes in place (``rich.live.Live``); without one (CI, a pipe)
 each refresh is printed once as plain text, so logs stay readable.
 """
@@ -16,8 +20,8 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from ..samples import MetricFamily
-from ..tools.top import TopView, compare
+from .samples import MetricFamily
+from .tools.top import TopView, compare
 
 
 def console() -> Console:
