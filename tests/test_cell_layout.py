@@ -33,7 +33,6 @@ from meterhub.multiprocess import MultiProcessCollector
 from meterhub.oplog import OperationLog, have_orjson
 from meterhub.samples import MetricType
 from meterhub.store import LocalStore, MetricDesc
-from meterhub.store._mmmerge import SUMMED
 from meterhub.store.layout import (
     LAYOUTS,
     CounterLayout,
@@ -46,6 +45,7 @@ from meterhub.store.layout import (
     layout_of,
 )
 from meterhub.store.mmap import MultiProcessStore
+from meterhub.store.mmap.merge import SUMMED
 
 BUCKETS = (0.5, 1.0, 60.0)
 ON = CollectOptions(created=True)

@@ -1,11 +1,11 @@
 """Hostile values: every recording method against every numeric kind (issue 15, "Values").
 
-The rule (design.md §5, ``meterhub._values.checked_number``): exact ``float``/``int`` take
-the lock-free fast path; every other real scalar (bool, int/float subclasses, numpy scalars
-and 0-d arrays, ``Decimal``, ``Fraction``) is converted once to an exact ``float``;
-anything else (complex, arrays, strings, ``__float__`` raising or returning a non-float,
-ints too large for a float, ``Decimal("sNaN")``) is refused - counted in lenient mode,
-``RecordingError`` in strict mode. A cell never holds anything but a ``float``.
+The rule (design.md §5, ``meterhub._definition.values.checked_number``): exact
+``float``/``int`` take the lock-free fast path; every other real scalar (bool, int/float
+subclasses, numpy scalars and 0-d arrays, ``Decimal``, ``Fraction``) is converted once to an
+exact ``float``; anything else (complex, arrays, strings, ``__float__`` raising or returning
+a non-float, ints too large for a float, ``Decimal("sNaN")``) is refused - counted in
+lenient mode, ``RecordingError`` in strict mode. A cell never holds anything but a ``float``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from meterhub import (
     Summary,
     generate_latest,
 )
-from meterhub._values import safe_repr
+from meterhub._definition.values import safe_repr
 from meterhub.exposition.openmetrics import generate_latest_openmetrics
 from meterhub.samples import format_le
 

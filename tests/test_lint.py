@@ -1,4 +1,4 @@
-"""``meterhub.lint``: each rule on its own, a file with every kind of finding, clean input."""
+"""``meterhub.tools.lint``: each rule on its own, a file with every kind of finding, clean input."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from meterhub import Counter, Gauge, Histogram, Registry, generate_latest
 from meterhub.errors import ParseError
-from meterhub.lint import Finding, lint_families, lint_text
+from meterhub.tools.lint import Finding, lint_families, lint_text
 
 EVERY_KIND = """\
 # HELP request_latency_milliseconds Latency.

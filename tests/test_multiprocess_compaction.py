@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 import meterhub
 from meterhub import Counter, Gauge, Histogram, Registry, generate_latest
 from meterhub.multiprocess import MultiProcessCollector, compact_directory, mark_process_dead
-from meterhub.store._mmdir import process_start
-from meterhub.store._mmformat import HEADER, KIND_PROCESS, MAGIC, VERSION
 from meterhub.store.mmap import MultiProcessStore
+from meterhub.store.mmap.directory import process_start
+from meterhub.store.mmap.format import HEADER, KIND_PROCESS, MAGIC, VERSION
 
 ctx = multiprocessing.get_context("fork")
 
@@ -149,7 +149,7 @@ def test_foreign_files_in_the_directory_are_ignored(tmp_path: Path) -> None:
 CRASHER = textwrap.dedent(
     """
     import os, sys
-    from meterhub.store import _mmdir
+    from meterhub.store.mmap import directory as _mmdir
     step = sys.argv[2]
     seen = []
     def failpoint(name):

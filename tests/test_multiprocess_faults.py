@@ -1,7 +1,7 @@
 """The multi-process store under faults: failed I/O, full disk, damaged and unreadable
 files, recycled pids (issue 14). Every case ends with exact totals or counted losses.
 
-Faults are injected through ``meterhub.store._mmformat._fault`` (the I/O seam: called
+Faults are injected through ``meterhub.store.mmap.format._fault`` (the I/O seam: called
 before each system call of the store, by name), through real kernel limits (the file size
 limit stands in for a full disk) and by damaging real files with another process's
 tools (truncate, overwrite) while readers and writers keep running.
@@ -25,8 +25,8 @@ import pytest
 
 from meterhub import Counter, Gauge, Histogram, Info, Registry, generate_latest
 from meterhub.multiprocess import MultiProcessCollector, compact_directory
-from meterhub.store import _mmformat
 from meterhub.store.mmap import MultiProcessStore
+from meterhub.store.mmap import format as _mmformat
 
 ctx = multiprocessing.get_context("fork")
 
@@ -304,7 +304,7 @@ def test_thirty_recycled_names_lose_nothing(tmp_path: Path) -> None:
 
 
 def _start_of(pid: int) -> int:
-    from meterhub.store._mmdir import process_start
+    from meterhub.store.mmap.directory import process_start
 
     start = process_start(pid)
     assert start is not None
@@ -525,7 +525,7 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become 
 
 
 def _file_total(path: Path) -> float:
-    from meterhub.store._mmview import FileView
+    from meterhub.store.mmap.view import FileView
 
     view = FileView(str(path))
     try:

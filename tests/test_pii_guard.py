@@ -15,10 +15,10 @@ import meterhub
 from meterhub import Counter, DefinitionError, Histogram, Registry
 from meterhub._config import DEFAULT_PII_ALLOW, DEFAULT_PII_DENY
 from meterhub.errors import RecordingError
-from meterhub.lint import lint_text
 from meterhub.naming import KNOWN_CLEAN_NAMES, is_pii_name, pii_match, pii_tokens
 from meterhub.oplog import OperationLog
 from meterhub.oplog.validate import check_metadata
+from meterhub.tools.lint import lint_text
 
 # Realistic label names (valid Prometheus label names) that name personal data or secrets.
 REFUSED_LABELS = [

@@ -147,7 +147,7 @@ def test_garbage_raises_only_parse_errors(data: bytes) -> None:
 
 def test_top_reads_native_histograms_from_a_live_endpoint(registry: Registry) -> None:
     from meterhub.export.http import start_http_server
-    from meterhub.top import compare, read_source
+    from meterhub.tools.top import compare, read_source
 
     h = Histogram("rpc", "R.", registry=registry, native_histogram_bucket_factor=1.01)
     for v in range(1, 101):

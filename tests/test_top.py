@@ -1,4 +1,4 @@
-"""``meterhub.top``: histogram_quantile as PromQL computes it, rates between snapshots."""
+"""``meterhub.tools.top``: histogram_quantile as PromQL computes it, rates between snapshots."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from meterhub import Counter, Gauge, Histogram, Registry
 from meterhub.samples import MetricType
-from meterhub.top import compare, histogram_quantile
+from meterhub.tools.top import compare, histogram_quantile
 
 INF = math.inf
 

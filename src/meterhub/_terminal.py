@@ -21,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .samples import MetricFamily
-from .top import TopView, compare
+from .tools.top import TopView, compare
 
 
 def console() -> Console:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from ._scope import Scope
+from ._definition.scope import Scope
 from .guard import shielded
 from .metrics import DEFAULT_BUCKETS, Counter, Gauge, Histogram
 

@@ -17,11 +17,18 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ._config import get_config
-from ._distributions import DEFAULT_BUCKETS, INF, Histogram, HistogramChild, Summary, SummaryChild
-from ._metric import Child, MetricBase, SeriesMaker
-from ._scope import Scope, Timer
-from ._states import Enum, EnumChild, Info, InfoChild
-from ._values import checked_exemplar, checked_number
+from ._definition.base import Child, MetricBase, SeriesMaker
+from ._definition.distributions import (
+    DEFAULT_BUCKETS,
+    INF,
+    Histogram,
+    HistogramChild,
+    Summary,
+    SummaryChild,
+)
+from ._definition.scope import Scope, Timer
+from ._definition.states import Enum, EnumChild, Info, InfoChild
+from ._definition.values import checked_exemplar, checked_number
 from .errors import DefinitionError
 from .registry import REGISTRY, Registry
 from .samples import LabelPairs, MetricType, Series

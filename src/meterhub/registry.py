@@ -258,7 +258,7 @@ class Registry:
                 rest: Iterable[Any] = (fam for c in mine for fam in c.collect(options))
             else:
                 if self._labels_cache is None:
-                    self._labels_cache = mp._LabelsCache()
+                    self._labels_cache = mp.LabelsCache()
                 rest = mp.directory_families(
                     store, files, seen, wanted, self._labels_cache, options
                 )
@@ -334,14 +334,14 @@ _mp: Any = None
 
 
 def _multiprocess() -> Any:
-    """:mod:`meterhub.multiprocess`, imported once, when a registry first gets a
+    """:mod:`meterhub.store.mmap.collector`, imported once, when a registry first gets a
     multi-process store: an ``import`` statement run during every scrape would take the
     module's import lock, and a child forked while another thread held it would hang."""
     global _mp
     if _mp is None:
-        from . import multiprocess
+        from .store.mmap import collector
 
-        _mp = multiprocess
+        _mp = collector
     return _mp
 
 

@@ -128,7 +128,7 @@ def textfile(multiproc_dir: str, out: str, interval: float, once: bool, duration
 def top(source: str, interval: float, iterations: int, busiest: int, token: str | None) -> None:
     """Live view of a /metrics URL, a multi-process directory or a textfile."""
     from .._terminal import watch
-    from ..top import read_source
+    from ..tools.top import read_source
 
     first = read_source(source, token=token)  # bad input fails here, before any screen
     with contextlib.suppress(KeyboardInterrupt):
@@ -154,8 +154,8 @@ def lint(source: str | None, app: str | None, max_series: int | None, token: str
     SOURCE is a /metrics URL, a textfile or a multi-process directory. Exit status 1 when
     an error is found, 2 for unreadable input.
     """
-    from ..lint import DEFAULT_MAX_SERIES, lint_families, lint_text
-    from ..top import collect_directory, fetch_text
+    from ..tools.lint import DEFAULT_MAX_SERIES, lint_families, lint_text
+    from ..tools.top import collect_directory, fetch_text
 
     limit = max_series or DEFAULT_MAX_SERIES
     if (source is None) == (app is None):

@@ -298,7 +298,7 @@ class _Demo:
 
     def _watch(self, m: Any) -> None:
         from .._terminal import watch
-        from ..top import read_source
+        from ..tools.top import read_source
 
         interval = self.options.refresh or (2.0 if self.con.is_terminal else 5.0)
         interval = min(interval, self.options.duration)

@@ -170,8 +170,8 @@ def _indent(text: str, levels: int) -> str:
 
 
 def _number(v: Any) -> float | None:
-    # the core's rule (meterhub._values.checked_number) plus numeric strings from payloads;
-    # bools are refused here (a payload's true is not a count)
+    # the core's rule (meterhub._definition.values.checked_number) plus numeric strings
+    # from payloads; bools are refused here (a payload's true is not a count)
     if isinstance(v, (bool, complex)):
         return None
     try:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._scope import decorate
+from .._definition.scope import decorate
 from .validate import check_metadata
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ reader copies the whole cell with one C-level call (``list(cell)`` / ``cell.toli
 This holds only when ``x`` is an exact ``float`` or ``int``: a ``Fraction``, a float
 subclass or a numpy scalar brings its own Python-level ``__radd__``. So the recording
 methods pass only those two types straight through and convert anything else to a
-``float`` first (``meterhub._values.checked_number``).
+``float`` first (``meterhub._definition.values.checked_number``).
 
 A native histogram's bucket keys move: its window of buckets grows, shifts, or merges
 pairs when the schema is lowered (and all counts are zeroed by a reset). That can't tear a

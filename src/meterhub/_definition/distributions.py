@@ -8,13 +8,13 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ._metric import Child, MetricBase
-from ._scope import Scope, Timer
-from ._values import checked_exemplar, checked_number
-from .errors import DefinitionError
-from .registry import REGISTRY, Registry
-from .samples import MetricType
-from .store.base import MetricDesc, NativeSpec
+from ..errors import DefinitionError
+from ..registry import REGISTRY, Registry
+from ..samples import MetricType
+from ..store.base import MetricDesc, NativeSpec
+from .base import Child, MetricBase
+from .scope import Scope, Timer
+from .values import checked_exemplar, checked_number
 
 __all__ = ["DEFAULT_BUCKETS", "INF", "Histogram", "HistogramChild", "Summary", "SummaryChild"]
 
@@ -102,7 +102,7 @@ def _check_native(
     max_buckets: int,
     min_reset_duration: float,
 ) -> NativeSpec | None:
-    from ._native import DEFAULT_ZERO_THRESHOLD, schema_for_factor
+    from .._native import DEFAULT_ZERO_THRESHOLD, schema_for_factor
 
     if factor is None:
         if zero_threshold is not None or max_buckets != 160 or min_reset_duration:
@@ -215,7 +215,7 @@ class Histogram(MetricBase[HistogramChild]):
         self, desc: MetricDesc, registry: Registry, switch: str | None, max_series: int | None
     ) -> None:
         if desc.native is not None:
-            from ._nativehist import DualHistogramChild, NativeHistogramChild
+            from .nativehist import DualHistogramChild, NativeHistogramChild
 
             # before the unlabeled child is made
             child = NativeHistogramChild if len(desc.buckets) == 1 else DualHistogramChild

@@ -1,4 +1,4 @@
-"""How the multi-process store merges one metric across files (rules in :mod:`.mmap`)."""
+"""How the multi-process store merges one metric across files (rules in :mod:`.store`)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,21 @@ from itertools import repeat
 from operator import add
 from typing import NamedTuple
 
-from ..samples import Exemplar, MetricType
-from ._mmformat import KIND_ARCHIVE
-from ._mmview import FileView
-from .base import MetricDesc, SeriesData
-from .layout import LAYOUTS, cell_width
+from ...samples import Exemplar, MetricType
+from ..base import MetricDesc, SeriesData
+from ..layout import LAYOUTS, cell_width
+from .format import KIND_ARCHIVE
+from .view import FileView
 
-__all__ = ["SUMMED", "FileState", "Summed", "merge", "summed_columns"]
+__all__ = [
+    "FileState",
+    "SUMMED",
+    "Summed",
+    "merge",
+    "merge_reduced",
+    "merge_summed",
+    "summed_columns",
+]
 
 SUMMED = tuple(kind for kind, layout in LAYOUTS.items() if layout.summed)
 """Types whose values add up across processes (their ``created`` slot, the last: min)."""
@@ -26,7 +34,7 @@ _NONE: dict[int, Exemplar] = {}
 """Shared by every series without exemplars (never mutated)."""
 
 
-def _latest(into: dict[int, Exemplar], other: dict[int, Exemplar]) -> None:
+def latest_exemplars(into: dict[int, Exemplar], other: dict[int, Exemplar]) -> None:
     for slot, ex in other.items():
         cur = into.get(slot)
         if cur is None or (ex.timestamp or 0.0) >= (cur.timestamp or 0.0):
@@ -72,7 +80,7 @@ def summed_columns(
         with_ex = view.exemplars.get(name)
         if with_ex:
             for key in with_ex:
-                _latest(exemplars.setdefault(key, {}), view.exemplars_of(name, key))
+                latest_exemplars(exemplars.setdefault(key, {}), view.exemplars_of(name, key))
     flat = [group for same in groups.values() for group in same]
     if len(flat) == 1:
         keys, cols = flat[0]
@@ -93,9 +101,10 @@ def summed_columns(
     return Summed(list(merged), columns, exemplars)
 
 
-def _summed(
+def merge_summed(
     desc: MetricDesc, files: Iterable[FileState], *, created: bool = False
 ) -> Iterator[SeriesData]:
+    """Series of *desc* added up across *files* (counters, histograms, summaries)."""
     keys, cols, exemplars = summed_columns(desc, files, created=created)
     if exemplars:
         exs: Iterable[dict[int, Exemplar]] = (exemplars.get(k, _NONE) for k in keys)
@@ -104,7 +113,8 @@ def _summed(
     return map(SeriesData._make, zip(keys, zip(*cols), exs, repeat(())))
 
 
-def _reduced(desc: MetricDesc, files: Iterable[FileState], how: str) -> Iterator[SeriesData]:
+def merge_reduced(desc: MetricDesc, files: Iterable[FileState], how: str) -> Iterator[SeriesData]:
+    """Series of gauge-like *desc* reduced across *files* by *how* (a gauge's multiprocess mode)."""
     width = cell_width(desc)
     acc: dict[tuple[str, ...], list[float]] = {}
     for view, _ in files:
@@ -152,11 +162,11 @@ def merge(
     ``created`` slot only when *created*: it is rendered)."""
     kind = desc.type
     if desc.native is not None:
-        from ._mmnative import native_summed
+        from .native import native_summed
 
         return native_summed(desc, files)
     if kind in SUMMED:
-        return _summed(desc, files, created=created)
+        return merge_summed(desc, files, created=created)
     if kind is MetricType.INFO:
         return _union(desc, files)
     mode = desc.multiprocess_mode or "all"
@@ -165,4 +175,4 @@ def merge(
         mode = mode[4:]
     if kind is MetricType.STATESET or mode == "all":
         return _per_process(desc, files)
-    return _reduced(desc, files, mode)
+    return merge_reduced(desc, files, mode)

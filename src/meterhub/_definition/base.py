@@ -24,16 +24,16 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from ._config import get_config, is_enabled, watch_switch
-from ._forksafe import check_pid, renew_locks_after_fork
-from .errors import DefinitionError, DuplicateTimeseries
-from .guard import OVERFLOW_VALUE, SelfMetrics, recording_error
-from .naming import build_name, validate_label_names
-from .registry import REGISTRY, Registry
-from .samples import CollectOptions, LabelPairs, MetricFamily, MetricType, Series
-from .store import LocalStore, MetricDesc, SeriesData, ValueStore
-from .store.base import Cell, LocalCell
-from .store.layout import CellLayout, layout_of
+from .._config import get_config, is_enabled, watch_switch
+from .._forksafe import check_pid, renew_locks_after_fork
+from ..errors import DefinitionError, DuplicateTimeseries
+from ..guard import OVERFLOW_VALUE, SelfMetrics, recording_error
+from ..naming import build_name, validate_label_names
+from ..registry import REGISTRY, Registry
+from ..samples import CollectOptions, LabelPairs, MetricFamily, MetricType, Series
+from ..store import LocalStore, MetricDesc, SeriesData, ValueStore
+from ..store.base import Cell, LocalCell
+from ..store.layout import CellLayout, layout_of
 
 __all__ = ["Child", "MetricBase"]
 
@@ -43,7 +43,7 @@ M = TypeVar("M", bound="MetricBase[Any]")
 _UNREGISTERED = Registry(store=LocalStore(), self_metrics=False)
 
 
-def _encodable(values: tuple[str, ...]) -> bool:
+def encodable(values: tuple[str, ...]) -> bool:
     """True if every value can be written as UTF-8 (no lone surrogates)."""
     try:
         for v in values:
@@ -192,7 +192,7 @@ class MetricBase(Generic[C]):
         **extra: Any,
     ) -> M:
         full = build_name(name, namespace, subsystem, unit, cls._type.value)
-        if not isinstance(documentation, str) or not _encodable((documentation,)):
+        if not isinstance(documentation, str) or not encodable((documentation,)):
             raise DefinitionError(f"metric {full!r}: documentation must be a valid unicode str")
         names = validate_label_names(full, labelnames, cls._reserved_labels)
         if switch is not None and (not isinstance(switch, str) or not switch):
@@ -343,7 +343,7 @@ class MetricBase(Generic[C]):
         child = self._children.get(key)
         if child is None:
             check_pid()  # a new series: the cheap place to notice a fork Python never saw
-            if not _encodable(key):
+            if not encodable(key):
                 self._error(
                     "label_value",
                     f"label values {key!r} are not valid unicode "
@@ -372,7 +372,7 @@ class MetricBase(Generic[C]):
         """In a forked child: a lock another parent thread held at the fork stays held."""
         self._lock = threading.Lock()
 
-    def _reattach(self) -> None:
+    def reattach_cells(self) -> None:
         """Give every child a fresh cell from the store (called by the mmap store in a
         forked child, so that it never writes into its parent's cells; the locks were
         renewed just before, see :mod:`meterhub._forksafe`)."""
@@ -382,7 +382,9 @@ class MetricBase(Generic[C]):
             child._cell = cell
             child._switch(self._recording)
 
-    def _move_cell(self, key: tuple[str, ...], old: Cell, new_cell: Callable[[], Cell]) -> bool:
+    def move_series_cell(
+        self, key: tuple[str, ...], old: Cell, new_cell: Callable[[], Cell]
+    ) -> bool:
         """Re-point the child recording into *old* at ``new_cell()``, carrying its values
         over; False (and no call to *new_cell*) if no child of *key* holds *old*. The
         multi-process store moves series this way out of a process-local cell (the file

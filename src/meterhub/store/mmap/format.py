@@ -3,7 +3,7 @@
 The layout is documented in :mod:`meterhub.store.mmap`; this module implements it.
 :class:`FileWriter` appends records to a file mapped in fixed-size segments (a mapping
 is never resized, because live ``memoryview`` cells point into it). The read side is
-:mod:`._mmview`.
+:mod:`.view`.
 """
 
 from __future__ import annotations
@@ -15,15 +15,18 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from ..naming import LABEL_NAME_RE, METRIC_NAME_RE
-from ..samples import Exemplar, MetricType
-from .base import MetricDesc, NativeSpec
+from ...naming import LABEL_NAME_RE, METRIC_NAME_RE
+from ...samples import Exemplar, MetricType
+from ..base import MetricDesc, NativeSpec
 
 __all__ = [
-    "KIND_ARCHIVE",
-    "KIND_PROCESS",
     "CorruptFile",
     "FileWriter",
+    "KIND_ARCHIVE",
+    "KIND_PROCESS",
+    "before_io",
+    "compact_json",
+    "desc_from_json",
     "desc_to_json",
     "exemplar_key",
     "read_exemplar",
@@ -62,7 +65,8 @@ they want to fail. It is called with the name of the system call about to be mad
 ``fsync``, ``pread`` (see tests/test_multiprocess_faults.py)."""
 
 
-def _io(op: str) -> None:
+def before_io(op: str) -> None:
+    """Call the fault seam (tests) before system call *op*."""
     if _fault is not None:
         _fault(op)
 
@@ -71,13 +75,14 @@ def _pad8(n: int) -> int:
     return (n + 7) & ~7
 
 
-def _dumps(obj: Any) -> bytes:
+def compact_json(obj: Any) -> bytes:
+    """*obj* as compact UTF-8 JSON (the encoding of every record key)."""
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def desc_to_json(desc: MetricDesc) -> bytes:
     """The META record body of *desc*: everything a process without the definition needs."""
-    return _dumps(
+    return compact_json(
         {
             "name": desc.name,
             "doc": desc.documentation,
@@ -92,7 +97,8 @@ def desc_to_json(desc: MetricDesc) -> bytes:
     )
 
 
-def _desc_from_json(obj: Any) -> MetricDesc:
+def desc_from_json(obj: Any) -> MetricDesc:
+    """The definition a META record holds, checked like at definition (``ValueError`` if not)."""
     name, labelnames = obj["name"], obj["labelnames"]
     # A garbled definition must not reach a renderer: names are checked like at definition.
     if not isinstance(name, str) or not METRIC_NAME_RE.match(name):
@@ -126,11 +132,11 @@ def _native_from_json(spec: Any) -> NativeSpec | None:
 
 def series_key(desc: MetricDesc, key: tuple[str, ...]) -> bytes:
     """The key of a SERIES/TOMBSTONE record: name, type, mode, then the label values."""
-    return _dumps([desc.name, desc.type.value, desc.multiprocess_mode, *key])
+    return compact_json([desc.name, desc.type.value, desc.multiprocess_mode, *key])
 
 
 def exemplar_key(desc: MetricDesc, key: tuple[str, ...], slot: int) -> bytes:
-    return _dumps([desc.name, slot, *key])
+    return compact_json([desc.name, slot, *key])
 
 
 class FileWriter:
@@ -165,7 +171,7 @@ class FileWriter:
         self._seg_start = self._seg_end = 0
         self._head = (kind, pid, start, generation, merged)
         flags = os.O_RDWR | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
-        _io("open")
+        before_io("open")
         self._fd = os.open(self._tmp, flags, 0o644)
         try:
             self._map_segment(0, SEGMENT)
@@ -176,13 +182,14 @@ class FileWriter:
             self._end = HEADER_SIZE
             self._first = bytes(16)
             if not exclusive:
-                _io("rename")
+                before_io("rename")
                 os.rename(self._tmp, path)
         except BaseException:
-            self._discard()
+            self.discard()
             raise
 
-    def _discard(self) -> None:
+    def discard(self) -> None:
+        """Close the mappings and the file without writing anything more (the file is given up)."""
         for _, mm in self._segments:
             mm.close()
         self._segments.clear()
@@ -194,7 +201,7 @@ class FileWriter:
 
     def publish(self, path: str) -> None:
         """Give the exclusive file its final name *path*; ``FileExistsError`` if taken."""
-        _io("link")
+        before_io("link")
         try:
             os.link(self._tmp, path)
         except FileExistsError:
@@ -204,7 +211,7 @@ class FileWriter:
             # a moment ago and creators of the same name are this very process.
             if os.path.lexists(path):
                 raise FileExistsError(path) from None
-            _io("rename")
+            before_io("rename")
             os.rename(self._tmp, path)
         else:
             try:
@@ -217,17 +224,17 @@ class FileWriter:
         # Reserve the blocks now: on a full disk a store into a sparse mapping is a SIGBUS
         # that kills the process; here it is an OSError the store can absorb.
         self._reserve(start, size)
-        _io("mmap")
+        before_io("mmap")
         mm = mmap.mmap(self._fd, size, offset=start)
         self._segments.append((start, mm))
         self._seg_start, self._seg_end = start, start + size
 
     def _reserve(self, start: int, size: int) -> None:
         if hasattr(os, "posix_fallocate"):
-            _io("fallocate")
+            before_io("fallocate")
             os.posix_fallocate(self._fd, start, size)
         else:
-            _io("ftruncate")
+            before_io("ftruncate")
             os.ftruncate(self._fd, start + size)
 
     def append(self, rtype: int, key: bytes, n_values: int) -> tuple[mmap.mmap, int]:
@@ -274,7 +281,7 @@ class FileWriter:
             lost = size
             # If even this fails (the file hit a size limit), the next store into the lost
             # pages is a SIGBUS: nothing in Python can prevent it.
-            _io("ftruncate")
+            before_io("ftruncate")
             os.ftruncate(self._fd, self._seg_end)
             try:
                 self._reserve(0, self._seg_end)
@@ -310,13 +317,13 @@ class FileWriter:
     def flush(self) -> None:
         for _, mm in self._segments:
             mm.flush()
-        _io("fsync")
+        before_io("fsync")
         os.fsync(self._fd)
 
 
 def write_exemplar(mm: mmap.mmap, at: int, exemplar: Exemplar) -> bool:
     """Store *exemplar* in the slot at *at* under a sequence lock; False if it is too big."""
-    payload = _dumps([dict(exemplar.labels), exemplar.value, exemplar.timestamp])
+    payload = compact_json([dict(exemplar.labels), exemplar.value, exemplar.timestamp])
     if len(payload) > EXEMPLAR_PAYLOAD:
         return False
     (seq,) = EXEMPLAR_SEQ.unpack_from(mm, at)

@@ -1,5 +1,5 @@
 """The reader's side of the multi-process directory: which files to merge, and are their
-processes alive (naming, locking and compaction: :mod:`._mmdir`)."""
+processes alive (naming, locking and compaction: :mod:`.directory`)."""
 
 from __future__ import annotations
 
@@ -8,19 +8,19 @@ import os
 import select
 import weakref
 
-from ._mmdir import (
+from .directory import (
     PROC_RE,
-    _alive,
-    _archives,
+    archive_files,
     compact,
     locked,
     log,
+    process_alive,
     process_start,
     quarantine,
 )
-from ._mmformat import CorruptFile
-from ._mmmerge import FileState
-from ._mmview import FileView
+from .format import CorruptFile
+from .merge import FileState
+from .view import FileView
 
 __all__ = ["Directory"]
 
@@ -64,7 +64,7 @@ class Directory:
         try:
             fd = os.pidfd_open(pid)  # type: ignore[attr-defined,unused-ignore]
         except (AttributeError, OSError):
-            return _alive(name)
+            return process_alive(name)
         # Opened first, checked second: if the start time matches, fd is that very process.
         if process_start(pid) != int(m.group(2)):
             os.close(fd)
@@ -168,7 +168,7 @@ class Directory:
         with locked(self.path, exclusive=False):
             names = os.listdir(self.path)
             archive: FileView | None = None
-            archives = _archives(names)
+            archives = archive_files(names)
             for _, name in reversed(archives):
                 archive = self._open(name, corrupt)
                 if archive is not None:

@@ -18,12 +18,12 @@ import urllib.request
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ._native import native_bounds
-from .errors import ParseError
-from .exposition.parser import parse_text
-from .exposition.protobuf import CONTENT_TYPE_PROTOBUF
-from .exposition.protobuf_parser import parse_protobuf
-from .samples import MetricFamily, MetricType, Series
+from .._native import native_bounds
+from ..errors import ParseError
+from ..exposition.parser import parse_text
+from ..exposition.protobuf import CONTENT_TYPE_PROTOBUF
+from ..exposition.protobuf_parser import parse_protobuf
+from ..samples import MetricFamily, MetricType, Series
 
 __all__ = [
     "MetricRow",
@@ -105,7 +105,7 @@ def fetch_text(source: str, *, timeout: float = 5.0, token: str | None = None) -
 def collect_directory(path: str) -> list[MetricFamily]:
     """Merge a multi-process directory without the metric definitions."""
     try:
-        from .multiprocess import collect_directory as collect
+        from ..multiprocess import collect_directory as collect
     except ImportError:
         raise OSError("multi-process support (meterhub.multiprocess) is not installed") from None
     return list(collect(path))

@@ -27,9 +27,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .exposition.parser import parse_text_located
-from .naming import PII_SETTINGS, pii_match
-from .samples import MetricFamily, MetricType, state_label
+from ..exposition.parser import parse_text_located
+from ..naming import PII_SETTINGS, pii_match
+from ..samples import MetricFamily, MetricType, state_label
 
 __all__ = ["DEFAULT_MAX_SERIES", "Finding", "lint_families", "lint_text"]
 

@@ -13,11 +13,11 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import cast
 
-from ..samples import Exemplar
-from ._mmmerge import _latest
-from ._mmview import FileView
-from .base import MetricDesc, SeriesData, cell_width
-from .nativecell import merge_native, native_start, stable_copy
+from ...samples import Exemplar
+from ..base import MetricDesc, SeriesData, cell_width
+from ..nativecell import merge_native, native_start, stable_copy
+from .merge import latest_exemplars
+from .view import FileView
 
 __all__ = ["native_summed"]
 
@@ -71,7 +71,7 @@ def native_summed(desc: MetricDesc, files: Iterable[tuple[FileView, bool]]) -> I
         for key, cell in _cells(view, desc, width, alive):
             per_key.setdefault(key, []).append(cell)
         for key in view.exemplars.get(desc.name, {}):
-            _latest(exemplars.setdefault(key, {}), view.exemplars_of(desc.name, key))
+            latest_exemplars(exemplars.setdefault(key, {}), view.exemplars_of(desc.name, key))
     for key, cells in per_key.items():
         values = cells[0] if len(cells) == 1 else merge_native(desc, cells)
         yield SeriesData(key, values, exemplars.get(key, {}))

@@ -25,7 +25,7 @@ Record types: 1 META (key = the metric's definition: name, help, type, unit, lab
 buckets, states, multiprocess mode; no values) - written before a metric's first series
 so that a process without the definitions (the ``meterhub serve`` sidecar) can render
 everything; 2 SERIES (key ``[name, type, mode, *label values]``, Info keys carry one more
-element: the encoded info pairs; values = the cell, layout in :mod:`.base`); 3 TOMBSTONE
+element: the encoded info pairs; values = the cell, layout in :mod:`..base`); 3 TOMBSTONE
 (same key: earlier SERIES of it in this file are void); 4 CLEAR (key ``[name]``: every
 earlier series of the metric in this file is void); 5 EXEMPLAR (key ``[name, slot, *label
 values]``, 128 slots = 1 KiB holding a u64 sequence lock, a u32 length and a JSON
@@ -59,7 +59,7 @@ Faults (the contract; tests/test_multiprocess_faults.py)
   ``meterhub_multiprocess_series_pending`` gauge; at the next series creation or
   collection in this process (the textfile flusher collects too) after space is back it
   moves into the file, carrying everything it recorded meanwhile (the move loses no
-  update of a racing thread: :func:`meterhub._metric.move_cell`). A removal that finds no
+  update of a racing thread: :func:`meterhub._definition.base.move_cell`). A removal that finds no
   room is written before any later record. Exemplars that find no room are dropped and
   counted (``reason="multiprocess_exemplar_dropped"``). Not collected while they wait:
   the pending series' values; lost: what a process that exits before space is back held
@@ -76,7 +76,7 @@ Faults (the contract; tests/test_multiprocess_faults.py)
   memory-mapped store (prometheus_client's too) - truncating a live process's file is
   the one fault recording cannot survive, because ``cell[i] += x`` stays a plain store.
 * Compaction failing (``rename``, ``fsync``, ``unlink``, no room for the archive) leaves
-  the previous state readable (steps in :mod:`._mmdir`); a reader retries once the set
+  the previous state readable (steps in :mod:`.directory`); a reader retries once the set
   of dead files changes, ``compact_directory`` and ``mark_process_dead`` at once.
 
 Merging rules (every process's file plus the archive)
@@ -91,7 +91,7 @@ Merging rules (every process's file plus the archive)
 * Enum: one series per process with a ``pid`` label, like gauges in ``all`` mode.
 
 A dead process's file is compacted into the archive (steps and crash safety in
-:mod:`._mmdir`): its sums are kept (series that never left zero are not), its gauges in
+:mod:`.directory`): its sums are kept (series that never left zero are not), its gauges in
 ``sum``/``max``/``min``/``mostrecent`` modes are merged, and everything describing a live
 process (``all``/``live*`` gauges, Info, Enum) is dropped - which keeps the directory and
 the scrape flat however many workers come and go.
@@ -99,7 +99,7 @@ the scrape flat however many workers come and go.
 Fork: an at-fork hook (:mod:`meterhub._forksafe`, after every lock of meterhub was
 renewed) gives the child a fresh store state; every metric that uses the store (they
 register with :meth:`MultiProcessStore.track`) then re-fetches its children's cells
-(``MetricBase._reattach``), which creates them, zeroed, in the child's own file. The
+(``MetricBase.reattach_cells``), which creates them, zeroed, in the child's own file. The
 parent's cells are never written by the child. A fork that bypassed Python's hooks is
 noticed by pid where series are created and where the directory is read: the same
 repair then runs late, and ``meterhub_multiprocess_forks_undetected_total`` (a counter
@@ -131,9 +131,10 @@ import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any, cast
 
-from .._forksafe import after_fork_hook, check_pid
-from ..samples import CollectOptions, Exemplar, MetricFamily, MetricType, Series
-from ._mmdir import (
+from ..._forksafe import after_fork_hook, check_pid
+from ...samples import CollectOptions, Exemplar, MetricFamily, MetricType, Series
+from ..base import Cell, LocalCell, MetricDesc, SeriesData, cell_width
+from .directory import (
     corrupt_count,
     create_process_file,
     locked,
@@ -141,22 +142,21 @@ from ._mmdir import (
     publish_process_file,
     quarantine,
 )
-from ._mmformat import (
+from .format import (
     EXEMPLAR_DOUBLES,
     R_CLEAR,
     R_EXEMPLAR,
     R_META,
     R_TOMBSTONE,
     FileWriter,
-    _dumps,
+    compact_json,
     desc_to_json,
     exemplar_key,
     series_key,
     write_exemplar,
 )
-from ._mmmerge import FileState, merge
-from ._mmread import Directory
-from .base import Cell, LocalCell, MetricDesc, SeriesData, cell_width
+from .merge import FileState, merge
+from .reader import Directory
 
 __all__ = ["MultiProcessStore"]
 
@@ -236,7 +236,7 @@ class MultiProcessStore:
             try:
                 publish_process_file(self.directory, writer, pid, start)
             except BaseException:
-                writer._discard()
+                writer.discard()
                 raise
             self._writer = writer
             self._identity = writer.identity()
@@ -290,7 +290,7 @@ class MultiProcessStore:
         counted = False
         for metric in list(self._metrics):
             sm = getattr(metric, "_self_metrics", None)
-            if sm is not None and metric._desc.name == name:
+            if sm is not None and metric.desc.name == name:
                 sm.count_error(name, reason, message)
                 counted = True
                 break
@@ -337,7 +337,7 @@ class MultiProcessStore:
         there: readers never see both."""
         old = self._writer
         assert old is not None
-        metrics = {m._desc.name: m for m in list(self._metrics)}
+        metrics = {m.desc.name: m for m in list(self._metrics)}
         if lost is not None:
             log.warning("meterhub: %s was damaged under its process; starting a new file", old.path)
             message = (
@@ -348,7 +348,7 @@ class MultiProcessStore:
                 sm = getattr(metrics.get(name), "_self_metrics", None)
                 if sm is not None:
                     sm.count_error(name, "multiprocess_file_damaged", message)
-        descs = {name: m._desc for name, m in metrics.items()}
+        descs = {name: m.desc for name, m in metrics.items()}
         for (name, key), cell in self._cells.items():
             desc = descs.get(name)
             if desc is not None:
@@ -370,7 +370,7 @@ class MultiProcessStore:
     def _move_pending(self) -> None:
         holders: dict[str, list[Any]] = {}
         for metric in list(self._metrics):
-            holders.setdefault(metric._desc.name, []).append(metric)
+            holders.setdefault(metric.desc.name, []).append(metric)
         for (name, key), (desc, old) in list(self._pending.items()):
             metrics = holders.get(name)
             if not metrics:
@@ -387,7 +387,7 @@ class MultiProcessStore:
                 return cast(Cell, made[-1])
 
             try:
-                moved = any(m._move_cell(key, old, new_cell) for m in metrics)
+                moved = any(m.move_series_cell(key, old, new_cell) for m in metrics)
             except OSError:
                 return  # still no room: try again later
             if moved:
@@ -415,7 +415,7 @@ class MultiProcessStore:
                 del self._cells[k]
             for slot in [s for s in self._slots if s[0] == desc.name]:
                 del self._slots[slot]
-            self._append_record(desc.name, R_CLEAR, _dumps([desc.name]))
+            self._append_record(desc.name, R_CLEAR, compact_json([desc.name]))
 
     def _append_record(self, name: str, rtype: int, key: bytes) -> None:
         assert self._writer is not None
@@ -521,6 +521,22 @@ class MultiProcessStore:
             self.merge_seconds += time.perf_counter() - t0
         return out
 
+    def self_metrics(self) -> Iterator[MetricFamily]:
+        """The ``meterhub_multiprocess_*`` self-metrics: this store's last collection
+        (files merged, unreadable, merge time), the directory's compactions and corrupt
+        files, and this process's pending series."""
+        archive = self._reader.archive
+        gen, archived = (archive.generation, archive.merged) if archive else (0, 0)
+        return directory_self_metrics(
+            self.directory,
+            self.files_merged,
+            self.merge_seconds,
+            gen,
+            archived,
+            len(self._reader.unreadable),
+            self.pending,
+        )
+
     def track(self, metric: Any) -> None:
         """Remember *metric* (to re-point its cells after a fork); called by the metric."""
         self._metrics.add(metric)
@@ -548,7 +564,7 @@ class MultiProcessStore:
             self._writer.detach()
         self._reset()
         for metric in list(self._metrics):
-            metric._reattach()
+            metric.reattach_cells()
         if late and self._metrics:
             # Counted in this process's own (new) file: every collector of the directory
             # sees it, whichever process serves the scrape.
@@ -642,15 +658,4 @@ class StoreSelfMetrics:
         self._store = store
 
     def collect(self) -> Iterator[MetricFamily]:
-        s = self._store
-        archive = s._reader.archive
-        gen, archived = (archive.generation, archive.merged) if archive else (0, 0)
-        yield from directory_self_metrics(
-            s.directory,
-            s.files_merged,
-            s.merge_seconds,
-            gen,
-            archived,
-            len(s._reader.unreadable),
-            s.pending,
-        )
+        return self._store.self_metrics()

@@ -19,12 +19,12 @@ from bisect import bisect_left
 from collections.abc import Mapping
 from typing import Any
 
-from ._distributions import HistogramChild
-from ._native import MIN_SCHEMA, bucket_key, reduce_buckets, upper_bound
-from ._values import checked_exemplar, checked_number
-from .store.base import Cell, MetricDesc, NativeSpec
-from .store.layout import N_BUCKETS, N_GEN, N_NLO, N_NN, N_PLO, N_PN, N_REDUCED, N_ZERO
-from .store.nativecell import native_start, read_native, write_native
+from .._native import MIN_SCHEMA, bucket_key, reduce_buckets, upper_bound
+from ..store.base import Cell, MetricDesc, NativeSpec
+from ..store.layout import N_BUCKETS, N_GEN, N_NLO, N_NN, N_PLO, N_PN, N_REDUCED, N_ZERO
+from ..store.nativecell import native_start, read_native, write_native
+from .distributions import HistogramChild
+from .values import checked_exemplar, checked_number
 
 __all__ = ["DualHistogramChild", "NativeHistogramChild"]
 

@@ -26,7 +26,7 @@ class Scope(Generic[S]):
     Example::
 
         >>> import time
-        >>> from meterhub._scope import Scope
+        >>> from meterhub._definition.scope import Scope
         >>> seen = []
         >>> with Scope(time.perf_counter, lambda t0, exc: seen.append(exc)):
         ...     pass

@@ -12,10 +12,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ._config import get_config
-from ._metric import MetricBase, _encodable
-from .naming import LABEL_NAME_RE
-from .samples import Exemplar
+from .._config import get_config
+from ..naming import LABEL_NAME_RE
+from ..samples import Exemplar
+from .base import MetricBase, encodable
 
 __all__ = ["EXEMPLAR_MAX_CHARS", "checked_exemplar", "checked_number", "safe_repr"]
 
@@ -38,7 +38,7 @@ def checked_exemplar(metric: MetricBase[Any], labels: Any, value: float) -> Exem
             not isinstance(k, str)
             or not (LABEL_NAME_RE.match(k) or (k and not get_config().legacy_names))
             or not isinstance(v, str)
-            or not _encodable((k, v))
+            or not encodable((k, v))
         ):
             metric._error(
                 "exemplar", f"exemplar label {safe_repr(k)}={safe_repr(v)} is not a valid str pair"

@@ -15,8 +15,9 @@ import struct
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
-from ..samples import Exemplar
-from ._mmformat import (
+from ...samples import Exemplar
+from ..base import MetricDesc
+from .format import (
     EXEMPLAR_DOUBLES,
     EXEMPLAR_SEQ,
     HEADER,
@@ -36,12 +37,11 @@ from ._mmformat import (
     USED_AT,
     VERSION,
     CorruptFile,
-    _desc_from_json,
-    _io,
     _pad8,
+    before_io,
+    desc_from_json,
     read_exemplar,
 )
-from .base import MetricDesc
 
 __all__ = ["Columns", "FileView"]
 
@@ -82,7 +82,7 @@ class FileView:
         self.name = os.path.basename(path)
         # A file object, not a bare descriptor: closed by the collector even if close()
         # never runs (a one-shot collector dropped by its caller).
-        _io("open")
+        before_io("open")
         self._file = open(path, "rb", buffering=0)  # noqa: SIM115
         self._fd = self._file.fileno()
         self._buf = b""
@@ -117,7 +117,7 @@ class FileView:
         )
 
     def _pread(self, n: int, at: int) -> bytes:
-        _io("pread")
+        before_io("pread")
         return os.pread(self._fd, n, at)
 
     @property
@@ -208,7 +208,7 @@ class FileView:
             self.series.pop(str(key[0]), None)
             self.exemplars.pop(str(key[0]), None)
         elif rtype == R_META:
-            desc = _desc_from_json(key)
+            desc = desc_from_json(key)
             self.descs[desc.name] = desc
         elif rtype == R_SOURCES:
             self.sources.extend(str(n) for n in key)

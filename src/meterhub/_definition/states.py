@@ -6,13 +6,13 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from ._metric import Child, MetricBase, _encodable
-from .errors import DefinitionError
-from .naming import LABEL_NAME_RE
-from .registry import REGISTRY, Registry
-from .samples import MetricType
-from .store.base import Cell, LocalCell
-from .store.layout import INFO
+from ..errors import DefinitionError
+from ..naming import LABEL_NAME_RE
+from ..registry import REGISTRY, Registry
+from ..samples import MetricType
+from ..store.base import Cell, LocalCell
+from ..store.layout import INFO
+from .base import Child, MetricBase, encodable
 
 __all__ = ["Enum", "EnumChild", "Info", "InfoChild"]
 
@@ -39,7 +39,7 @@ class InfoChild(Child):
             if k in names:
                 metric._error("info", f"info key {k!r} clashes with a label name")
                 return
-            if not isinstance(v, str) or not _encodable((v,)):
+            if not isinstance(v, str) or not encodable((v,)):
                 metric._error("info", f"info value for {k!r} must be a valid str, got {v!r}")
                 return
         with metric._lock:
@@ -116,7 +116,9 @@ class Info(MetricBase[InfoChild]):
         # A child's stored key gains the encoded info pairs once info() is called.
         return [0.0] * INFO.width(self._desc)
 
-    def _move_cell(self, key: tuple[str, ...], old: Cell, new_cell: Callable[[], Cell]) -> bool:
+    def move_series_cell(
+        self, key: tuple[str, ...], old: Cell, new_cell: Callable[[], Cell]
+    ) -> bool:
         # The store's key of an info series is the child's key plus the encoded pairs.
         child = self._children.get(key[:-1])
         if child is None or getattr(child, "_info_cell", None) is not old:

@@ -38,9 +38,10 @@ import secrets
 import struct
 from collections.abc import Callable, Iterator
 
-from .._forksafe import renew_locks_after_fork
-from ..samples import MetricType
-from ._mmformat import (
+from ..._forksafe import renew_locks_after_fork
+from ...samples import MetricType
+from ..base import MetricDesc, SeriesData, cell_width
+from .format import (
     EXEMPLAR_DOUBLES,
     KIND_ARCHIVE,
     KIND_PROCESS,
@@ -50,23 +51,27 @@ from ._mmformat import (
     R_SOURCES,
     CorruptFile,
     FileWriter,
-    _dumps,
-    _io,
+    before_io,
+    compact_json,
     desc_to_json,
     exemplar_key,
     series_key,
     write_exemplar,
 )
-from ._mmmerge import SUMMED, FileState, _reduced, _summed
-from ._mmview import FileView
-from .base import MetricDesc, SeriesData, cell_width
+from .merge import SUMMED, FileState, merge_reduced, merge_summed
+from .view import FileView
 
 __all__ = [
+    "PROC_RE",
+    "archive_files",
     "compact",
     "corrupt_count",
     "create_process_file",
     "locked",
+    "log",
+    "process_alive",
     "process_start",
+    "publish_process_file",
     "quarantine",
 ]
 
@@ -139,7 +144,8 @@ def publish_process_file(directory: str, writer: FileWriter, pid: int, start: in
     raise FileExistsError(f"{directory}: no free file name for process {pid}")
 
 
-def _alive(name: str) -> bool:
+def process_alive(name: str) -> bool:
+    """Whether the process of file *name* still runs (same pid *and* start time)."""
     m = PROC_RE.match(name)
     assert m is not None
     return process_start(int(m.group(1))) == int(m.group(2))
@@ -204,7 +210,7 @@ def locked(path: str, exclusive: bool) -> Iterator[None]:
 def _fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
-        _io("fsync")
+        before_io("fsync")
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -223,7 +229,7 @@ def quarantine(path: str, name: str) -> bool:
         while os.path.exists(target):
             n += 1
             target = os.path.join(target_dir, f"{name}.{n}")
-        _io("rename")
+        before_io("rename")
         os.rename(os.path.join(path, name), target)
     except FileNotFoundError:
         return True  # moved or compacted by someone else meanwhile
@@ -242,7 +248,8 @@ def corrupt_count(path: str) -> int:
         return 0
 
 
-def _archives(names: list[str]) -> list[tuple[int, str]]:
+def archive_files(names: list[str]) -> list[tuple[int, str]]:
+    """The archives among *names*, as ``(generation, name)``, oldest first."""
     found = [(int(m.group(1)), n) for n in names if (m := ARCHIVE_RE.match(n))]
     return sorted(found)
 
@@ -250,7 +257,7 @@ def _archives(names: list[str]) -> list[tuple[int, str]]:
 def _archive_series(desc: MetricDesc, files: list[FileState]) -> list[SeriesData]:
     """What a dead process leaves behind: sums, and gauges in the non-live modes."""
     if desc.native is not None:
-        from ._mmnative import native_summed
+        from .native import native_summed
 
         # counts only (not gen/schema/window): a series that never left zero adds nothing
         end = 1 + len(desc.buckets)
@@ -259,10 +266,10 @@ def _archive_series(desc: MetricDesc, files: list[FileState]) -> list[SeriesData
         # A series that never left zero (a forked child re-creates all its parent's series)
         # adds nothing; archiving it would resurrect series the parent removed.
         # The earliest creation time is kept whether or not it is rendered now.
-        return [d for d in _summed(desc, files, created=True) if any(d.values[:-1])]
+        return [d for d in merge_summed(desc, files, created=True) if any(d.values[:-1])]
     mode = desc.multiprocess_mode
     if desc.type is MetricType.GAUGE and mode in ("sum", "max", "min", "mostrecent"):
-        return list(_reduced(desc, files, mode))
+        return list(merge_reduced(desc, files, mode))
     return []
 
 
@@ -278,7 +285,7 @@ def compact(path: str, pids: frozenset[int] = frozenset()) -> int:
     with locked(path, exclusive=True):
         names = os.listdir(path)
         base: FileView | None = None
-        for _, name in reversed(_archives(names)):
+        for _, name in reversed(archive_files(names)):
             try:
                 base = FileView(os.path.join(path, name))
                 base.refresh()
@@ -311,7 +318,7 @@ def _compact_locked(
         stale = name.endswith((".part", ".part.tmp")) or bool(PROC_TMP_RE.match(name))
         if name in merged_before or old_archive or (stale and not _alive_tmp(name)):
             with contextlib.suppress(FileNotFoundError):
-                _io("unlink")
+                before_io("unlink")
                 os.unlink(os.path.join(path, name))
     dead: list[FileView] = []
     try:
@@ -321,7 +328,7 @@ def _compact_locked(
                 continue
             # Without /proc a recycled pid looks alive: then the caller's word decides.
             trust_caller = int(m.group(1)) in pids and not _HAVE_PROC
-            if _alive(name) and not trust_caller:
+            if process_alive(name) and not trust_caller:
                 continue
             view = _open_dead(path, name)
             if view is not None:
@@ -332,12 +339,12 @@ def _compact_locked(
         _hit("after_commit")
         for view in dead:
             with contextlib.suppress(FileNotFoundError):
-                _io("unlink")
+                before_io("unlink")
                 os.unlink(view.path)
             _hit("after_unlink")
         if base is not None:
             with contextlib.suppress(FileNotFoundError):
-                _io("unlink")
+                before_io("unlink")
                 os.unlink(base.path)
         return len(dead)
     finally:
@@ -394,12 +401,12 @@ def _write_archive(path: str, base: FileView | None, dead: list[FileView]) -> No
                     )
                     write_exemplar(mm, at, ex)
         sources = [base.name] if base else []
-        writer.append(R_SOURCES, _dumps(sources + [v.name for v in dead]), 0)
+        writer.append(R_SOURCES, compact_json(sources + [v.name for v in dead]), 0)
         _hit("before_fsync")
         writer.flush()
     finally:
         writer.close()
     _hit("before_commit")
-    _io("rename")
+    before_io("rename")
     os.rename(part, final)
     _fsync_dir(path)
