@@ -187,7 +187,7 @@ LATE_FORK = textwrap.dedent(
     from meterhub.store.mmap import MultiProcessStore
 
     directory = sys.argv[1]
-    reg = Registry(store=MultiProcessStore(directory))
+    reg = Registry(store=MultiProcessStore(directory), self_metrics=True)
     c = Counter("late_jobs", "Jobs.", ["k"], registry=reg)
     c.labels("old").inc()
     # libc's fork, holding the GIL: Python's at-fork hooks do not run (a C-level server)

@@ -248,3 +248,16 @@ def test_created_is_the_earliest_across_processes(tmp_path: Path) -> None:
     p.join(30)
     assert reg.get_sample_value("born_total", {"k": "a"}) == 2
     assert reg.get_sample_value("born_created", {"k": "a"}) == parent_created
+
+
+def test_mark_process_dead_outside_multiprocess_mode_does_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # one gunicorn.conf.py (child_exit -> mark_process_dead) serves both modes
+    import meterhub
+
+    monkeypatch.delenv("METERHUB_MULTIPROC_DIR", raising=False)
+    meterhub.reset_defaults()
+    assert mark_process_dead(123) == 0
+    with pytest.raises(ValueError, match="positive int"):
+        mark_process_dead(0)

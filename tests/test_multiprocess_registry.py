@@ -111,7 +111,7 @@ def test_name_filters_reach_the_directory_part(tmp_path: Path) -> None:
 
 def test_store_self_metrics_once_in_a_process_that_declared_nothing(tmp_path: Path) -> None:
     _worker(tmp_path, 1)
-    reg = Registry(store=MultiProcessStore(tmp_path))
+    reg = Registry(store=MultiProcessStore(tmp_path), self_metrics=True)
     s = _samples(generate_latest(reg))
     assert s[("meterhub_multiprocess_files_merged", frozenset())] >= 1
     assert s[("shared_jobs_total", frozenset())] == 1

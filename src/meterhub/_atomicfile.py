@@ -46,7 +46,8 @@ FILE_MODE = 0o644
 Data = bytes | Sequence[bytes]
 """File contents: bytes, or chunks written in order with one ``writev``."""
 
-_HAVE_PROC = os.path.isdir("/proc/self")
+HAVE_PROC = os.path.isdir("/proc/self")
+"""Whether ``/proc`` tells process start times (Linux); else liveness is ``kill(pid, 0)``."""
 # With O_DSYNC a write returns once its data is on disk: no separate fsync call (and one
 # GIL hand-over less for the oplog's writer thread).
 _DSYNC = getattr(os, "O_DSYNC", 0)
@@ -68,7 +69,7 @@ def process_start(pid: int) -> int | None:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
     except FileNotFoundError:
-        if _HAVE_PROC:
+        if HAVE_PROC:
             return None
         try:
             os.kill(pid, 0)

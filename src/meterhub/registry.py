@@ -314,13 +314,10 @@ class Registry:
         Samples of a prometheus_client-style custom collector are read as it gave them
         (``le="0"`` stays ``"0"``, an ``int`` stays an ``int``)."""
         labels = dict(labels or {})
-        with self._lock:
-            collectors = list(self._collectors)
-        for collector in collectors:
-            for family in collector.collect():
-                for sample in family.samples:
-                    if sample.name == name and dict(sample.labels) == labels:
-                        return sample.value  # type: ignore[no-any-return]
+        for family in self.collect():  # in multi-process mode, the directory's metrics too
+            for sample in getattr(family, "raw_samples", None) or family.samples:
+                if sample.name == name and dict(sample.labels) == labels:
+                    return sample.value
         return None
 
 
@@ -368,21 +365,26 @@ class _Restricted:
         from .families import Metric
 
         reg, wanted = self._registry, self._names
-        with reg._lock:
-            collectors = {reg._names[n] for n in wanted if n in reg._names}
-            if reg._with_nameless:
-                collectors.update(c for c, names in reg._collectors.items() if not names)
-            ordered = [c for c in reg._collectors if c in collectors]
-        for collector in ordered:
-            for family in collector.collect():
-                samples = family.samples
-                if family.name not in wanted:  # a family name (meterhub) keeps all of it
-                    samples = [s for s in samples if s.name in wanted]
-                if samples:
-                    kind = getattr(family.type, "value", family.type)
-                    m = Metric(family.name, family.documentation, kind)
-                    m.samples = samples
-                    yield m
+        families: Iterable[Any]
+        if reg._directory_store() is not None:
+            # multi-process mode: the directory's metrics count too, not only collectors
+            families = reg.collect(wanted)
+        else:
+            with reg._lock:
+                collectors = {reg._names[n] for n in wanted if n in reg._names}
+                if reg._with_nameless:
+                    collectors.update(c for c, names in reg._collectors.items() if not names)
+                ordered = [c for c in reg._collectors if c in collectors]
+            families = (family for collector in ordered for family in collector.collect())
+        for family in families:
+            samples = family.samples
+            if family.name not in wanted:  # a family name (meterhub) keeps all of it
+                samples = [s for s in samples if s.name in wanted]
+            if samples:
+                kind = getattr(family.type, "value", family.type)
+                m = Metric(family.name, family.documentation, kind)
+                m.samples = samples
+                yield m
 
 
 CollectorRegistry = Registry

@@ -27,13 +27,13 @@ import socket
 import ssl
 import threading
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 
 from .._config import get_config
 from ..registry import REGISTRY
+from ._per_registry import PerRegistry
 from ._server import MAX_BODY, AsyncHTTPServer, HTTPStats
 from .endpoint import Endpoint, Response
 
@@ -172,23 +172,8 @@ def _drain(sock: socket.socket, limit: float = 1.0) -> None:
             pass
 
 
-_STATS: weakref.WeakKeyDictionary[Any, HTTPStats] = weakref.WeakKeyDictionary()
-_STATS_LOCK = threading.Lock()
-
-
-def _stats_for(registry: Any) -> HTTPStats:
-    """The ``meterhub_http_*`` collector of *registry* (registered on first use)."""
-    with _STATS_LOCK:
-        try:
-            stats = _STATS.get(registry)
-        except TypeError:  # not weak-referenceable: keep private stats
-            return HTTPStats()
-        if stats is None:
-            stats = _STATS[registry] = HTTPStats()
-            register = getattr(registry, "register", None)
-            if callable(register):
-                register(stats)
-        return stats
+_stats_for = PerRegistry(HTTPStats)
+"""The ``meterhub_*`` delivery self-metrics of a registry (registered on first use)."""
 
 
 class MetricsServer:

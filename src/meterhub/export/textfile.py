@@ -27,7 +27,6 @@ import logging
 import os
 import threading
 import time
-import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,6 +35,7 @@ from ..errors import ExportError
 from ..exposition.text import families_of, render_text
 from ..registry import REGISTRY
 from ..samples import MetricFamily, MetricType, Series
+from ._per_registry import PerRegistry
 
 __all__ = ["TextfileExporter", "remove_stale_temp_files", "write_to_textfile"]
 
@@ -140,22 +140,8 @@ class _Stats:
             )
 
 
-_STATS: weakref.WeakKeyDictionary[Any, _Stats] = weakref.WeakKeyDictionary()
-_STATS_LOCK = threading.Lock()
-
-
-def _stats_for(registry: Any) -> _Stats:
-    with _STATS_LOCK:
-        try:
-            stats = _STATS.get(registry)
-        except TypeError:  # not weak-referenceable: keep private stats
-            return _Stats()
-        if stats is None:
-            stats = _STATS[registry] = _Stats()
-            register = getattr(registry, "register", None)
-            if callable(register):
-                register(stats)
-        return stats
+_stats_for = PerRegistry(_Stats)
+"""The ``meterhub_*`` delivery self-metrics of a registry (registered on first use)."""
 
 
 class TextfileExporter:

@@ -61,7 +61,9 @@ def mark_process_dead(pid: int, directory: str | os.PathLike[str] | None = None)
     """Merge the files of exited process *pid* into the archive; return files merged.
 
     Other dead processes' files found on the way are merged too. A pid that ``/proc``
-    shows running with the very start time of its file is left alone.
+    shows running with the very start time of its file is left alone. Without
+    *directory* in a process not in multi-process mode (no ``METERHUB_MULTIPROC_DIR``) it
+    does nothing and returns 0, so one ``gunicorn.conf.py`` serves both modes.
 
     Example (``gunicorn.conf.py``)::
 
@@ -72,6 +74,8 @@ def mark_process_dead(pid: int, directory: str | os.PathLike[str] | None = None)
     """
     if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
         raise ValueError(f"pid must be a positive int, got {pid!r}")
+    if directory is None and not get_config().multiproc_dir:
+        return 0
     return compact(_directory(directory), frozenset({pid}))
 
 

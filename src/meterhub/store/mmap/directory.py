@@ -38,6 +38,8 @@ import secrets
 import struct
 from collections.abc import Callable, Iterator
 
+from ..._atomicfile import HAVE_PROC as _HAVE_PROC
+from ..._atomicfile import process_start
 from ..._forksafe import renew_locks_after_fork
 from ...samples import MetricType
 from ..base import MetricDesc, SeriesData, cell_width
@@ -90,36 +92,6 @@ _failpoint: Callable[[str], None] | None = None
 def _hit(step: str) -> None:
     if _failpoint is not None:
         _failpoint(step)
-
-
-def process_start(pid: int) -> int | None:
-    """The start time of process *pid* (``/proc/<pid>/stat`` field 22), ``None`` if none runs.
-
-    Without ``/proc`` (not Linux) it is 0 for any existing process.
-    """
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except FileNotFoundError:
-        if _HAVE_PROC:
-            return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
-        return 0
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    fields = stat[stat.rindex(b")") + 2 :].split()
-    if len(fields) > 19 and fields[0] not in (b"Z", b"X"):  # zombies are dead
-        return int(fields[19])
-    return None
-
-
-_HAVE_PROC = os.path.isdir("/proc/self")
 
 
 def proc_file_name(pid: int, start: int, n: int = 0) -> str:
