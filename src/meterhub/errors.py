@@ -6,7 +6,8 @@
      │    └── DuplicateTimeseries       two collectors of a registry expose one name
      ├── RecordingError (ValueError)    a bad value at run time (negative counter increment,
      │                                  wrong label count, NaN); raised only in strict mode,
-     │                                  otherwise logged once and counted in meterhub_errors_total
+     │    │                             otherwise logged once and counted in meterhub_errors_total
+     │    └── LabelValueError (TypeError) a label value str() cannot turn into text
      ├── ParseError (ValueError)        exposition text that is not the Prometheus text format
      ├── QueueFullError                 the operation log's buffer is full (policy "raise")
      └── ExportError (OSError)          a delivery failed: Pushgateway, textfile, HTTP
@@ -27,6 +28,7 @@ __all__ = [
     "ParseError",
     "PushgatewayError",
     "QueueFullError",
+    "LabelValueError",
     "RecordingError",
 ]
 
@@ -45,6 +47,11 @@ class DuplicateTimeseries(DefinitionError):
 
 class RecordingError(MeterhubError, ValueError):
     """A value could not be recorded (raised in strict mode only)."""
+
+
+class LabelValueError(RecordingError, TypeError):
+    """A label value that ``str()`` cannot turn into text (strict mode only); also a
+    ``TypeError``, which prometheus_client raises there."""
 
 
 class ParseError(MeterhubError, ValueError):

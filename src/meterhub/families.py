@@ -492,7 +492,7 @@ def _from_samples(
                 last, ex = per.get(b, (last, None))
                 values.append(last)
                 exemplars.append(ex)
-            exs = tuple(exemplars) if any(e is not None for e in exemplars) or not native else ()
+            exs = tuple(exemplars) if any(e is not None for e in exemplars) else ()
             series.append(
                 Series(g["labels"], tuple(values), exs, g.get("created"), g["ts"], native=native)
             )

@@ -160,6 +160,7 @@ def recording_error(
     message: str,
     *,
     subject: str = "metric",
+    error: type[RecordingError] = RecordingError,
 ) -> None:
     """Apply the run-time error policy: raise in strict mode, else log once and count.
 
@@ -177,7 +178,7 @@ def recording_error(
         >>> _ = configure(strict=strict)
     """
     if get_config().strict:
-        raise RecordingError(f"{subject} {metric!r}: {message}")
+        raise error(f"{subject} {metric!r}: {message}")
     if self_metrics is not None:
         self_metrics.count_error(metric, reason, message)
     else:

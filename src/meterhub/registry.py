@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import chain
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from ._config import get_config
@@ -314,10 +315,16 @@ class Registry:
         Samples of a prometheus_client-style custom collector are read as it gave them
         (``le="0"`` stays ``"0"``, an ``int`` stays an ``int``)."""
         labels = dict(labels or {})
-        for family in self.collect():  # in multi-process mode, the directory's metrics too
-            for sample in getattr(family, "raw_samples", None) or family.samples:
-                if sample.name == name and dict(sample.labels) == labels:
-                    return sample.value
+        with self._lock:
+            collectors = list(self._collectors)
+        sources: Iterator[Iterable[Any]] = (c.collect() for c in collectors)
+        if self._directory_store() is not None:  # the directory's other metrics too
+            sources = chain(sources, [self.collect()])
+        for families in sources:
+            for family in families:
+                for sample in family.samples:
+                    if sample.name == name and dict(sample.labels) == labels:
+                        return sample.value  # type: ignore[no-any-return]
         return None
 
 

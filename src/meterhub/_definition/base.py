@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from .._config import get_config, is_enabled, watch_switch
 from .._forksafe import check_pid, renew_locks_after_fork
-from ..errors import DefinitionError, DuplicateTimeseries
+from ..errors import DefinitionError, DuplicateTimeseries, LabelValueError, RecordingError
 from ..guard import OVERFLOW_VALUE, SelfMetrics, recording_error
 from ..naming import build_name, validate_label_names
 from ..registry import REGISTRY, Registry
@@ -333,7 +333,9 @@ class MetricBase(Generic[C]):
             problem = "str() did not return a str"
         except Exception as exc:
             problem = f"str() failed: {type(exc).__name__}"
-        self._error("label_value", f"a label value cannot be made a str ({problem})")
+        self._error(
+            "label_value", f"a label value cannot be made a str ({problem})", LabelValueError
+        )
         return None
 
     def _labels_slow(self, values: tuple[Any, ...], kwargs: dict[str, Any]) -> C:
@@ -513,7 +515,9 @@ class MetricBase(Generic[C]):
         for child in list(self._children.values()):
             child._switch(on)
 
-    def report_error(self, reason: str, message: str) -> None:
+    def report_error(
+        self, reason: str, message: str, error: type[RecordingError] = RecordingError
+    ) -> None:
         """Report a recording mistake about this metric under the error policy: raised as
         :class:`~meterhub.errors.RecordingError` in strict mode, else logged once per
         *reason* and counted in ``meterhub_errors_total{metric,reason}``.
@@ -523,7 +527,7 @@ class MetricBase(Generic[C]):
             metric.report_error("label_names", "labels given to a metric without labels")
             return metric.null_child()
         """
-        recording_error(self._self_metrics, self._desc.name, reason, message)
+        recording_error(self._self_metrics, self._desc.name, reason, message, error=error)
 
     _error = report_error  # the short name the core's own modules use
     _null_child = null_child
