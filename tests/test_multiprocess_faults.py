@@ -32,7 +32,7 @@ ctx = multiprocessing.get_context("fork")
 
 
 def _registry(path: Path | str) -> Registry:
-    return Registry(store=MultiProcessStore(path))
+    return Registry(store=MultiProcessStore(path), self_metrics=True)
 
 
 def _sidecar(path: Path | str) -> Registry:

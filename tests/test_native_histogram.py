@@ -365,7 +365,7 @@ def test_moving_the_cell_keeps_every_bucket(registry: Registry) -> None:
     for v in first:
         child.observe(v)
     old = child._cell
-    assert h._move_cell(("a",), old, lambda: [0.0] * len(old))
+    assert h.move_series_cell(("a",), old, lambda: [0.0] * len(old))
     assert child._cell is not old
     second = [0.5, 1000.0, -3.0]
     for v in second:

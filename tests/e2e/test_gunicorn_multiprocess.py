@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import socket
 import subprocess
 import sys
 import textwrap
@@ -20,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from support.gunicorn import run_gunicorn
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("gunicorn") is None, reason="gunicorn is not installed"
@@ -82,12 +83,6 @@ LOADER = textwrap.dedent(
 WORKERS = 4
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _get(port: int, path: str) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as resp:
         return str(resp.read().decode())
@@ -104,46 +99,10 @@ def _sample(text: str, line_prefix: str) -> float | None:
 def gunicorn(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     mpdir = tmp_path / "mp"
     mpdir.mkdir()
-    (tmp_path / "app.py").write_text(APP)
-    (tmp_path / "gconf.py").write_text(CONFIG)
-    port = _free_port()
-    env = {**os.environ, "METERHUB_MULTIPROC_DIR": str(mpdir)}
-    cmd = [
-        sys.executable, "-m", "gunicorn",
-        "--chdir", str(tmp_path),
-        "--config", str(tmp_path / "gconf.py"),
-        "--bind", f"127.0.0.1:{port}",
-        "--workers", str(WORKERS),
-        "--worker-class", "sync",
-        "--max-requests", "25",
-        "--max-requests-jitter", "10",
-        "--preload",
-        "--log-level", "warning",
-        "app:application",
-    ]  # fmt: skip
-    log = (tmp_path / "gunicorn.log").open("wb")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                _get(port, "/metrics")
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(
-                        f"gunicorn did not start: {(tmp_path / 'gunicorn.log').read_text()}"
-                    )
-                time.sleep(0.1)
+    with run_gunicorn(
+        tmp_path, APP, CONFIG, mpdir, workers=WORKERS, max_requests=25, jitter=10, preload=True
+    ) as port:
         yield port, mpdir
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
 
 
 def test_request_count_is_exact_under_worker_churn(

@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import os
 import random
-import socket
-import subprocess
-import sys
 import textwrap
 import time
 import urllib.request
@@ -24,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from support.gunicorn import run_gunicorn
 from support.promstack import _api
 
 pytestmark = [
@@ -71,12 +68,6 @@ N, PER_REQUEST = 1200, 4
 BASE = 2 ** (2**-3)  # factor 1.1: schema 3
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _get(port: int, path: str) -> bytes:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as resp:
         return bytes(resp.read())
@@ -86,39 +77,10 @@ def _get(port: int, path: str) -> bytes:
 def gunicorn(tmp_path: Path) -> Iterator[int]:
     mpdir = tmp_path / "mp"
     mpdir.mkdir()
-    (tmp_path / "app.py").write_text(APP)
-    (tmp_path / "gconf.py").write_text(CONFIG)
-    port = _free_port()
-    env = {**os.environ, "METERHUB_MULTIPROC_DIR": str(mpdir)}
-    cmd = [
-        sys.executable, "-m", "gunicorn", "--chdir", str(tmp_path),
-        "--config", str(tmp_path / "gconf.py"), "--bind", f"127.0.0.1:{port}",
-        "--workers", "4", "--worker-class", "sync", "--max-requests", "40",
-        "--max-requests-jitter", "10", "--preload", "--log-level", "warning", "app:application",
-    ]  # fmt: skip
-    log = (tmp_path / "gunicorn.log").open("wb")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                _get(port, "/metrics")
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(
-                        f"gunicorn did not start: {(tmp_path / 'gunicorn.log').read_text()}"
-                    )
-                time.sleep(0.1)
+    with run_gunicorn(
+        tmp_path, APP, CONFIG, mpdir, workers=4, max_requests=40, jitter=10, preload=True
+    ) as port:
         yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
 
 
 def _send(port: int, values: list[float]) -> None:

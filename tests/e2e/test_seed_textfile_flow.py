@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import http.client
 import importlib.util
-import os
-import socket
-import subprocess
-import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from support.celery_worker import CeleryWorker
+from support.gunicorn import run_gunicorn
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("gunicorn") is None, reason="gunicorn is not installed"
@@ -66,56 +63,14 @@ GUNICORN_CONF = textwrap.dedent(
 OK, FAILED = 120, 30
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def web(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     mp = tmp_path / "mp"
     mp.mkdir()
-    app_dir = tmp_path / "web"
-    app_dir.mkdir()
-    (app_dir / "webapp.py").write_text(WEB_APP)
-    (app_dir / "gconf.py").write_text(GUNICORN_CONF)
-    port = _free_port()
-    env = {**os.environ, "METERHUB_MULTIPROC_DIR": str(mp)}
-    cmd = [
-        sys.executable, "-m", "gunicorn",
-        "--chdir", str(app_dir),
-        "--config", str(app_dir / "gconf.py"),
-        "--bind", f"127.0.0.1:{port}",
-        "--workers", "2",
-        "--worker-class", "sync",
-        "--max-requests", "20",
-        "--max-requests-jitter", "5",
-        "--log-level", "warning",
-        "webapp:application",
-    ]  # fmt: skip
-    log = (tmp_path / "gunicorn.log").open("wb")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log_text = (tmp_path / "gunicorn.log").read_text()
-                    pytest.fail(f"gunicorn did not start: {log_text}")
-                time.sleep(0.1)
+    with run_gunicorn(
+        tmp_path / "web", WEB_APP, GUNICORN_CONF, mp, workers=2, max_requests=20, jitter=5
+    ) as port:
         yield port, mp
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
 
 
 def _request(port: int, path: str) -> None:
