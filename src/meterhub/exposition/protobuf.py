@@ -260,12 +260,12 @@ def encode_family(family: MetricFamily) -> bytes:
         name, ptype = name + "_total", _COUNTER
         double, heads = _double, _COUNTER_HEADS
         for s in family.series:
-            labels, values, exemplars, created, timestamp, _, _ = s
+            pairs, values, exemplars, created, timestamp, _, _ = s
             if not exemplars and created is None and timestamp is None:
                 # the common case, written out: Metric{labels, counter{value}}
-                head = heads.get(labels)
+                head = heads.get(pairs)
                 if head is None:
-                    head = _counter_head(labels)
+                    head = _counter_head(pairs)
                 add(head + double(values[0]))
                 continue
             body = b"\x09" + _double(s.values[0])
@@ -277,18 +277,18 @@ def encode_family(family: MetricFamily) -> bytes:
     elif kind is MetricType.HISTOGRAM:
         ptype = _HISTOGRAM
         native_only = len(family.buckets) <= 1
-        double, v1, heads = _double, _VARINT1, _NATIVE_HEAD
+        double, v1, nheads = _double, _VARINT1, _NATIVE_HEAD
         for s in family.series:
-            labels, values, _, created, timestamp, _, nh = s
+            pairs, values, _, created, timestamp, _, nh = s
             if not (
                 native_only and nh is not None and not nh.nh_exemplars
                 and created is None and timestamp is None
             ):  # fmt: skip
-                add(_metric(labels_of(labels), _histogram(family, s, cache), s))
+                add(_metric(labels_of(pairs), _histogram(family, s, cache), s))
                 continue
             # the common native-only series, _metric(_histogram(_native())) written out
             count, zero = int(nh.count_value), int(nh.zero_count)
-            head = heads.get((nh.schema, nh.zero_threshold))
+            head = nheads.get((nh.schema, nh.zero_threshold))
             if head is None:
                 head = _native_head(nh)
             out = [
@@ -305,7 +305,7 @@ def encode_family(family: MetricFamily) -> bytes:
                 out.append(b"\x62\x04\x08\x00\x10\x00")  # "native" (see _native)
             hist = b"".join(out)
             n = len(hist)
-            body = labels_of(labels) + b"\x3a" + (v1[n] if n < 128 else varint(n)) + hist
+            body = labels_of(pairs) + b"\x3a" + (v1[n] if n < 128 else varint(n)) + hist
             n = len(body)
             add(b"\x22" + (v1[n] if n < 128 else varint(n)) + body)
     elif kind is MetricType.SUMMARY:
