@@ -222,16 +222,19 @@ class Histogram(MetricBase[HistogramChild]):
             setattr(self, "_child_cls", child)  # noqa: B010
         self._series: HistogramChild | None = None
         super()._setup(desc, registry, switch, max_series)
+        if not desc.labelnames and self._series is None:
+            # A native series' observe() goes onto the instance as a bound method, in a
+            # dict of the instance's own: "observe" among the keys that a class's instances
+            # share, even on one instance, stops CPython 3.11+ from specializing the method
+            # lookup of every other Histogram's observe() below.
+            self.__dict__ = {**self.__dict__, "observe": self._children[()].observe}
 
     def _bound_methods(self, child: HistogramChild) -> tuple[str, ...]:
         if type(child) is HistogramChild:
             # observe() below is the series' own, written out: a call of a class's method
-            # is cheaper than one of a bound method in the instance's __dict__ (and never
-            # put "observe" there: a key in the class's shared instance keys, even a
-            # deleted one, stops CPython 3.11+ from specializing the method lookup)
+            # is cheaper than one of a bound method in the instance's __dict__
             self._series = child
-            return ("time",)
-        return self._child_methods
+        return ("time",)  # observe: above
 
     def observe(self, amount: float, exemplar: Mapping[str, str] | None = None) -> None:
         # HistogramChild.observe on the one series of an unlabeled classic histogram
