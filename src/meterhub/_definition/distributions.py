@@ -38,7 +38,8 @@ class HistogramChild(Child):
 
     def observe(self, amount: float, exemplar: Mapping[str, str] | None = None) -> None:
         """Record one observation of *amount*, optionally with an exemplar for its bucket."""
-        # meterhub.events.compile writes this fast path out inline: change both together
+        # Histogram.observe and meterhub.events.compile write this fast path out inline:
+        # change all three together
         # Only exact float and int (see CounterChild.inc); NaN and the rest are checked.
         try:
             if (type(amount) is float or type(amount) is int) and exemplar is None:

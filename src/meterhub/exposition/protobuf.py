@@ -188,13 +188,8 @@ def _native_head(nh: NativeHistogram) -> bytes:
     return head
 
 
-def _native(nh: NativeHistogram, cache: dict[str, bytes]) -> bytes:
-    """The native fields of a Histogram message (schema … positive_delta, exemplars)."""
-    head = _NATIVE_HEAD.get((nh.schema, nh.zero_threshold))
-    if head is None:
-        head = _native_head(nh)
-    zero = int(nh.zero_count)
-    out = [head, b"\x38" + (_VARINT1[zero] if zero < 128 else varint(zero))]
+def _native_buckets(nh: NativeHistogram, out: list[bytes]) -> None:
+    """Append the bucket fields (spans and deltas, negative then positive) to *out*."""
     if nh.neg_spans:
         out.append(_spans(b"\x4a", nh.neg_spans))
         out.append(_deltas(_NEG_DELTA, b"\x50", nh.neg_deltas or ()))
@@ -205,6 +200,16 @@ def _native(nh: NativeHistogram, cache: dict[str, bytes]) -> bytes:
         # No buckets and no zero threshold would read as a classic histogram: a no-op span
         # says "native" (client_model's convention).
         out.append(b"\x62\x04\x08\x00\x10\x00")
+
+
+def _native(nh: NativeHistogram, cache: dict[str, bytes]) -> bytes:
+    """The native fields of a Histogram message (schema … positive_delta, exemplars)."""
+    head = _NATIVE_HEAD.get((nh.schema, nh.zero_threshold))
+    if head is None:
+        head = _native_head(nh)
+    zero = int(nh.zero_count)
+    out = [head, b"\x38" + (_VARINT1[zero] if zero < 128 else varint(zero))]
+    _native_buckets(nh, out)
     if nh.nh_exemplars:
         for ex in nh.nh_exemplars:
             if ex.timestamp is not None:  # native exemplars must have timestamps
@@ -295,14 +300,7 @@ def encode_family(family: MetricFamily) -> bytes:
                 b"\x08" + (v1[count] if count < 128 else varint(count)) + b"\x11"
                 + double(values[0]) + head + b"\x38" + (v1[zero] if zero < 128 else varint(zero))
             ]  # fmt: skip
-            if nh.neg_spans:
-                out.append(_spans(b"\x4a", nh.neg_spans))
-                out.append(_deltas(_NEG_DELTA, b"\x50", nh.neg_deltas or ()))
-            if nh.pos_spans:
-                out.append(_spans(b"\x62", nh.pos_spans))
-                out.append(_deltas(_POS_DELTA, b"\x68", nh.pos_deltas or ()))
-            elif not nh.neg_spans and not nh.zero_threshold and not nh.zero_count:
-                out.append(b"\x62\x04\x08\x00\x10\x00")  # "native" (see _native)
+            _native_buckets(nh, out)
             hist = b"".join(out)
             n = len(hist)
             body = labels_of(pairs) + b"\x3a" + (v1[n] if n < 128 else varint(n)) + hist
