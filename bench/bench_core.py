@@ -42,7 +42,7 @@ def _hot_path() -> list[str]:
             ns_per_op(lambda: oh.observe(0.3)),
             ns_per_op(lambda: th.observe(0.3)),
             "ns",
-            0.30,
+            0.25,
         )
     )
     og = mh.Gauge("g", "G.", registry=ours_reg)

@@ -28,6 +28,7 @@ from meterhub import (
     Registry,
     Summary,
 )
+from meterhub.errors import RecordingError
 from meterhub.events import EventRouter
 from meterhub.multiprocess import MultiProcessCollector
 from meterhub.oplog import OperationLog, have_orjson
@@ -130,6 +131,21 @@ def test_histogram_child(reg: Registry) -> None:
     first = HistogramLayout.FIRST_BUCKET
     buckets = {f"s{first + i}": 1.0 for i in range(4)}
     check(h.labels("a"), h.desc, **{f"s{HistogramLayout.SUM}": 129.9, **buckets})
+
+
+def test_unlabeled_histogram_writes_its_series_cell(reg: Registry) -> None:
+    # Histogram.observe writes HistogramChild.observe out for the one series: same slots
+    h = Histogram("u", "U.", buckets=BUCKETS, registry=reg)
+    for v in (0.2, 0.7, 30, 99.0):
+        h.observe(v)
+    for bad in (2**1100, float("nan"), "1"):  # the checked path refuses them (strict here)
+        with pytest.raises(RecordingError):
+            h.observe(bad)  # type: ignore[arg-type]
+    with pytest.raises(RecordingError, match="missing label values"):
+        Histogram("l", "L.", ["k"], registry=reg).observe(1.0)
+    first = HistogramLayout.FIRST_BUCKET
+    buckets = {f"s{first + i}": 1.0 for i in range(4)}
+    check(h.children[()], h.desc, **{f"s{HistogramLayout.SUM}": 129.9, **buckets})
 
 
 def test_native_histogram_children(reg: Registry) -> None:

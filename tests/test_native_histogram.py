@@ -410,3 +410,36 @@ def test_other_number_types_take_the_checked_path(registry: Registry) -> None:
     nh = _native(registry)
     assert nh.count_value == 5 and nh.sum_value == 3.5
     assert _buckets(nh)[0] == {bucket_key(0.5, 3): 3, 0: 2}
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.floats(1e-3, 1e6) | st.floats(-1e6, -1e-3) | st.sampled_from([0.0, 1.0, -1.0]),
+        max_size=80,
+    ),
+    st.sampled_from([16, 160]),  # room for every value even at schema -4: none clamped
+)
+def test_a_cell_reads_back_as_its_window_mappings_say(values: list[float], cap: int) -> None:
+    # native_from_cell encodes the windows in place; read_native's mappings say the same
+    from meterhub._native import native_histogram
+    from meterhub.store.layout import N_ZERO
+    from meterhub.store.nativecell import native_from_cell, native_start, read_native
+
+    h = Histogram(
+        "h", "H.", registry=Registry(self_metrics=False),
+        native_histogram_bucket_factor=1.1, native_histogram_max_buckets=cap,
+    )  # fmt: skip
+    for v in values:
+        h.observe(v)
+    desc, cell = h.desc, list(h.children[()].active_cell)
+    assert desc.native is not None
+    st_ = native_start(desc)
+    reduced, pos, neg = read_native(cell, st_, cap)
+    zero = cell[st_ + N_ZERO]
+    expected = native_histogram(
+        zero + sum(pos.values()) + sum(neg.values()), cell[0], desc.native.schema - reduced,
+        desc.native.zero_threshold, zero, pos, neg,
+    )  # fmt: skip
+    assert native_from_cell(desc, cell) == expected
+    assert native_from_cell(desc, tuple(cell)) == expected

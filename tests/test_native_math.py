@@ -16,6 +16,7 @@ from meterhub._native import (
     bucket_key,
     decode_buckets,
     encode_buckets,
+    encode_window,
     reduce_buckets,
     reduce_key,
     schema_for_factor,
@@ -150,3 +151,18 @@ def test_encode_decode_round_trip(buckets: dict[int, int], fill: int) -> None:
     assert sum(s.length for s in spans) == len(deltas)
     assert all(s.offset >= 0 for s in spans[1:])
     assert decode_buckets(spans, deltas) == as_float
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(-300, 300),
+    st.lists(st.sampled_from([0.0, 0.0, 0.0, 1.0, 7.0, 1e6]), max_size=60),
+    st.integers(0, 3),
+)
+def test_encode_window_is_encode_buckets_of_the_window(
+    lo: int, counts: list[float], fill: int
+) -> None:
+    # a cell's window encoded in place: the same spans and deltas as from its mapping
+    as_map = {lo + j: c for j, c in enumerate(counts)}
+    assert encode_window(lo, counts, fill) == encode_buckets(as_map, fill)
+    assert encode_window(lo, tuple(counts), fill) == encode_buckets(as_map, fill)

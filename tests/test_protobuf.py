@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 import meterhub
 from meterhub import (
+    Counter,
     CounterMetricFamily,
     Enum,
     Gauge,
@@ -290,3 +291,39 @@ def test_a_prometheus_client_collectors_native_histogram(registry: Registry) -> 
     assert list(hist.positive_delta) == [2, 0, -1]
     text = meterhub.generate_latest(registry).decode()
     assert 'rpc_bucket{m="get",le="+Inf"} 6\n' in text and 'rpc_sum{m="get"} 12.5' in text
+
+
+@given(
+    st.lists(
+        st.lists(st.floats(-1e3, 1e3) | st.sampled_from([0.0, 1e-40]), max_size=40),
+        min_size=1,
+        max_size=5,
+    ),
+    st.integers(0, 2),
+)
+def test_the_written_out_paths_encode_as_the_general_ones(
+    series_values: list[list[float]], big: int
+) -> None:
+    # encode_family writes the common counter and native-only histogram series out; the
+    # per-field helpers are the reference
+    from meterhub.exposition import protobuf as pb
+
+    reg = Registry(self_metrics=False)
+    h = Histogram("h", "H.", ["k"], registry=reg, native_histogram_bucket_factor=1.1)
+    c = Counter("c", "C.", ["k", "l"], registry=reg)
+    for i, values in enumerate(series_values):
+        for v in values:
+            h.labels(str(i)).observe(v)
+        c.labels(str(i), "x" * 100 * big).inc(10**big)
+    for _ in range(130 * big):  # counts (and lengths) past one varint byte
+        h.labels("0").observe(2.0)
+    for fam in reg.collect():
+        cache: dict[str, bytes] = {}
+        if fam.type is MetricType.HISTOGRAM:
+            bodies = [pb._histogram(fam, s, cache) for s in fam.series]
+        else:
+            bodies = [pb._len(b"\x1a", b"\x09" + pb._double(s.values[0])) for s in fam.series]
+        expected = b"".join(
+            pb._metric(pb._series_labels(s.labels), body, s) for s, body in zip(fam.series, bodies)
+        )
+        assert expected in pb.encode_family(fam)

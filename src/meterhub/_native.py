@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import compress
 
 from .samples import BucketSpan, Exemplar, NativeHistogram
 
@@ -36,6 +37,7 @@ __all__ = [
     "bucket_key",
     "decode_buckets",
     "encode_buckets",
+    "encode_window",
     "native_bounds",
     "native_histogram",
     "reduce_buckets",
@@ -145,6 +147,43 @@ def encode_buckets(
         deltas.append(count - prev_count)
         prev_count, prev_key = count, key
     if prev_key is not None:
+        spans.append(BucketSpan(offset, length))
+    return spans, deltas
+
+
+def encode_window(
+    lo: int, counts: Sequence[float], fill_gaps: int = 2
+) -> tuple[list[BucketSpan], list[int]]:
+    """:func:`encode_buckets` of ``{lo + j: counts[j]}``: the counts of consecutive keys
+    from *lo* (a cell's window), without building and sorting that mapping.
+
+    Example::
+
+        >>> encode_window(4, [2.0, 0.0, 1.0, 0.0, 0.0, 0.0, 3.0])
+        ([BucketSpan(offset=4, length=3), BucketSpan(offset=3, length=1)], [2, -2, 1, 2])
+    """
+    spans: list[BucketSpan] = []
+    deltas: list[int] = []
+    add = deltas.append
+    prev = -1  # the index of the previous populated count, -1 before the first
+    prev_count = offset = length = 0
+    for j in compress(range(len(counts)), counts):  # the populated ones, picked out in C
+        count = int(counts[j])
+        gap = j - prev - 1
+        if prev < 0:
+            offset, length = lo + j, 1
+        elif gap <= fill_gaps:
+            if gap:  # a zero-filled gap
+                add(-prev_count)
+                deltas.extend([0] * (gap - 1))
+                prev_count = 0
+            length += gap + 1
+        else:
+            spans.append(BucketSpan(offset, length))
+            offset, length = gap, 1
+        add(count - prev_count)
+        prev_count, prev = count, j
+    if prev >= 0:
         spans.append(BucketSpan(offset, length))
     return spans, deltas
 

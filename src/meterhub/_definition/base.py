@@ -249,8 +249,13 @@ class MetricBase(Generic[C]):
             track(self)
         if not desc.labelnames:
             child = self._new_child(())
-            for method in self._child_methods:
+            for method in self._bound_methods(child):
                 setattr(self, method, getattr(child, method))
+
+    def _bound_methods(self, child: C) -> tuple[str, ...]:
+        """The methods of an unlabeled metric's one series that go onto the metric itself
+        (as bound methods in its ``__dict__``); a class may serve some itself instead."""
+        return self._child_methods
 
     # -- identity -------------------------------------------------------------------------
 

@@ -38,7 +38,8 @@ class HistogramChild(Child):
 
     def observe(self, amount: float, exemplar: Mapping[str, str] | None = None) -> None:
         """Record one observation of *amount*, optionally with an exemplar for its bucket."""
-        # meterhub.events.compile writes this fast path out inline: change both together
+        # Histogram.observe and meterhub.events.compile write this fast path out inline:
+        # change all three together
         # Only exact float and int (see CounterChild.inc); NaN and the rest are checked.
         try:
             if (type(amount) is float or type(amount) is int) and exemplar is None:
@@ -220,10 +221,42 @@ class Histogram(MetricBase[HistogramChild]):
             # before the unlabeled child is made
             child = NativeHistogramChild if len(desc.buckets) == 1 else DualHistogramChild
             setattr(self, "_child_cls", child)  # noqa: B010
+        self._series: HistogramChild | None = None
         super()._setup(desc, registry, switch, max_series)
+        if not desc.labelnames and self._series is None:
+            # A native series' observe() goes onto the instance as a bound method, in a
+            # dict of the instance's own: "observe" among the keys that a class's instances
+            # share, even on one instance, stops CPython 3.11+ from specializing the method
+            # lookup of every other Histogram's observe() below.
+            self.__dict__ = {**self.__dict__, "observe": self._children[()].observe}
+
+    def _bound_methods(self, child: HistogramChild) -> tuple[str, ...]:
+        if type(child) is HistogramChild:
+            # observe() below is the series' own, written out: a call of a class's method
+            # is cheaper than one of a bound method in the instance's __dict__
+            self._series = child
+        return ("time",)  # observe: above
 
     def observe(self, amount: float, exemplar: Mapping[str, str] | None = None) -> None:
-        self._labeled_parent("observe")
+        # HistogramChild.observe on the one series of an unlabeled classic histogram
+        # (meterhub.events.compile writes it out too: change all three together); on a
+        # labeled histogram self._series is None and the AttributeError ends up below
+        c: Any = self._series
+        try:
+            if (type(amount) is float or type(amount) is int) and exemplar is None:
+                i = bisect_left(c._bounds, amount)
+                if amount == amount:
+                    # No call between these two updates: a reader sees both or neither.
+                    v = c._v
+                    v[0] += amount
+                    v[i + 1] += 1.0
+                    return
+        except Exception:  # an int too large for a float, or no series
+            pass
+        if c is None:
+            self._labeled_parent("observe")
+        else:
+            c._observe_checked(amount, exemplar)
 
     def time(self) -> Scope[float]:
         return Timer(None, self)

@@ -115,6 +115,19 @@ def _series_labels(pairs: tuple[tuple[str, str], ...]) -> bytes:
     return enc
 
 
+# A plain counter series is Metric{labels, counter{value}}: everything before the value's
+# eight bytes depends on the labels only (the message's length too), memoized likewise.
+_COUNTER_HEADS: dict[tuple[tuple[str, str], ...], bytes] = {}
+
+
+def _counter_head(pairs: tuple[tuple[str, str], ...]) -> bytes:
+    if len(_COUNTER_HEADS) >= _LABELS_MAX:
+        _COUNTER_HEADS.clear()
+    labels = _label_pairs(pairs, {})
+    head = _COUNTER_HEADS[pairs] = b"\x22" + varint(len(labels) + 11) + labels + b"\x1a\x09\x09"
+    return head
+
+
 # Bucket deltas are mostly small: their tagged encodings, ready-made.
 _NEG_DELTA = {d: b"\x50" + varint((d << 1) if d >= 0 else ((-d << 1) - 1)) for d in range(-64, 64)}
 _POS_DELTA = {d: b"\x68" + varint((d << 1) if d >= 0 else ((-d << 1) - 1)) for d in range(-64, 64)}
@@ -167,15 +180,16 @@ _SPANS: dict[bytes, dict[tuple[int, int], bytes]] = {b"\x4a": {}, b"\x62": {}}
 _NATIVE_HEAD: dict[tuple[int, float], bytes] = {}
 
 
-def _native(nh: NativeHistogram, cache: dict[str, bytes]) -> bytes:
-    """The native fields of a Histogram message (schema … positive_delta, exemplars)."""
-    head = _NATIVE_HEAD.get((nh.schema, nh.zero_threshold))
-    if head is None:
-        head = b"\x28" + _zigzag(nh.schema) + b"\x31" + _double(nh.zero_threshold)
-        if len(_NATIVE_HEAD) < 1024:
-            _NATIVE_HEAD[(nh.schema, nh.zero_threshold)] = head
-    zero = int(nh.zero_count)
-    out = [head, b"\x38" + (_VARINT1[zero] if zero < 128 else varint(zero))]
+def _native_head(nh: NativeHistogram) -> bytes:
+    """The schema and zero threshold fields, memoized by their values."""
+    head = b"\x28" + _zigzag(nh.schema) + b"\x31" + _double(nh.zero_threshold)
+    if len(_NATIVE_HEAD) < 1024:
+        _NATIVE_HEAD[(nh.schema, nh.zero_threshold)] = head
+    return head
+
+
+def _native_buckets(nh: NativeHistogram, out: list[bytes]) -> None:
+    """Append the bucket fields (spans and deltas, negative then positive) to *out*."""
     if nh.neg_spans:
         out.append(_spans(b"\x4a", nh.neg_spans))
         out.append(_deltas(_NEG_DELTA, b"\x50", nh.neg_deltas or ()))
@@ -186,6 +200,16 @@ def _native(nh: NativeHistogram, cache: dict[str, bytes]) -> bytes:
         # No buckets and no zero threshold would read as a classic histogram: a no-op span
         # says "native" (client_model's convention).
         out.append(b"\x62\x04\x08\x00\x10\x00")
+
+
+def _native(nh: NativeHistogram, cache: dict[str, bytes]) -> bytes:
+    """The native fields of a Histogram message (schema … positive_delta, exemplars)."""
+    head = _NATIVE_HEAD.get((nh.schema, nh.zero_threshold))
+    if head is None:
+        head = _native_head(nh)
+    zero = int(nh.zero_count)
+    out = [head, b"\x38" + (_VARINT1[zero] if zero < 128 else varint(zero))]
+    _native_buckets(nh, out)
     if nh.nh_exemplars:
         for ex in nh.nh_exemplars:
             if ex.timestamp is not None:  # native exemplars must have timestamps
@@ -239,13 +263,15 @@ def encode_family(family: MetricFamily) -> bytes:
     labels_of = _series_labels
     if kind is MetricType.COUNTER:
         name, ptype = name + "_total", _COUNTER
-        double, v1 = _double, _VARINT1
+        double, heads = _double, _COUNTER_HEADS
         for s in family.series:
-            if not s.exemplars and s.created is None and s.timestamp is None:
+            pairs, values, exemplars, created, timestamp, _, _ = s
+            if not exemplars and created is None and timestamp is None:
                 # the common case, written out: Metric{labels, counter{value}}
-                body = labels_of(s.labels) + b"\x1a\x09\x09" + double(s.values[0])
-                n = len(body)
-                add(b"\x22" + (v1[n] if n < 128 else varint(n)) + body)
+                head = heads.get(pairs)
+                if head is None:
+                    head = _counter_head(pairs)
+                add(head + double(values[0]))
                 continue
             body = b"\x09" + _double(s.values[0])
             if s.exemplars and s.exemplars[0] is not None:
@@ -255,8 +281,31 @@ def encode_family(family: MetricFamily) -> bytes:
             add(_metric(labels_of(s.labels), _len(b"\x1a", body), s))
     elif kind is MetricType.HISTOGRAM:
         ptype = _HISTOGRAM
+        native_only = len(family.buckets) <= 1
+        double, v1, nheads = _double, _VARINT1, _NATIVE_HEAD
         for s in family.series:
-            add(_metric(labels_of(s.labels), _histogram(family, s, cache), s))
+            pairs, values, _, created, timestamp, _, nh = s
+            if not (
+                native_only and nh is not None and not nh.nh_exemplars
+                and created is None and timestamp is None
+            ):  # fmt: skip
+                add(_metric(labels_of(pairs), _histogram(family, s, cache), s))
+                continue
+            # the common native-only series, _metric(_histogram(_native())) written out
+            count, zero = int(nh.count_value), int(nh.zero_count)
+            head = nheads.get((nh.schema, nh.zero_threshold))
+            if head is None:
+                head = _native_head(nh)
+            out = [
+                b"\x08" + (v1[count] if count < 128 else varint(count)) + b"\x11"
+                + double(values[0]) + head + b"\x38" + (v1[zero] if zero < 128 else varint(zero))
+            ]  # fmt: skip
+            _native_buckets(nh, out)
+            hist = b"".join(out)
+            n = len(hist)
+            body = labels_of(pairs) + b"\x3a" + (v1[n] if n < 128 else varint(n)) + hist
+            n = len(body)
+            add(b"\x22" + (v1[n] if n < 128 else varint(n)) + body)
     elif kind is MetricType.SUMMARY:
         ptype = _SUMMARY
         for s in family.series:

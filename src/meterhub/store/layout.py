@@ -76,6 +76,11 @@ from ..samples import LabelPairs, MetricType, Series
 if TYPE_CHECKING:
     from .base import MetricDesc, SeriesData
 
+# A plain counter's Series is built once per series and scrape: tuple.__new__ with the
+# defaults of Series's other fields skips NamedTuple's Python-level __new__.
+_new = tuple.__new__
+_SERIES_DEFAULTS = tuple(Series._field_defaults[f] for f in Series._fields[2:])
+
 __all__ = [
     "COUNTER",
     "ENUM",
@@ -156,7 +161,7 @@ class CounterLayout(CellLayout):
     ) -> Series:
         values = data.values
         if not data.exemplars and not created:  # the common case, kept cheap
-            return Series(labels, (values[0],))
+            return _new(Series, (labels, (values[0],), *_SERIES_DEFAULTS))
         ex = data.exemplars.get(0)
         return Series(labels, (values[0],), (ex,) if ex else (), created_value(values[1], created))
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from .._native import MIN_SCHEMA, native_histogram, reduce_buckets
+from .._native import MIN_SCHEMA, encode_window, reduce_buckets
 from ..samples import Exemplar, NativeHistogram
 from .layout import (
     N_BUCKETS,
@@ -191,17 +191,25 @@ def native_from_cell(
     spec = desc.native
     assert spec is not None
     st = native_start(desc)
-    reduced, pos, neg = read_native(values, st, spec.max_buckets)
+    cap = spec.max_buckets
+    # read_native's windows as they lie in the cell (no mapping to build and sort)
+    base = st + N_BUCKETS
+    pn = max(0, min(int(values[st + N_PN]), cap))
+    nn = max(0, min(int(values[st + N_NN]), cap - pn))
+    pos = values[base : base + pn]  # keys plo, plo + 1, ...
+    top = base + cap - 1
+    neg = values[top - nn + 1 : top + 1][::-1] if nn else ()  # nlo, nlo + 1, ... downwards
     zero = values[st + N_ZERO]
+    pos_spans, pos_deltas = encode_window(int(values[st + N_PLO]), pos)
+    neg_spans, neg_deltas = encode_window(int(values[st + N_NLO]), neg)
     # The count from the buckets themselves: a reader in another process may copy the cell
     # between an observation's updates of the classic count and of its native bucket.
-    return native_histogram(
-        zero + sum(pos.values()) + sum(neg.values()),
+    return NativeHistogram(
+        zero + sum(pos) + sum(neg),
         values[0],
-        spec.schema - reduced,
+        spec.schema - int(values[st + N_REDUCED]),
         spec.zero_threshold,
         zero,
-        pos,
-        neg,
-        exemplars,
-    )
+        tuple(pos_spans), tuple(neg_spans), tuple(pos_deltas), tuple(neg_deltas),
+        exemplars or None,
+    )  # fmt: skip
