@@ -12,7 +12,8 @@ from ..registry import REGISTRY, Registry
 from ..samples import MetricType
 from ..store.base import Cell, LocalCell
 from ..store.layout import INFO
-from .base import Child, MetricBase, encodable
+from .base import Child, MetricBase
+from .child import encodable
 
 __all__ = ["Enum", "EnumChild", "Info", "InfoChild"]
 

@@ -15,7 +15,8 @@ from typing import Any
 from .._config import get_config
 from ..naming import LABEL_NAME_RE
 from ..samples import Exemplar
-from .base import MetricBase, encodable
+from .base import MetricBase
+from .child import encodable
 
 __all__ = ["EXEMPLAR_MAX_CHARS", "checked_exemplar", "checked_number", "safe_repr"]
 

@@ -10,11 +10,9 @@ in how they wait when the buffer is full under the ``"block"`` policy.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import math
 import os
 import threading
-import weakref
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -24,10 +22,10 @@ from typing import Any
 
 from .. import naming
 from .._config import get_config
-from ..errors import RecordingError
-from ..metrics import CounterChild, HistogramChild
 from ..registry import REGISTRY, Registry
 from .buffer import POLICIES, QueuePolicy, Record, RecordBuffer, WouldBlockLoop
+from .exitflush import RUNNING
+from .fastpath import LearnedNames
 from .files import (
     DirectoryLock,
     encode_record,
@@ -42,23 +40,20 @@ from .validate import (
     MICROS_UTC,
     make_record,
     millisecond_stamp,
+    positive_setting,
+    record_too_large,
+    text_size,
 )
 from .writer import BatchWriter, WriterState
 
 __all__ = ["OperationLog", "OplogStats", "QueuePolicy"]
 
 
-# Logs still running when the interpreter exits are flushed (the writer is a daemon thread).
-_running: weakref.WeakSet[OperationLog] = weakref.WeakSet()
-EXIT_FLUSH_TIMEOUT = 5.0
-
 _INF = math.inf
 _EXACT_INT = 2**53  # ints a float holds exactly
 _CLEAN_KEYS = naming.KNOWN_CLEAN_NAMES
 _NO_METADATA: dict[str, Any] = {}  # only ever read
 _LONG_TEXT = 4096  # metadata text longer than this takes the full path (its size pre-check)
-_KINDS_MAX = 1_000
-_NAMES_MAX = 10_000
 # Only called when fast_dumps is set (OperationLog._fast); the stand-in keeps the type exact.
 _orjson_dumps: Callable[[Any], bytes] = fast_dumps if fast_dumps is not None else bytes
 # The one-pass path writes a record as text around one small orjson dict: the quoted type
@@ -68,25 +63,6 @@ _OK_NO_ERROR = b'","success":true,"error_message":null,'
 _FAILED_NO_ERROR = b'","success":false,"error_message":null,'
 _OK = b'","success":true,'
 _FAILED = b'","success":false,'
-
-
-@atexit.register
-def _flush_at_exit() -> None:
-    for log in list(_running):
-        try:
-            log.stop_sync(EXIT_FLUSH_TIMEOUT)
-        except Exception:  # exiting anyway; the writer already logged what went wrong
-            pass
-
-
-def _positive(name: str, value: object, kind: type) -> Any:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"OperationLog: {name} must be a number, got {value!r}")
-    if kind is int and not isinstance(value, int):
-        raise TypeError(f"OperationLog: {name} must be an int, got {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"OperationLog: {name} must be a positive finite number, got {value!r}")
-    return value
 
 
 class OperationLog:
@@ -111,12 +87,10 @@ class OperationLog:
         flush_interval_seconds: the writer flushes at least this often.
         max_batch_size: records per file at most; a full batch is written at once.
         max_queue_size: records held in memory at most (queued or being written).
-        max_queue_bytes: bytes of record JSON held in memory at most (default
-            ``METERHUB_OPLOG_MAX_BYTES``, 64 MiB); beyond it the policy applies as for
-            ``max_queue_size``.
-        max_record_bytes: the largest record's JSON (default
-            ``METERHUB_OPLOG_MAX_RECORD_BYTES``, 1 MiB); a larger one raises
-            :class:`~meterhub.errors.RecordingError` (a ``ValueError``).
+        max_queue_bytes: bytes of record JSON held in memory at most (default 64 MiB,
+            ``METERHUB_OPLOG_MAX_BYTES``); beyond it the policy applies as for the count.
+        max_record_bytes: the largest record's JSON (default 1 MiB,
+            ``METERHUB_OPLOG_MAX_RECORD_BYTES``); larger raises ``RecordingError``.
         queue_full_policy: ``"drop"`` (count and drop), ``"block"`` (wait for space) or
             ``"raise"`` (:class:`~meterhub.errors.QueueFullError`).
         retention_days: when set, the writer deletes batch files older than this, hourly.
@@ -148,22 +122,22 @@ class OperationLog:
             raise TypeError(f"OperationLog: storage_path must be a path, got {storage_path!r}")
         self.path = Path(storage_path)
         self.flush_interval = float(
-            _positive("flush_interval_seconds", flush_interval_seconds, float)
+            positive_setting("flush_interval_seconds", flush_interval_seconds, float)
         )
-        self.max_batch_size: int = _positive("max_batch_size", max_batch_size, int)
-        self.max_queue_size: int = _positive("max_queue_size", max_queue_size, int)
+        self.max_batch_size: int = positive_setting("max_batch_size", max_batch_size, int)
+        self.max_queue_size: int = positive_setting("max_queue_size", max_queue_size, int)
         if self.max_batch_size > self.max_queue_size:
             raise ValueError(
                 f"OperationLog: max_batch_size ({max_batch_size}) must not exceed "
                 f"max_queue_size ({max_queue_size})"
             )
         cfg = get_config()
-        self.max_queue_bytes: int = _positive(
+        self.max_queue_bytes: int = positive_setting(
             "max_queue_bytes",
             cfg.oplog_max_bytes if max_queue_bytes is None else max_queue_bytes,
             int,
         )
-        self.max_record_bytes: int = _positive(
+        self.max_record_bytes: int = positive_setting(
             "max_record_bytes",
             cfg.oplog_max_record_bytes if max_record_bytes is None else max_record_bytes,
             int,
@@ -183,17 +157,21 @@ class OperationLog:
         # take the full path.
         self._fast = fast_dumps is not None and operation_names is None
         self.retention_days = (
-            None if retention_days is None else _positive("retention_days", retention_days, float)
+            None
+            if retention_days is None
+            else positive_setting("retention_days", retention_days, float)
         )
         self._fsync = bool(fsync)
-        self._max_backoff = float(_positive("max_backoff_seconds", max_backoff_seconds, float))
+        self._max_backoff = float(
+            positive_setting("max_backoff_seconds", max_backoff_seconds, float)
+        )
         self._metrics = OplogInstruments(registry, operation_names)
         # Seen (validated) types with their series: counter children of success="true" and
         # "false", the duration histogram's child, its bucket bounds and the record's text
         # up to the name; seen names with their text up to the timestamp.
-        self._kinds: dict[str, tuple[CounterChild, CounterChild, HistogramChild, Any, bytes]] = {}
-        self._names: dict[str, bytes] = {}
-        self._metrics.share_cache(self._kinds)
+        self._learned = LearnedNames(self._metrics, _orjson_dumps)
+        self._kinds = self._learned.kinds  # read directly on the one-pass path
+        self._names = self._learned.names
         self._millisecond: tuple[int, bytes] = (0, b"")  # see millisecond_stamp
         self._buffer = RecordBuffer(
             self.max_queue_size,
@@ -239,7 +217,7 @@ class OperationLog:
                 )
                 self._buffer.open()
                 self._writer.start()
-                _running.add(self)
+                RUNNING.add(self)
             except BaseException:
                 self._writer = None
                 self._buffer.close()
@@ -257,7 +235,7 @@ class OperationLog:
             if writer is None:
                 return
             self._buffer.close()
-            _running.discard(self)
+            RUNNING.discard(self)
             try:
                 finished = writer.stop(timeout)
             finally:
@@ -420,7 +398,7 @@ class OperationLog:
         # RecordBuffer.offer's lock-free append, written out: the hot path.
         size = len(line)
         if size > self.max_record_bytes:
-            self._too_large(size, operation_type, operation_name)
+            raise record_too_large(size, self.max_record_bytes, operation_type, operation_name)
         if (
             buffer.accepted - buffer.released >= buffer.max_size
             or buffer.bytes_accepted - buffer.bytes_released + size > buffer.max_bytes
@@ -435,13 +413,6 @@ class OperationLog:
         if len(queue) >= buffer.batch_size and not buffer.wake_sent:
             buffer.batch_ready()
         return True
-
-    def _too_large(self, size: int, operation_type: Any, operation_name: Any) -> None:
-        raise RecordingError(
-            f"OperationLog: the record of {operation_type!r} / {operation_name!r} is "
-            f"at least {size} bytes of JSON, over max_record_bytes={self.max_record_bytes} "
-            "(METERHUB_OPLOG_MAX_RECORD_BYTES); keep large payloads out of metadata"
-        )
 
     def _slow_line(
         self,
@@ -460,38 +431,13 @@ class OperationLog:
         operation_name = record["operation_name"]
         # Refuse a record that is certainly too large before encoding it: encoding a long
         # string costs many times its size for a moment.
-        size = len(operation_type) + len(operation_name) + len(record["error_message"] or "")
-        for k, v in (record["metadata"] or _NO_METADATA).items():
-            size += len(k) + (len(v) if isinstance(v, str) else 0)
+        size = text_size(record)
         if size > self.max_record_bytes:
-            self._too_large(size, operation_type, operation_name)
+            raise record_too_large(size, self.max_record_bytes, operation_type, operation_name)
         self._metrics.observe(operation_type, operation_name, success, record["duration_ms"])
         if self._fast:
-            self._learn(operation_type, operation_name)
+            self._learned.learn(operation_type, operation_name)
         return encode_record(record)
-
-    def _learn(self, operation_type: str, operation_name: str) -> None:
-        """Remember a validated type and name for the fast path (bounded caches).
-
-        Text orjson refuses (a lone surrogate) is not remembered: such records keep taking
-        the full path, whose encoder escapes it.
-        """
-        try:
-            if operation_type not in self._kinds and len(self._kinds) < _KINDS_MAX:
-                head = b'{"operation_type":' + _orjson_dumps(operation_type)
-                ok, histogram = self._metrics.children(operation_type, "", True)
-                failed, _ = self._metrics.children(operation_type, "", False)
-                self._kinds[operation_type] = (
-                    ok,
-                    failed,
-                    histogram,
-                    self._metrics.duration.desc.buckets,
-                    head + b',"operation_name":',
-                )
-            if operation_name not in self._names and len(self._names) < _NAMES_MAX:
-                self._names[operation_name] = _orjson_dumps(operation_name) + b',"timestamp":"'
-        except TypeError:
-            pass
 
     async def record_operation(
         self,

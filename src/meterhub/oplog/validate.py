@@ -31,7 +31,10 @@ __all__ = [
     "MICROS_UTC",
     "make_record",
     "millisecond_stamp",
+    "positive_setting",
+    "record_too_large",
     "second_prefix",
+    "text_size",
 ]
 
 MAX_ERROR_MESSAGE_CHARS = 1000
@@ -267,3 +270,34 @@ def make_record(
         "duration_ms": duration_ms,
         "metadata": {} if metadata is None else check_metadata(metadata),
     }
+
+
+def text_size(record: dict[str, Any]) -> int:
+    """A lower bound of the JSON size of a checked *record*: the length of its text."""
+    size = len(record["operation_type"]) + len(record["operation_name"])
+    size += len(record["error_message"] or "")
+    for k, v in (record["metadata"] or {}).items():
+        size += len(k) + (len(v) if isinstance(v, str) else 0)
+    return size
+
+
+def record_too_large(
+    size: int, limit: int, operation_type: Any, operation_name: Any
+) -> RecordingError:
+    """The error for a record of at least *size* bytes over ``max_record_bytes`` *limit*."""
+    return RecordingError(
+        f"OperationLog: the record of {operation_type!r} / {operation_name!r} is "
+        f"at least {size} bytes of JSON, over max_record_bytes={limit} "
+        "(METERHUB_OPLOG_MAX_RECORD_BYTES); keep large payloads out of metadata"
+    )
+
+
+def positive_setting(name: str, value: object, kind: type) -> Any:
+    """*value* of the ``OperationLog`` setting *name*: a positive finite number of *kind*."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"OperationLog: {name} must be a number, got {value!r}")
+    if kind is int and not isinstance(value, int):
+        raise TypeError(f"OperationLog: {name} must be an int, got {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"OperationLog: {name} must be a positive finite number, got {value!r}")
+    return value

@@ -1,6 +1,43 @@
 """The file format of the multi-process store: constants, keys, and the writer.
 
-The layout is documented in :mod:`meterhub.store.mmap`; this module implements it.
+Binary layout (little-endian; every record starts 8-byte aligned)
+------------------------------------------------------------------
+::
+
+    header, 64 bytes
+      0  8s  magic b"MHUBMMAP"           8  u32 version (1)      12 u32 kind (1 process, 2 archive)
+     16  u64 pid                         24  u64 process start (ticks since boot, /proc stat 22)
+     32  u64 used: end of the last complete record (written after the record: readers stop there)
+     40  u64 archive generation          48  u64 files merged into the archive so far
+     56  8 bytes reserved
+    records, from byte 64, each:
+      0  u32 length (whole record, multiple of 8)   4 u16 type   6 u16 flags (0)
+      8  u32 key length                            12 u32 number of 8-byte value slots
+     16  key: UTF-8 JSON, zero-padded to a multiple of 8
+         values: n doubles (8-byte aligned)
+
+Record types: 1 META (key = the metric's definition: name, help, type, unit, label names,
+buckets, states, multiprocess mode; no values) - written before a metric's first series
+so that a process without the definitions (the ``meterhub serve`` sidecar) can render
+everything; 2 SERIES (key ``[name, type, mode, *label values]``, Info keys carry one more
+element: the encoded info pairs; values = the cell, layout in
+:mod:`meterhub.store.layout`); 3 TOMBSTONE
+(same key: earlier SERIES of it in this file are void); 4 CLEAR (key ``[name]``: every
+earlier series of the metric in this file is void); 5 EXEMPLAR (key ``[name, slot, *label
+values]``, 128 slots = 1 KiB holding a u64 sequence lock, a u32 length and a JSON
+``[labels, value, timestamp]``: the last exemplar of that series and slot); 6 PAD (only
+length and type are meaningful: skip it); 7 SOURCES (archives only: the files merged in).
+
+The file grows by whole segments (64 KiB, or more for a larger record) mapped at
+increasing offsets; a record never straddles two segments (the tail is padded). Mappings
+are never resized: ``mmap`` refuses to while a ``memoryview`` cell points into it.
+
+Files are created exclusively (``O_EXCL`` under a temporary name, published with
+``os.link``, which never replaces): a process whose name is taken - a recycled pid with
+the same start tick, a second store in one process - takes ``p_<pid>_<start>_<n>.db``.
+No file of another process is ever truncated or replaced.
+
+This module implements it.
 :class:`FileWriter` appends records to a file mapped in fixed-size segments (a mapping
 is never resized, because live ``memoryview`` cells point into it). The read side is
 :mod:`.view`.

@@ -1,4 +1,22 @@
-"""How the multi-process store merges one metric across files (rules in :mod:`.store`)."""
+"""How the multi-process store merges one metric across files.
+
+Merging rules (every process's file plus the archive)
+-----------------------------------------------------
+* counters, histograms, summaries: slots add up; ``created`` is the earliest (merged
+  only when the collection renders it, ``CollectOptions.created``); the exemplar of a
+  slot is the most recent one of any process.
+* gauges, by ``multiprocess_mode``: ``all`` one series per process with a ``pid`` label;
+  ``sum``/``max``/``min``; ``mostrecent`` the value written last (timestamp slot); the
+  ``live*`` variants look at live processes only.
+* Info: the union of the distinct info label sets of all processes.
+* Enum: one series per process with a ``pid`` label, like gauges in ``all`` mode.
+
+A dead process's file is compacted into the archive (steps and crash safety in
+:mod:`.directory`): its sums are kept (series that never left zero are not), its gauges in
+``sum``/``max``/``min``/``mostrecent`` modes are merged, and everything describing a live
+process (``all``/``live*`` gauges, Info, Enum) is dropped - which keeps the directory and
+the scrape flat however many workers come and go.
+"""
 
 from __future__ import annotations
 

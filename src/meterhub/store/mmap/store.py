@@ -5,109 +5,9 @@ passed explicitly: ``Registry(store=MultiProcessStore(path))``. Recording stays 
 ``cell[i] += x`` on a ``memoryview`` of doubles over this process's own file: no lock,
 no system call, and exact, because no other process ever writes that file.
 
-Binary layout (little-endian; every record starts 8-byte aligned)
-------------------------------------------------------------------
-::
-
-    header, 64 bytes
-      0  8s  magic b"MHUBMMAP"           8  u32 version (1)      12 u32 kind (1 process, 2 archive)
-     16  u64 pid                         24  u64 process start (ticks since boot, /proc stat 22)
-     32  u64 used: end of the last complete record (written after the record: readers stop there)
-     40  u64 archive generation          48  u64 files merged into the archive so far
-     56  8 bytes reserved
-    records, from byte 64, each:
-      0  u32 length (whole record, multiple of 8)   4 u16 type   6 u16 flags (0)
-      8  u32 key length                            12 u32 number of 8-byte value slots
-     16  key: UTF-8 JSON, zero-padded to a multiple of 8
-         values: n doubles (8-byte aligned)
-
-Record types: 1 META (key = the metric's definition: name, help, type, unit, label names,
-buckets, states, multiprocess mode; no values) - written before a metric's first series
-so that a process without the definitions (the ``meterhub serve`` sidecar) can render
-everything; 2 SERIES (key ``[name, type, mode, *label values]``, Info keys carry one more
-element: the encoded info pairs; values = the cell, layout in :mod:`..base`); 3 TOMBSTONE
-(same key: earlier SERIES of it in this file are void); 4 CLEAR (key ``[name]``: every
-earlier series of the metric in this file is void); 5 EXEMPLAR (key ``[name, slot, *label
-values]``, 128 slots = 1 KiB holding a u64 sequence lock, a u32 length and a JSON
-``[labels, value, timestamp]``: the last exemplar of that series and slot); 6 PAD (only
-length and type are meaningful: skip it); 7 SOURCES (archives only: the files merged in).
-
-The file grows by whole segments (64 KiB, or more for a larger record) mapped at
-increasing offsets; a record never straddles two segments (the tail is padded). Mappings
-are never resized: ``mmap`` refuses to while a ``memoryview`` cell points into it.
-
-Files are created exclusively (``O_EXCL`` under a temporary name, published with
-``os.link``, which never replaces): a process whose name is taken - a recycled pid with
-the same start tick, a second store in one process - takes ``p_<pid>_<start>_<n>.db``.
-No file of another process is ever truncated or replaced.
-
-Faults (the contract; tests/test_multiprocess_faults.py)
---------------------------------------------------------
-* Readers never map another process's file: each collection copies every file with
-  ``pread`` (what prometheus_client's reader does too), so a file truncated under a
-  long-lived collector cannot fault (SIGBUS) it. A file whose header changed (zero-filled,
-  overwritten), that holds fewer bytes than its header claims (truncated), whose record
-  end went backwards or whose first record changed is damaged: moved into ``corrupt/``
-  and counted in ``meterhub_multiprocess_files_corrupt_total``.
-* A file the collector cannot open or read (another user's, umask 077, an I/O error) is
-  skipped and counted in ``meterhub_multiprocess_files_unreadable`` (a gauge: the last
-  collection); a dead one is left in place and compaction merges the others all the same.
-  A damaged file the collector may not move aside is skipped and counted there too.
-* Full disk (or file size limit, or any failed ``open``/``fallocate``/``mmap``): a series
-  that cannot get a cell in the file records into a process-local cell, is counted once
-  in ``meterhub_errors_total{reason="multiprocess_file_full"}`` and shows in the
-  ``meterhub_multiprocess_series_pending`` gauge; at the next series creation or
-  collection in this process (the textfile flusher collects too) after space is back it
-  moves into the file, carrying everything it recorded meanwhile (the move loses no
-  update of a racing thread: :func:`meterhub._definition.base.move_cell`). A removal that finds no
-  room is written before any later record. Exemplars that find no room are dropped and
-  counted (``reason="multiprocess_exemplar_dropped"``). Not collected while they wait:
-  the pending series' values; lost: what a process that exits before space is back held
-  in pending series.
-* The writer's own file: at each series creation (size, header) and collection (also:
-  is it still in the directory under its name?) the writer checks its file. Truncated,
-  it is grown back at once, so its cells never fault from then on; truncated or
-  overwritten, its series move into a new file (the old one is moved aside first, so
-  readers never count both) and each is counted in ``meterhub_errors_total{reason=
-  "multiprocess_file_damaged"}``: values the damage destroyed are lost, the rest (a
-  truncation keeps the pages before it) are carried over. Moved away intact (a reader
-  quarantined it), the series move into a new file with nothing lost. What remains: a
-  recording into pages truncated away *before* the next check is a SIGBUS, as with any
-  memory-mapped store (prometheus_client's too) - truncating a live process's file is
-  the one fault recording cannot survive, because ``cell[i] += x`` stays a plain store.
-* Compaction failing (``rename``, ``fsync``, ``unlink``, no room for the archive) leaves
-  the previous state readable (steps in :mod:`.directory`); a reader retries once the set
-  of dead files changes, ``compact_directory`` and ``mark_process_dead`` at once.
-
-Merging rules (every process's file plus the archive)
------------------------------------------------------
-* counters, histograms, summaries: slots add up; ``created`` is the earliest (merged
-  only when the collection renders it, ``CollectOptions.created``); the exemplar of a
-  slot is the most recent one of any process.
-* gauges, by ``multiprocess_mode``: ``all`` one series per process with a ``pid`` label;
-  ``sum``/``max``/``min``; ``mostrecent`` the value written last (timestamp slot); the
-  ``live*`` variants look at live processes only.
-* Info: the union of the distinct info label sets of all processes.
-* Enum: one series per process with a ``pid`` label, like gauges in ``all`` mode.
-
-A dead process's file is compacted into the archive (steps and crash safety in
-:mod:`.directory`): its sums are kept (series that never left zero are not), its gauges in
-``sum``/``max``/``min``/``mostrecent`` modes are merged, and everything describing a live
-process (``all``/``live*`` gauges, Info, Enum) is dropped - which keeps the directory and
-the scrape flat however many workers come and go.
-
-Fork: an at-fork hook (:mod:`meterhub._forksafe`, after every lock of meterhub was
-renewed) gives the child a fresh store state; every metric that uses the store (they
-register with :meth:`MultiProcessStore.track`) then re-fetches its children's cells
-(``MetricBase.reattach_cells``), which creates them, zeroed, in the child's own file. The
-parent's cells are never written by the child. A fork that bypassed Python's hooks is
-noticed by pid where series are created and where the directory is read: the same
-repair then runs late, and ``meterhub_multiprocess_forks_undetected_total`` (a counter
-in the child's own file, so every collector sees it) counts it. Increments the child
-made before that went into its parent's file; concurrent ones can be lost there.
-
-``remove``/``clear`` write a tombstone in *this* process's file: they drop this process's
-contribution. Other live processes keep theirs, and values already archived stay.
+Layout: :mod:`.format`; merge rules: :mod:`.merge`; faults and forks:
+:mod:`meterhub.store.mmap`. ``remove``/``clear`` write a tombstone in *this* process's
+file: they drop its contribution (other processes keep theirs, archived values stay).
 
 Example::
 
@@ -132,10 +32,9 @@ from collections.abc import Iterable, Iterator
 from typing import Any, cast
 
 from ..._forksafe import after_fork_hook, check_pid
-from ...samples import CollectOptions, Exemplar, MetricFamily, MetricType, Series
+from ...samples import CollectOptions, Exemplar, MetricFamily, MetricType
 from ..base import Cell, LocalCell, MetricDesc, SeriesData, cell_width
 from .directory import (
-    corrupt_count,
     create_process_file,
     locked,
     process_start,
@@ -157,6 +56,7 @@ from .format import (
 )
 from .merge import FileState, merge
 from .reader import Directory
+from .selfmetrics import directory_self_metrics
 
 __all__ = ["MultiProcessStore"]
 
@@ -588,67 +488,6 @@ def _after_fork(late: bool) -> None:
 
 # One hook for every store (a hook per store would pile up: they cannot be unregistered).
 after_fork_hook(_after_fork)
-
-
-def _family(name: str, doc: str, kind: MetricType, value: float) -> MetricFamily:
-    return MetricFamily(name, doc, kind, series=(Series((), (value,)),))
-
-
-def directory_self_metrics(
-    directory: str,
-    files: int,
-    seconds: float,
-    archive_generation: int,
-    archived: int,
-    unreadable: int = 0,
-    pending: int = 0,
-) -> Iterator[MetricFamily]:
-    """The ``meterhub_multiprocess_*`` self-metrics (shared by the store and the collector)."""
-    c, g = MetricType.COUNTER, MetricType.GAUGE
-    yield _family(
-        "meterhub_multiprocess_files_merged",
-        "Files (processes and archive) merged by this process's last collection.",
-        g,
-        files,
-    )
-    yield _family(
-        "meterhub_multiprocess_merge_seconds",
-        "Time this process spent reading and merging multi-process files.",
-        c,
-        seconds,
-    )
-    yield _family(
-        "meterhub_multiprocess_compactions",
-        "Compactions of dead processes' files into the archive (directory-wide).",
-        c,
-        archive_generation,
-    )
-    yield _family(
-        "meterhub_multiprocess_files_compacted",
-        "Dead processes' files merged into the archive (directory-wide).",
-        c,
-        archived,
-    )
-    yield _family(
-        "meterhub_multiprocess_files_corrupt",
-        "Damaged multi-process files moved aside into corrupt/ (directory-wide).",
-        c,
-        corrupt_count(directory),
-    )
-    yield _family(
-        "meterhub_multiprocess_files_unreadable",
-        "Files this process's last collection skipped: not readable by it (permissions, "
-        "I/O errors), or damaged and not movable aside by it.",
-        g,
-        unreadable,
-    )
-    yield _family(
-        "meterhub_multiprocess_series_pending",
-        "Series of this process recording into process-local cells (not collected yet) "
-        "until its file can grow again.",
-        g,
-        pending,
-    )
 
 
 class StoreSelfMetrics:
