@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,7 +75,21 @@ def _meterhub_defaults() -> Iterator[None]:
     meterhub.reset_defaults()
     meterhub.configure(strict=True)
     yield
+    _stop_leftover_operation_logs()
     meterhub.reset_defaults()
+
+
+def _stop_leftover_operation_logs() -> None:
+    """A log a test left running keeps its writer thread (retrying a removed directory,
+    holding its records) and would skew later tests that count writer naps or memory."""
+    exitflush = sys.modules.get("meterhub.oplog.exitflush")
+    if exitflush is None:
+        return
+    for log in list(exitflush.RUNNING):
+        try:
+            log.stop_sync(1.0)
+        except Exception:
+            pass
 
 
 @pytest.fixture
