@@ -221,6 +221,58 @@ def test_slow_tls_handshake_does_not_block(reg: Registry, cert: tuple[str, str])
         silent.close()
 
 
+@pytest.fixture(scope="module")
+def stranger_cert(
+    tmp_path_factory: pytest.TempPathFactory, cert: tuple[str, str]
+) -> tuple[str, str]:
+    """A second self-signed certificate: one the server's client CA did not sign."""
+    d = tmp_path_factory.mktemp("tls-stranger")
+    crt, key = str(d / "c.pem"), str(d / "k.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt,
+         "-days", "1", "-subj", "/CN=stranger"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return crt, key
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_mtls_refuses_an_untrusted_client_certificate_with_a_tls_error(
+    reg: Registry,
+    cert: tuple[str, str],
+    stranger_cert: tuple[str, str],
+    version: ssl.TLSVersion,
+) -> None:
+    """The refusal reaches the client as TLS's alert (``ssl.SSLError``), not a bare
+    disconnect: under TLS 1.3 the server learns of the bad certificate only after its own
+    Finished, when the client already sends its request, so the alert must still be sent
+    then; a trusted certificate and a missing one are told apart as well."""
+    crt, key = cert
+
+    def client(chain: tuple[str, str] | None) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=crt)
+        ctx.minimum_version = ctx.maximum_version = version
+        if chain is not None:
+            ctx.load_cert_chain(*chain)
+        return ctx
+
+    with start_http_server(
+        0, registry=reg, certfile=crt, keyfile=key, client_cafile=crt, client_auth_required=True
+    ) as s:
+        assert get(s.url + "/metrics", context=client(cert))[0] == 200
+        for chain in (stranger_cert, None):
+            # TLS 1.2 fails in the handshake (urllib wraps that in URLError), 1.3 on reading
+            with pytest.raises((ssl.SSLError, urllib.error.URLError)) as refused:
+                get(s.url + "/metrics", context=client(chain))
+            error = refused.value
+            if isinstance(error, urllib.error.URLError):
+                error = error.reason
+            assert isinstance(error, ssl.SSLError) and "alert" in str(error), repr(error)
+        assert get(s.url + "/metrics", context=client(cert))[0] == 200  # still serving
+        labels = {"address": f"{s.host}:{s.port}", "reason": "tls_handshake"}
+        assert reg.get_sample_value("meterhub_http_requests_rejected_total", labels) == 2.0
+
+
 def raw(s: Any, data: bytes) -> bytes:
     with socket.create_connection((s.host, s.port), timeout=10) as c:
         c.sendall(data)

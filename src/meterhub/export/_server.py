@@ -36,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..samples import MetricFamily, MetricType, Series
+from ._connection import PlainConnection, TLSConnection
 from .endpoint import Endpoint, Response
 
 log = logging.getLogger("meterhub.export.http")
@@ -47,7 +48,6 @@ MAX_BODY = 65536
 LINGER_SECONDS = 2.0
 """How long a connection closed after an error keeps reading what the client still sends."""
 LINGER_BYTES = 1 << 20
-_READ = 16384  # per read; a connection buffers at most the head cap plus about two of these
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _VERSION = re.compile(r"HTTP/\d\.\d")
@@ -323,91 +323,66 @@ class AsyncHTTPServer:
 
     # -- one connection -----------------------------------------------------------------------
 
-    async def _connection(self, conn: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=_READ, loop=loop)
-        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+    async def _connection(self, sock: socket.socket) -> None:
+        conn: PlainConnection
+        if self.ssl_context is None:
+            conn = PlainConnection(sock)
+        else:
+            conn = tls = TLSConnection(sock, self.ssl_context)
+            try:
+                await asyncio.wait_for(tls.handshake(), self.timeout)
+            except asyncio.CancelledError:
+                conn.abort()
+                raise
+            except ssl.SSLError:  # refused (its alert is sent): let the client read it
+                self._count("tls_handshake")
+                await conn.close(LINGER_SECONDS, LINGER_BYTES)
+                return
+            except (OSError, asyncio.TimeoutError):
+                self._count("tls_handshake")
+                conn.abort()
+                return
         try:
-            transport, _ = await asyncio.wait_for(
-                loop.connect_accepted_socket(
-                    lambda: protocol,
-                    conn,
-                    ssl=self.ssl_context,
-                    ssl_handshake_timeout=self.timeout if self.ssl_context else None,
-                ),
-                self.timeout,
-            )
-        except (OSError, asyncio.TimeoutError):
-            conn.close()
-            self._count("tls_handshake" if self.ssl_context is not None else "timeout")
-            return
-        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-        transport.set_write_buffer_limits(high=0)  # drain() returns once all is sent
-        try:
-            await self._requests(reader, writer)
+            await self._requests(conn)
         except asyncio.CancelledError:  # shutdown
-            transport.abort()
+            conn.abort()
             raise
         except asyncio.TimeoutError:
             self._count("timeout")  # the client did not take the answer in time
-            transport.abort()
+            conn.abort()
         except (OSError, asyncio.IncompleteReadError):
-            transport.abort()  # the client went away
+            conn.abort()  # the client went away
         except Exception:
             log.exception("meterhub: the HTTP server failed on a connection")
-            transport.abort()
+            conn.abort()
         else:
-            # A graceful close (what is buffered is sent; TLS says close_notify), bounded.
-            transport.close()
-            try:
-                await asyncio.wait_for(writer.wait_closed(), LINGER_SECONDS)
-            except (OSError, asyncio.TimeoutError):
-                transport.abort()
-            except asyncio.CancelledError:
-                transport.abort()
-                raise
+            await conn.close(LINGER_SECONDS, LINGER_BYTES)
 
-    async def _requests(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _requests(self, conn: PlainConnection) -> None:
+        """Answer requests until the connection should close (then return normally)."""
         loop = asyncio.get_running_loop()
         buf = bytearray()
         while True:
             try:
-                request = await asyncio.wait_for(self._read_request(reader, buf), self.timeout)
+                request = await asyncio.wait_for(self._read_request(conn, buf), self.timeout)
             except asyncio.TimeoutError:
                 self._count("timeout")
                 return
             except _Reject as bad:
                 self._count(bad.reason)
-                await self._send(writer, _response_bytes(_error(bad.status), close=True))
-                await self._linger(reader, writer)
+                await self._send(conn, _response_bytes(_error(bad.status), close=True))
                 return
             if request is None:
                 return
             resp = await loop.run_in_executor(self._pool, self._handle, request)
-            await self._send(writer, _response_bytes(resp, close=not request.keep_alive))
+            await self._send(conn, _response_bytes(resp, close=not request.keep_alive))
             if not request.keep_alive:
-                await self._linger(reader, writer)
                 return
 
-    async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
-        writer.write(data)
-        await asyncio.wait_for(writer.drain(), self.timeout)
+    async def _send(self, conn: PlainConnection, data: bytes) -> None:
+        await asyncio.wait_for(conn.send(data), self.timeout)
 
-    async def _linger(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Close gracefully: stop sending, then read a moment so a reset cannot eat the answer."""
-        if not writer.can_write_eof():  # TLS
-            return
-        with contextlib.suppress(OSError, asyncio.TimeoutError):
-            writer.write_eof()
-            await asyncio.wait_for(self._discard(reader), LINGER_SECONDS)
-
-    @staticmethod
-    async def _discard(reader: asyncio.StreamReader) -> None:
-        seen = 0
-        while seen < LINGER_BYTES and (chunk := await reader.read(_READ)):
-            seen += len(chunk)
-
-    async def _read_request(self, reader: asyncio.StreamReader, buf: bytearray) -> _Request | None:
+    async def _read_request(self, conn: PlainConnection, buf: bytearray) -> _Request | None:
         """The next request with its body read and discarded, ``None`` at a clean EOF."""
         searched = 0
         while True:
@@ -423,7 +398,7 @@ class AsyncHTTPServer:
                 raise _Reject(414, "too_large")
             if len(buf) > MAX_HEAD:
                 raise _Reject(431, "too_large")
-            chunk = await reader.read(_READ)
+            chunk = await conn.recv()
             if not chunk:
                 if buf.strip():
                     raise asyncio.IncompleteReadError(bytes(buf), None)
@@ -445,7 +420,7 @@ class AsyncHTTPServer:
             keep_alive = False  # answered without the body, which the close then discards
         else:
             while len(buf) < length:
-                chunk = await reader.read(_READ)
+                chunk = await conn.recv()
                 if not chunk:
                     raise asyncio.IncompleteReadError(bytes(buf), length)
                 buf += chunk
