@@ -17,6 +17,29 @@ def ns_per_op(fn: Callable[[], object], number: int = 200_000, repeat: int = 7) 
     return best
 
 
+def ns_pair(
+    ours: Callable[[], object], theirs: Callable[[], object], number: int = 200_000, repeat: int = 9
+) -> tuple[float, float]:
+    """Best-of-*repeat* ns per call of both sides, measured in alternation so that a noisy
+    moment of the machine falls on both sides rather than skewing one (a ratio's error)."""
+    best = [float("inf"), float("inf")]
+    for _ in range(repeat):
+        for side, fn in enumerate((ours, theirs)):
+            best[side] = min(best[side], ns_per_op(fn, number, repeat=1))
+    return best[0], best[1]
+
+
+def seconds_pair(
+    ours: Callable[[], object], theirs: Callable[[], object], repeat: int = 9
+) -> tuple[float, float]:
+    """Best-of-*repeat* seconds of each side, alternating so load spikes hit both sides."""
+    best = [float("inf"), float("inf")]
+    for _ in range(repeat):
+        for side, fn in enumerate((ours, theirs)):
+            best[side] = min(best[side], seconds(fn, repeat=1))
+    return best[0], best[1]
+
+
 def seconds(fn: Callable[[], object], repeat: int = 5) -> float:
     """Best of *repeat* runs of ``fn()``, in seconds."""
     best = float("inf")

@@ -10,7 +10,7 @@ import gc
 import tracemalloc
 
 import prometheus_client as pc
-from _timing import HEADER, ns_per_op, row, seconds
+from _timing import HEADER, ns_pair, row, seconds_pair
 
 import meterhub as mh
 
@@ -20,7 +20,7 @@ def _hot_path() -> list[str]:
     ours_reg, theirs_reg = mh.Registry(self_metrics=False), pc.CollectorRegistry()
     oc = mh.Counter("c", "C.", registry=ours_reg)
     tc = pc.Counter("c", "C.", registry=theirs_reg)
-    rows.append(row("Counter.inc() pre-bound", ns_per_op(oc.inc), ns_per_op(tc.inc), "ns", 0.35))
+    rows.append(row("Counter.inc() pre-bound", *ns_pair(oc.inc, tc.inc), "ns", 0.25))
     ol = mh.Counter("l", "L.", ["a", "b"], registry=ours_reg)
     tl = pc.Counter("l", "L.", ["a", "b"], registry=theirs_reg)
     ol.labels("a", "b").inc()
@@ -28,8 +28,7 @@ def _hot_path() -> list[str]:
     rows.append(
         row(
             "labels('a','b').inc() existing series",
-            ns_per_op(lambda: ol.labels("a", "b").inc()),
-            ns_per_op(lambda: tl.labels("a", "b").inc()),
+            *ns_pair(lambda: ol.labels("a", "b").inc(), lambda: tl.labels("a", "b").inc()),
             "ns",
             0.25,
         )
@@ -39,8 +38,7 @@ def _hot_path() -> list[str]:
     rows.append(
         row(
             "Histogram.observe()",
-            ns_per_op(lambda: oh.observe(0.3)),
-            ns_per_op(lambda: th.observe(0.3)),
+            *ns_pair(lambda: oh.observe(0.3), lambda: th.observe(0.3)),
             "ns",
             0.25,
         )
@@ -50,8 +48,7 @@ def _hot_path() -> list[str]:
     rows.append(
         row(
             "Gauge.set()",
-            ns_per_op(lambda: og.set(2.5)),
-            ns_per_op(lambda: tg.set(2.5)),
+            *ns_pair(lambda: og.set(2.5), lambda: tg.set(2.5)),
             "ns",
             0.35,
         )
@@ -76,8 +73,9 @@ def _render() -> list[str]:
     try:
         _populate(mh, ours)
         _populate(pc, theirs)
-        t_ours = seconds(lambda: mh.generate_latest(ours))
-        t_theirs = seconds(lambda: pc.generate_latest(theirs))
+        t_ours, t_theirs = seconds_pair(
+            lambda: mh.generate_latest(ours), lambda: pc.generate_latest(theirs), repeat=9
+        )
     finally:
         pc.enable_created_metrics()
     return [

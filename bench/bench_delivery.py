@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import prometheus_client as pc
-from _timing import HEADER, row
+from _timing import HEADER, row, seconds_pair
 
 import meterhub as mh
 from meterhub.export.http import start_http_server
@@ -61,19 +61,6 @@ def _slow_clients(port: int, n: int) -> list[socket.socket]:
     return clients
 
 
-def _interleaved(ours: Any, theirs: Any, repeat: int = 9) -> tuple[float, float]:
-    """Best-of-*repeat* seconds of each, alternating so load spikes hit both sides."""
-    best_ours = best_theirs = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        ours()
-        t1 = time.perf_counter()
-        theirs()
-        t2 = time.perf_counter()
-        best_ours, best_theirs = min(best_ours, t1 - t0), min(best_theirs, t2 - t1)
-    return best_ours, best_theirs
-
-
 def main() -> None:
     pc.disable_created_metrics()
     ours, theirs = mh.Registry(self_metrics=False), pc.CollectorRegistry()
@@ -95,7 +82,7 @@ def main() -> None:
         for name, headers in cases:
             _scrape(ours_url, headers)  # warm up both
             _scrape(theirs_url, headers)
-            t_ours, t_theirs = _interleaved(
+            t_ours, t_theirs = seconds_pair(
                 lambda h=headers: _scrape(ours_url, h),  # type: ignore[misc]
                 lambda h=headers: _scrape(theirs_url, h),  # type: ignore[misc]
             )
@@ -105,12 +92,12 @@ def main() -> None:
         # against prometheus_client: it spends a thread on each, its listen backlog of 5
         # makes connecting them take most of a minute, and 300 runnable threads then starve
         # this one of the GIL.)
-        quiet, _ = _interleaved(lambda: _scrape(ours_url, {}), lambda: None)
+        quiet, _ = seconds_pair(lambda: _scrape(ours_url, {}), lambda: None)
         before = threading.active_count()
         slow = _slow_clients(server.port, SLOW_CLIENTS)
         try:
             time.sleep(0.2)  # let the server accept them all
-            busy, _ = _interleaved(lambda: _scrape(ours_url, {}), lambda: None)
+            busy, _ = seconds_pair(lambda: _scrape(ours_url, {}), lambda: None)
             added = threading.active_count() - before
         finally:
             for c in slow:
@@ -126,7 +113,7 @@ def main() -> None:
         thread.join()
     with tempfile.TemporaryDirectory() as d:
         ours_path, theirs_path = Path(d) / "ours.prom", Path(d) / "theirs.prom"
-        t_ours, t_theirs = _interleaved(
+        t_ours, t_theirs = seconds_pair(
             lambda: write_to_textfile(ours_path, ours),
             lambda: pc.write_to_textfile(str(theirs_path), theirs),
         )

@@ -61,6 +61,10 @@ MULTIPROCESS_MODES = frozenset(
 # ---------------------------------------------------------------------------------- Counter
 
 
+_ONE = 1.0
+"""``inc()``'s default, recognised by identity: the default call skips the type checks."""
+
+
 class CounterChild(Child):
     """One series of a :class:`Counter`."""
 
@@ -72,17 +76,24 @@ class CounterChild(Child):
         if get_config().created:
             self._cell[-1] = time.time()
 
-    def inc(self, amount: float = 1.0, exemplar: Mapping[str, str] | None = None) -> None:
+    def inc(self, amount: float = _ONE, exemplar: Mapping[str, str] | None = None) -> None:
         """Add *amount* (non-negative; default 1), optionally with an exemplar."""
-        # meterhub.events.compile writes this fast path out inline: change both together.
+        if amount is _ONE and exemplar is None:  # inc(), the common call: nothing to check
+            self._v[0] += 1.0
+            return
         # Only exact float and int: the += then runs no Python code, so no thread can
         # interleave (a Fraction's __radd__ would); everything else takes the checked path.
-        try:
-            if (type(amount) is float or type(amount) is int) and amount >= 0 and exemplar is None:
+        # float first and compared with 0.0: the interpreter's float-only fast paths apply.
+        if type(amount) is float:
+            if amount >= 0.0 and exemplar is None:  # NaN fails here and is refused below
                 self._v[0] += amount
                 return
-        except Exception:  # an int too large for a float
-            pass
+        elif type(amount) is int and amount >= 0 and exemplar is None:
+            try:
+                self._v[0] += amount
+                return
+            except OverflowError:  # too large for a float: refused below
+                pass
         self._inc_checked(amount, exemplar)
 
     def _inc_checked(self, amount: Any, exemplar: Mapping[str, str] | None) -> None:
