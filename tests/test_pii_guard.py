@@ -25,6 +25,7 @@ REFUSED_LABELS = [
     "email", "user_email", "email_address", "userEmail", "emails", "e_mail",
     "password", "password_hash", "db_password", "passwd",
     "token", "access_token", "auth_token", "refresh_token", "accessToken", "csrftoken",
+    "tokenid", "emailaddress", "passwordhash", "secretkey", "tokens",
     "secret", "client_secret", "clientSecret",
     "api_key", "apiKey", "APIKey", "x_api_key", "apikey",
     "private_key", "privateKey",
@@ -76,7 +77,7 @@ ALLOWED = [
     "region", "zone", "version", "key_type", "key_id", "user_type", "user_agent",
     "display_name", "metric_name", "queue_name", "file_name", "cache_key", "tenant",
     "session", "client", "request", "address", "ip", "ip_version", "keyspace", "identity",
-    "tokenizer", "mailbox", "phase",
+    "tokenizer", "mailbox", "phase", "secretary", "secretariat", "tokenization", "emailer",
 ]  # fmt: skip
 
 
@@ -124,13 +125,14 @@ def test_the_matched_entry_is_reported() -> None:
 
 
 def test_allow_list_by_setting_and_environment(registry: Registry) -> None:
-    assert "tokenizer" in DEFAULT_PII_ALLOW and pii_match("Tokenizer") is None
-    meterhub.configure(strict=True, pii_allow={"token_type"})
-    Counter("llm_tokens", "Tokens.", ["token_type"], registry=registry)
-    Counter("c2", "C.", ["tokenType"], registry=registry)  # compared by tokens
-    assert is_pii_name("tokenizer")  # the setting replaced the default allow-list
+    assert {"token_type", "gen_ai_token_type"} == DEFAULT_PII_ALLOW
+    Counter("llm_tokens", "Tokens.", ["tokenType"], registry=registry)  # compared by tokens
+    assert pii_match("gen_ai.token.type") is None and pii_match("token_value") == "token"
+    meterhub.configure(strict=True, pii_allow={"refresh_token_kind"})
+    Counter("c2", "C.", ["refreshTokenKind"], registry=registry)
+    assert is_pii_name("token_type")  # the setting replaced the default allow-list
     meterhub.configure({"METERHUB_PII_ALLOW": "+access_token"})
-    assert not is_pii_name("AccessToken") and not is_pii_name("tokenizer")
+    assert not is_pii_name("AccessToken") and not is_pii_name("token_type")
     assert is_pii_name("refresh_token")
 
 

@@ -106,8 +106,9 @@ NFKC, case folding, invisible characters removed, camelCase and every non-alphan
 character (``-``, ``_``, ``.``, spaces) separating tokens. It is refused when
 
 * a token is a one-word entry, or its plural (``emails``), or - for ``email``,
-  ``password``, ``passwd``, ``secret`` and ``token`` - starts or ends with one
-  (``accesstoken``, ``passwordhash``);
+  ``password``, ``passwd``, ``secret`` and ``token`` - ends with one (``accesstoken``) or
+  starts with one followed by a qualifier (``passwordhash``, ``tokenid``; not
+  ``secretary`` or ``tokenizer``);
 * two adjacent tokens written together are a one-word entry (``PassWord``);
 * adjacent tokens spell a several-word entry (``user id``, ``user.id``, ``userId``), or one
   token is that entry written as one word (``userid``, ``apikey``), plural included.
@@ -116,9 +117,11 @@ Ordinary label words (``name``, ``key``, ``type``, ``kind``, ``user``, ``id``) p
 own. False positives go on the allow-list (:data:`DEFAULT_PII_ALLOW`).
 """
 
-DEFAULT_PII_ALLOW: frozenset[str] = frozenset({"tokenizer"})
+DEFAULT_PII_ALLOW: frozenset[str] = frozenset({"token_type", "gen_ai_token_type"})
 """Names allowed although the deny-list matches them (``METERHUB_PII_ALLOW`` /
-``configure(pii_allow=...)``), compared by tokens: ``tokenizer`` also allows ``Tokenizer``.
+``configure(pii_allow=...)``), compared by tokens: ``token_type`` also allows ``tokenType``
+and ``token.type``. The defaults are the LLM token-count labels (``input``/``output``;
+OpenTelemetry's ``gen_ai.token.type``), which name a kind of token, not a secret.
 """
 
 

@@ -62,8 +62,14 @@ _RESERVED_SUFFIXES = {
 # lower->Upper ("userId") and ACRONYM->Word ("APIKey", "IPAddress") boundaries
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _SEPARATORS = re.compile(r"[\W_]+")
-# one-word entries also refused as the start or end of a longer token ("accesstoken")
+# one-word entries also refused at the end of a longer token ("accesstoken"), and at its
+# start when what follows qualifies them ("tokenid", "emailaddress"): "secretary" and
+# "tokenizer" are ordinary words
 _AFFIX_WORDS = ("email", "password", "passwd", "secret", "token")
+_QUALIFIERS = frozenset(
+    {"s", "id", "ids", "key", "keys", "hash", "address", "addr", "value", "val", "str",
+     "string", "text", "raw", "digest", "salt", "plain", "list", "name", "data"}
+)  # fmt: skip
 
 
 def pii_tokens(name: str) -> tuple[str, ...]:
@@ -82,6 +88,11 @@ def pii_tokens(name: str) -> tuple[str, ...]:
         name = unicodedata.normalize("NFKC", name)
         name = "".join(c for c in name if unicodedata.category(c) != "Cf")
     return tuple(t for t in _SEPARATORS.split(_CAMEL.sub(" ", name).casefold()) if t)
+
+
+def _qualifies(rest: str, words: dict[str, str]) -> bool:
+    """Whether *rest*, what follows a deny-listed word inside one token, makes it PII."""
+    return rest in _QUALIFIERS or rest in words or _singular(rest) in words
 
 
 def _singular(token: str) -> str:
@@ -116,7 +127,7 @@ class _PiiMatcher:
             if entry is not None:
                 return entry
             for w in self.affixes:
-                if t.startswith(w) or t.endswith(w):
+                if t.endswith(w) or (t.startswith(w) and _qualifies(t[len(w) :], words)):
                     return words[w]
         for a, b in itertools.pairwise(tokens):  # a word split by its capitals: "PassWord"
             entry = words.get(a + b) or words.get(_singular(a + b))
