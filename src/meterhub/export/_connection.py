@@ -18,6 +18,9 @@ import ssl
 
 READ_SIZE = 16384
 """Bytes asked of the socket per read (a TLS record is at most 16 KiB of data)."""
+LINGER_SECONDS = 2.0
+"""How long a closing connection keeps reading (and dropping) what the client still sends."""
+LINGER_BYTES = 1 << 20
 
 
 class PlainConnection:
@@ -38,7 +41,9 @@ class PlainConnection:
     async def finish(self) -> None:
         """Say the answer is complete (plain TCP: nothing; TLS: ``close_notify``)."""
 
-    async def close(self, linger_seconds: float, linger_bytes: int) -> None:
+    async def close(
+        self, linger_seconds: float = LINGER_SECONDS, linger_bytes: int = LINGER_BYTES
+    ) -> None:
         """Close gracefully: finish, stop sending, then read what the client still sends
         for a moment, so that closing with unread input (which makes the kernel answer
         with a reset) cannot destroy the answer before the client read it."""

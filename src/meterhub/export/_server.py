@@ -45,9 +45,6 @@ MAX_REQUEST_LINE = 8192
 MAX_HEAD = 65536
 MAX_HEADERS = 100
 MAX_BODY = 65536
-LINGER_SECONDS = 2.0
-"""How long a connection closed after an error keeps reading what the client still sends."""
-LINGER_BYTES = 1 << 20
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _VERSION = re.compile(r"HTTP/\d\.\d")
@@ -336,7 +333,7 @@ class AsyncHTTPServer:
                 raise
             except ssl.SSLError:  # refused (its alert is sent): let the client read it
                 self._count("tls_handshake")
-                await conn.close(LINGER_SECONDS, LINGER_BYTES)
+                await conn.close()
                 return
             except (OSError, asyncio.TimeoutError):
                 self._count("tls_handshake")
@@ -356,7 +353,7 @@ class AsyncHTTPServer:
             log.exception("meterhub: the HTTP server failed on a connection")
             conn.abort()
         else:
-            await conn.close(LINGER_SECONDS, LINGER_BYTES)
+            await conn.close()
 
     async def _requests(self, conn: PlainConnection) -> None:
         """Answer requests until the connection should close (then return normally)."""
