@@ -21,6 +21,14 @@ gaugehistogram the same as histogram, exposed as ``_gsum``/``_gcount``
 summary       ``(count, sum)`` plus ``Series.quantiles``
 ============  ==========================================================
 
+``MetricFamily.series`` is a tuple of :class:`Series`, except for meterhub's own counters
+(and any family built that way) collected from a process's memory: there it is a
+:class:`SeriesColumns`, the same series held column by column (one object per family
+rather than several per series, which keeps a scrape of a million series free of
+garbage-collector work). It behaves as the tuple would (``len``, indexing, slicing,
+iteration, ``==`` with the tuple, ``+``), building each :class:`Series` when asked; the
+renderers read its columns directly.
+
 ``MetricFamily.samples`` gives the flat prometheus_client-style view
 (:class:`Sample` NamedTuples) for tests and for code written against prometheus_client.
 """
@@ -29,8 +37,8 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, NamedTuple, overload
 
 __all__ = [
     "BucketSpan",
@@ -41,6 +49,7 @@ __all__ = [
     "NativeHistogram",
     "Sample",
     "Series",
+    "SeriesColumns",
     "Timestamp",
     "state_label",
 ]
@@ -158,14 +167,115 @@ class Series(NamedTuple):
     """A histogram's native (exponential) buckets, when it has them."""
 
 
+_new = tuple.__new__
+_NO_EXEMPLARS: Mapping[tuple[str, ...], Exemplar] = {}
+
+
+class SeriesColumns(Sequence[Series]):
+    """Series of one family held by column: one value per series, no other per-series
+    object. What meterhub's counters collect into; a sequence of :class:`Series` to
+    everyone else (each built when asked, equal to the tuple of them).
+
+    *keys* are the label values of each series, in the order of *labelnames*; *values*
+    the one value of each (a counter's total, a gauge's value); *created* each series'
+    creation time (``None`` where not recorded), or ``None`` when the family has no
+    ``_created`` samples; *exemplars* the exemplar of the series that have one, by key.
+    The columns are never changed after construction (read them, do not mutate them).
+
+    Example::
+
+        >>> cols = SeriesColumns(("code",), [("200",), ("500",)], [3.0, 1.0])
+        >>> len(cols), cols[1]
+        (2, Series(labels=(('code', '500'),), values=(1.0,), exemplars=(), created=None, \
+timestamp=None, quantiles=(), native=None))
+        >>> cols == tuple(cols)
+        True
+    """
+
+    __slots__ = ("created", "exemplars", "keys", "labelnames", "values")
+
+    def __init__(
+        self,
+        labelnames: tuple[str, ...],
+        keys: Sequence[tuple[str, ...]],
+        values: Sequence[float],
+        created: Sequence[float | None] | None = None,
+        exemplars: Mapping[tuple[str, ...], Exemplar] | None = None,
+    ) -> None:
+        if len(keys) != len(values) or (created is not None and len(created) != len(keys)):
+            raise ValueError("SeriesColumns: keys, values and created must be equally long")
+        self.labelnames = labelnames
+        self.keys = keys
+        self.values = values
+        self.created = created
+        self.exemplars = exemplars or _NO_EXEMPLARS
+
+    def _series(self, i: int) -> Series:
+        key = self.keys[i]
+        ex = self.exemplars.get(key) if self.exemplars else None
+        created = self.created[i] if self.created is not None else None
+        labels = tuple(zip(self.labelnames, key))
+        return _new(
+            Series, (labels, (self.values[i],), (ex,) if ex else (), created, None, (), None)
+        )
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @overload
+    def __getitem__(self, i: int) -> Series: ...
+    @overload
+    def __getitem__(self, i: slice) -> tuple[Series, ...]: ...
+    def __getitem__(self, i: int | slice) -> Series | tuple[Series, ...]:
+        if isinstance(i, slice):
+            return tuple(self._series(j) for j in range(*i.indices(len(self.keys))))
+        n = len(self.keys)
+        if not -n <= i < n:
+            raise IndexError("SeriesColumns index out of range")
+        return self._series(i % n)
+
+    def __iter__(self) -> Iterator[Series]:
+        for i in range(len(self.keys)):
+            yield self._series(i)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, SeriesColumns):
+            other = tuple(other)
+        return isinstance(other, tuple) and tuple(self) == other
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __add__(self, other: Any) -> tuple[Series, ...]:
+        return tuple(self) + tuple(other)
+
+    def __radd__(self, other: Any) -> tuple[Series, ...]:
+        return tuple(other) + tuple(self)
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            SeriesColumns,
+            (self.labelnames, self.keys, self.values, self.created, dict(self.exemplars)),
+        )
+
+
 class MetricFamily(NamedTuple):
-    """One metric at one moment: metadata and series. Immutable; renderers take these."""
+    """One metric at one moment: metadata and series. Immutable; renderers take these.
+
+    ``series`` is a tuple of :class:`Series` or a :class:`SeriesColumns` (see the module
+    docstring); treat it as a sequence."""
 
     name: str
     documentation: str
     type: MetricType
     unit: str = ""
-    series: tuple[Series, ...] = ()
+    series: Sequence[Series] = ()
     buckets: tuple[float, ...] = ()
     states: tuple[str, ...] = ()
 

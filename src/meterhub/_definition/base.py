@@ -34,7 +34,7 @@ from ..samples import CollectOptions, LabelPairs, MetricFamily, MetricType, Seri
 from ..store import LocalStore, MetricDesc, SeriesData, ValueStore
 from ..store.base import Cell, LocalCell
 from ..store.layout import CellLayout, layout_of
-from .child import Child, SeriesWatcher, encodable, move_cell
+from .child import Child, SeriesWatcher, encodable, move_cell, read_columns
 
 __all__ = ["Child", "MetricBase"]
 
@@ -462,6 +462,10 @@ class MetricBase(Generic[C]):
         created = options.created
         d = self._desc
         names = d.labelnames
+        columns = read_columns(self, options)  # counters: no object per series
+        if columns is not None:
+            yield MetricFamily(d.name, d.documentation, d.type, d.unit, columns, d.buckets)
+            return
         to_series = self._series_maker()
         series = [
             to_series(

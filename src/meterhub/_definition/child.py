@@ -6,15 +6,17 @@ The per-type children (``CounterChild``, ``HistogramChild``, ...) subclass :clas
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import DefinitionError
+from ..samples import CollectOptions, Series
 from ..store.base import Cell
 
 if TYPE_CHECKING:
     from .base import MetricBase
 
-__all__ = ["Child", "SeriesWatcher", "encodable", "move_cell"]
+__all__ = ["Child", "SeriesWatcher", "encodable", "move_cell", "read_columns"]
 
 
 def encodable(values: tuple[str, ...]) -> bool:
@@ -108,3 +110,26 @@ def move_cell(child: Child, old: Cell, new: Cell, summed: bool) -> None:
         child._cell = new
         if child._v is old:
             child._v = new
+
+
+def read_columns(metric: MetricBase[Any], options: CollectOptions) -> Sequence[Series] | None:
+    """*metric*'s series as columns (:class:`~meterhub.samples.SeriesColumns`: no object
+    per series), when its store reads them so (``LocalStore.read_columns``: counters) and
+    its type makes its series the cell layout's way (a gauge's ``set_function``, an
+    info's pairs do not); else ``None``, and ``collect()`` reads series by series."""
+    from .base import MetricBase
+
+    read = getattr(metric._store, "read_columns", None)
+    cls = type(metric)
+    if (
+        read is None
+        or cls._series_maker is not MetricBase._series_maker
+        or cls._local_cells is not MetricBase._local_cells
+        or cls._family_type is not MetricBase._family_type
+    ):
+        return None
+    kids = list(metric._children.values())  # one C call: safe against a racing labels()
+    series: Sequence[Series] | None = read(
+        metric._desc, [child._key for child in kids], [child._cell for child in kids], options
+    )
+    return series

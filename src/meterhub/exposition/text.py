@@ -19,7 +19,16 @@ from typing import TYPE_CHECKING, Any
 
 from .._config import get_config
 from ..naming import LABEL_NAME_RE, METRIC_NAME_RE
-from ..samples import MetricFamily, MetricType, Sample, Series, format_le, state_label
+from ..samples import (
+    MetricFamily,
+    MetricType,
+    Sample,
+    Series,
+    SeriesColumns,
+    format_le,
+    state_label,
+)
+from ._columns import column_labels, column_values, columns_ok
 from .escaping import (
     ALLOWUTF8,
     DOTS,
@@ -255,6 +264,25 @@ def label_prefix(pairs: Sequence[tuple[str, str]]) -> str:
     return "{" + "".join([f'{k}="{esc(v)}",' for k, v in pairs])
 
 
+def _render_columns(
+    family: MetricFamily, cols: SeriesColumns, head: str, out: list[str], fmt: Formatter,
+    compat: bool,
+) -> None:  # fmt: skip
+    labels = column_labels(cols, compat)
+    values = column_values(cols.values, fmt, _FORMATTED if fmt is format_value else None)
+    out.extend([f"{head}{t} {v}\n" for t, v in zip(labels, values)])
+    created = cols.created
+    if created is not None and any(c is not None for c in created):
+        name = family.name
+        out.append(
+            f"# HELP {name}_created {escape_help(family.documentation)}\n"
+            f"# TYPE {name}_created gauge\n"
+        )
+        out.extend(
+            [f"{name}_created{t} {fmt(c)}\n" for t, c in zip(labels, created) if c is not None]
+        )
+
+
 def _close(prefix: str) -> str:
     return "" if prefix == "{" else prefix[:-1] + "}"
 
@@ -322,6 +350,15 @@ def render_family(
     compat: bool = False,
 ) -> None:
     """Append the text lines of *family* to *out*."""
+    cols = family.series
+    if type(cols) is SeriesColumns and escaping != DOTS and columns_ok(family.name, cols):
+        head = family.name + "_total" if family.type is MetricType.COUNTER else family.name
+        out.append(
+            f"# HELP {head} {escape_help(family.documentation)}\n"
+            f"# TYPE {head} {_TEXT_TYPES[family.type]}\n"
+        )
+        _render_columns(family, cols, head, out, fmt, compat)
+        return
     if compat and not _raw(family):
         family = sorted_labels(family)
     if _raw(family) or escaping == DOTS or not fast_path_ok(family, compat):

@@ -67,11 +67,11 @@ Example::
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, ClassVar
 
-from ..samples import LabelPairs, MetricType, Series
+from ..samples import Exemplar, LabelPairs, MetricType, Series, SeriesColumns
 
 if TYPE_CHECKING:
     from .base import MetricDesc, SeriesData
@@ -121,6 +121,8 @@ class CellLayout:
     type: ClassVar[MetricType]
     summed: ClassVar[bool] = False
     """Whether the slots add up across processes (the created slot keeps the earliest)."""
+    columnar: ClassVar[bool] = False
+    """Whether :meth:`columns` reads this layout's cells into a columnar snapshot."""
 
     def width(self, desc: MetricDesc) -> int:
         """How many float slots one series of *desc* needs."""
@@ -137,6 +139,19 @@ class CellLayout:
         *labels* are its label pairs, *created* whether ``_created`` samples are rendered."""
         return Series(labels, (data.values[0],))
 
+    def columns(
+        self,
+        desc: MetricDesc,
+        keys: Sequence[tuple[str, ...]],
+        cells: Sequence[Sequence[float]],
+        exemplars: Mapping[tuple[str, ...], Mapping[int, Exemplar]],
+        created: bool,
+    ) -> SeriesColumns | None:
+        """The series of *cells* (live cells, aligned with *keys*) as one
+        :class:`~meterhub.samples.SeriesColumns`, read slot by slot; ``None`` for a layout
+        whose snapshot needs a consistent copy of a whole cell (or has no columnar form)."""
+        return None
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"
 
@@ -147,6 +162,7 @@ class CounterLayout(CellLayout):
     __slots__ = ()
     type = MetricType.COUNTER
     summed = True
+    columnar = True
     TOTAL: ClassVar[int] = 0
     CREATED: ClassVar[int] = 1
 
@@ -164,6 +180,21 @@ class CounterLayout(CellLayout):
             return _new(Series, (labels, (values[0],), *_SERIES_DEFAULTS))
         ex = data.exemplars.get(0)
         return Series(labels, (values[0],), (ex,) if ex else (), created_value(values[1], created))
+
+    def columns(
+        self,
+        desc: MetricDesc,
+        keys: Sequence[tuple[str, ...]],
+        cells: Sequence[Sequence[float]],
+        exemplars: Mapping[tuple[str, ...], Mapping[int, Exemplar]],
+        created: bool,
+    ) -> SeriesColumns:
+        # The total and the created stamp are independent slots: reading them one by one
+        # is as consistent as copying the cell (each read is atomic, see store/base.py).
+        totals = [cell[0] for cell in cells]
+        stamps = [cell[1] or None for cell in cells] if created else None
+        ex = {k: e[0] for k, e in exemplars.items() if 0 in e} if exemplars else None
+        return SeriesColumns(desc.labelnames, keys, totals, stamps, ex)
 
 
 class GaugeLayout(CellLayout):

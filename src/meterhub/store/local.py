@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from .._forksafe import renew_locks_after_fork
-from ..samples import CollectOptions, Exemplar
+from ..samples import CollectOptions, Exemplar, SeriesColumns
 from .base import Cell, LocalCell, MetricDesc, SeriesData
-from .layout import cell_width
+from .layout import cell_width, layout_of
 
 __all__ = ["LocalStore"]
 
@@ -68,3 +68,21 @@ class LocalStore:
             # list(cell) is one C call: a consistent copy even while other threads record.
             # (tuple.__new__: SeriesData's Python-level __new__ costs more than the copy)
             yield _new(SeriesData, (key, list(cell), exemplars.get(key, _NO_EXEMPLARS), *_TAIL))
+
+    def read_columns(
+        self,
+        desc: MetricDesc,
+        keys: Sequence[tuple[str, ...]],
+        cells: Sequence[Cell],
+        options: CollectOptions = _DEFAULT,
+    ) -> SeriesColumns | None:
+        """The series of *cells* (this process's, aligned with *keys*) as columns, when
+        *desc*'s layout has a columnar form (counters), else ``None`` (then
+        :meth:`read`). What a large scrape costs: no object per series."""
+        layout = layout_of(desc)
+        if not layout.columnar:
+            return None
+        with self._lock:
+            mine = self._exemplars.get(desc.name)
+            exemplars = {k: dict(v) for k, v in mine.items()} if mine else {}
+        return layout.columns(desc, keys, cells, exemplars, options.created)
