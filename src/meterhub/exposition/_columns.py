@@ -8,10 +8,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from ..naming import LABEL_NAME_RE, METRIC_NAME_RE
-from ..samples import SeriesColumns
+from ..samples import MetricType, SeriesColumns
 from .escaping import escape_quoted
 
-__all__ = ["column_labels", "column_values", "columns_ok"]
+__all__ = ["COLUMN_TYPES", "column_labels", "column_values", "columns_ok"]
+
+COLUMN_TYPES = (MetricType.COUNTER, MetricType.GAUGE, MetricType.UNKNOWN)
+"""The types whose columnar families the renderers write from the columns (one value
+per series); others are written from the :class:`~meterhub.samples.Series` they build."""
 
 # Label names already seen to be in the legacy grammar (bounded; names repeat).
 _LEGACY: set[str] = set()

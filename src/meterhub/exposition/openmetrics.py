@@ -34,7 +34,17 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..naming import METRIC_NAME_RE
-from ..samples import Exemplar, MetricFamily, MetricType, Sample, Series, format_le, state_label
+from ..samples import (
+    Exemplar,
+    MetricFamily,
+    MetricType,
+    Sample,
+    Series,
+    SeriesColumns,
+    format_le,
+    state_label,
+)
+from ._columns import COLUMN_TYPES, column_labels, column_values, columns_ok
 from .escaping import (
     ALLOWUTF8,
     DOTS,
@@ -46,6 +56,7 @@ from .escaping import (
     escape_sample_name_compat,
 )
 from .text import (
+    _FORMATTED,
     Formatter,
     _raw,
     _samples,
@@ -189,9 +200,19 @@ def render_family(
     compat: bool = False,
 ) -> None:
     """Append the OpenMetrics lines of *family* to *out* (no ``# EOF``)."""
+    fast_escaping = escaping in ((UNDERSCORES, ALLOWUTF8) if compat else _FAST_ESCAPINGS)
+    cols = family.series
+    if (
+        type(cols) is SeriesColumns
+        and family.type in COLUMN_TYPES
+        and fast_escaping
+        and columns_ok(family.name, cols)
+        and not (compat and cols.exemplars)
+    ):
+        _render_columns(family, cols, out, fmt, compat)
+        return
     if compat and not _raw(family):
         family = sorted_labels(family)
-    fast_escaping = escaping in ((UNDERSCORES, ALLOWUTF8) if compat else _FAST_ESCAPINGS)
     if (
         _raw(family)
         or not fast_escaping
@@ -258,6 +279,29 @@ def render_family(
             out.append(
                 f"{head}{_close(label_prefix(s.labels))} {fmt(s.values[0])}{_ts(s.timestamp)}\n"
             )
+
+
+def _render_columns(
+    family: MetricFamily, cols: SeriesColumns, out: list[str], fmt: Formatter, compat: bool
+) -> None:
+    name, kind = family.name, family.type
+    meta = f"# HELP {name} {escape_help(family.documentation)}\n# TYPE {name} {_OM_TYPES[kind]}\n"
+    if family.unit and name.endswith("_" + family.unit):
+        meta += f"# UNIT {name} {family.unit}\n"
+    out.append(meta)
+    head = name + "_total" if kind is MetricType.COUNTER else name
+    labels = column_labels(cols, compat)
+    values = column_values(cols.values, fmt, _FORMATTED if fmt is format_value else None)
+    created, exemplars = cols.created, cols.exemplars
+    if created is None and not exemplars:
+        out.extend([f"{head}{t} {v}\n" for t, v in zip(labels, values)])
+        return
+    stamps = created if created is not None else [None] * len(labels)
+    for key, t, v, c in zip(cols.keys, labels, values, stamps):
+        ex = format_exemplar(exemplars.get(key)) if exemplars else ""
+        out.append(f"{head}{t} {v}{ex}\n")
+        if c is not None:
+            out.append(f"{name}_created{t} {fmt(c)}\n")
 
 
 # Schemes under which a legacy name is written unchanged (dots doubles its underscores).

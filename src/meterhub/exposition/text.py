@@ -28,7 +28,7 @@ from ..samples import (
     format_le,
     state_label,
 )
-from ._columns import column_labels, column_values, columns_ok
+from ._columns import COLUMN_TYPES, column_labels, column_values, columns_ok
 from .escaping import (
     ALLOWUTF8,
     DOTS,
@@ -351,7 +351,12 @@ def render_family(
 ) -> None:
     """Append the text lines of *family* to *out*."""
     cols = family.series
-    if type(cols) is SeriesColumns and escaping != DOTS and columns_ok(family.name, cols):
+    if (
+        type(cols) is SeriesColumns
+        and family.type in COLUMN_TYPES
+        and escaping != DOTS
+        and columns_ok(family.name, cols)
+    ):
         head = family.name + "_total" if family.type is MetricType.COUNTER else family.name
         out.append(
             f"# HELP {head} {escape_help(family.documentation)}\n"
