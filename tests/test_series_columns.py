@@ -94,10 +94,11 @@ def test_created_samples_on_and_off(
     text = render_text(fams)
     assert ("jobs_created{" in text) is created
     # a series created while _created was off has no stamp: no sample, as before
-    reg2 = Registry(options=CollectOptions(created=False))
+    meterhub.configure(created=False)
+    reg2 = Registry()  # collects by the configuration, read at each use
     c2 = Counter("late", "Late.", ["q"], registry=reg2)
     c2.labels("old").inc()
-    reg2._options = CollectOptions(created=True)
+    meterhub.configure(created=True)
     c2.labels("new").inc()
     fams2 = _assert_same(reg2, columnar=1)
     assert 'late_created{q="new"}' in render_text(fams2)
@@ -166,10 +167,10 @@ def test_sequence_behaviour() -> None:
         Series((("a", "3"), ("b", "4")), (6.0,), (ex,), 9.0),
     )
     assert tuple(cols) == as_tuple and cols == as_tuple and as_tuple == cols
-    assert not (cols != as_tuple) and cols != as_tuple[:1] and cols != list(as_tuple)
+    assert not cols.__ne__(as_tuple) and cols != as_tuple[:1] and cols != list(as_tuple)
     assert len(cols) == 2 and cols[-1] == as_tuple[1] and cols[:1] == as_tuple[:1]
     assert cols[::-1] == as_tuple[::-1] and list(reversed(cols)) == list(as_tuple[::-1])
-    assert cols + () == as_tuple and () + cols == as_tuple and as_tuple[0] in cols
+    assert cols.__add__(()) == as_tuple and cols.__radd__(()) == as_tuple and as_tuple[0] in cols
     assert repr(cols) == repr(as_tuple)
     with pytest.raises(IndexError):
         cols[2]
