@@ -6,7 +6,9 @@ own temporary directory; ``main()`` spawns both sides in this one bench run and 
 the ratios (meterhub / prometheus_client; lower is better).
 
 Scenarios: pre-bound ``inc()`` and histogram ``observe()``; a scrape of 4/16/64 live
-processes x 1,000 series; a scrape of 4 live processes after 0/10/100/1,000 dead workers
+processes x 1,000 series, with one collector kept and with a new registry and
+``MultiProcessCollector`` per request (prometheus_client's documented idiom, and
+``docs/multiprocess.md``'s view); a scrape of 4 live processes after 0/10/100/1,000 dead workers
 (each reported dead as gunicorn's ``child_exit`` would), first and steady-state.
 """
 
@@ -42,6 +44,13 @@ class _Side:
             self.plain: Any = pc.Counter("p", "P.")
             self.hist: Any = pc.Histogram("h", "H.")
             self.dead: Callable[[int], Any] = lambda pid: pm.mark_process_dead(pid, d)
+
+            def request() -> bytes:
+                reg = pc.CollectorRegistry()
+                pm.MultiProcessCollector(reg)
+                return pc.generate_latest(reg)
+
+            self.request: Callable[[], Any] = request
         else:
             import meterhub as mh
             from meterhub.multiprocess import MultiProcessCollector, mark_process_dead
@@ -55,6 +64,13 @@ class _Side:
             self.plain = mh.Counter("p", "P.", registry=ours)
             self.hist = mh.Histogram("h", "H.", registry=ours)
             self.dead = lambda pid: mark_process_dead(pid, d)
+
+            def request_ours() -> bytes:
+                reg = mh.Registry(self_metrics=False)
+                reg.register(MultiProcessCollector(d))
+                return mh.generate_latest(reg)
+
+            self.request = request_ours
 
     def fork(self, series: int, stay: bool) -> tuple[int, int]:
         """A child that writes *series* series; returns (pid, fd to release it)."""
@@ -96,6 +112,12 @@ def _scenario(side_name: str, scenario: str, n: int) -> Any:
             t = seconds(side.scrape, repeat=5)
             _release(live)
             return t
+        if scenario == "request":
+            live = [side.fork(SERIES_LIVE, True) for _ in range(n)]
+            first = seconds(side.request, repeat=1)  # the process's first: files indexed
+            t = seconds(side.request, repeat=5)
+            _release(live)
+            return [first, t]
         live = [side.fork(SERIES_DEAD, True) for _ in range(4)]
         for _ in range(n):
             pid, fd = side.fork(SERIES_DEAD, False)
@@ -142,6 +164,15 @@ def main() -> None:
         ours, theirs = _best("live", n, 2)
         label = f"scrape {n} live procs x {SERIES_LIVE} series"
         print(row(label, ours * 1e3, theirs * 1e3, "ms", 0.2), flush=True)
+    for n in (4, 16, 64):
+        per_side = {"meterhub": [float("inf")] * 2, "prom": [float("inf")] * 2}
+        for _ in range(2):  # alternated, best of each
+            for side, best in per_side.items():
+                best[:] = map(min, best, _run(side, "request", n))
+        (of, ot), (tf, tt) = per_side["meterhub"], per_side["prom"]
+        label = f"per-request collector {n} procs x {SERIES_LIVE}"
+        print(row(label, ot * 1e3, tt * 1e3, "ms", 0.2), flush=True)
+        print(row(f"  (the process's first request, {n} procs)", of * 1e3, tf * 1e3, "ms", None))
     curves: dict[str, list[tuple[int, float, float]]] = {"meterhub": [], "prom": []}
     for n in (0, 10, 100, 1000):
         for side in curves:

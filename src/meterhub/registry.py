@@ -102,7 +102,6 @@ class Registry:
         self._collectors: dict[Any, tuple[str, ...]] = {}
         self._names: dict[str, Any] = {}
         self._auto_describe = auto_describe
-        self._labels_cache: Any = None  # the directory part's label pairs, across scrapes
         if store is not None and hasattr(store, "attach"):
             _multiprocess()  # imported now, not mid-scrape (see _multiprocess)
         self._with_nameless = support_collectors_without_names
@@ -258,11 +257,7 @@ class Registry:
             if mine:
                 rest: Iterable[Any] = (fam for c in mine for fam in c.collect(options))
             else:
-                if self._labels_cache is None:
-                    self._labels_cache = mp.LabelsCache()
-                rest = mp.directory_families(
-                    store, files, seen, wanted, self._labels_cache, options
-                )
+                rest = mp.directory_families(store, files, seen, wanted, options)
             for family in rest:
                 f = to_family(family)
                 if f.name not in seen and (wanted is None or _wanted(f, wanted)):

@@ -4,8 +4,7 @@ Public in :mod:`meterhub.multiprocess`, whose docstring explains multi-process m
 :func:`mark_process_dead` and :func:`compact_directory` (compaction now, steps in
 :mod:`.directory`); :class:`MultiProcessCollector` / :func:`collect_directory` (every metric
 of a directory, rendered from the metadata its files carry); and
-:func:`directory_families`, what a multi-process registry adds to its own collectors (with
-a :class:`LabelsCache` it keeps across scrapes).
+:func:`directory_families`, what a multi-process registry adds to its own collectors.
 
 Example::
 
@@ -22,15 +21,15 @@ Example::
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Container, Iterable, Iterator, Sequence
-from functools import partial
-from itertools import repeat
 from typing import Any
 
 from ..._config import get_config
+from ..._forksafe import renew_locks_after_fork
 from ...registry import configured_options
-from ...samples import CollectOptions, LabelPairs, MetricFamily, MetricType, Series
+from ...samples import CollectOptions, MetricFamily, MetricType, Series, SeriesColumns
 from ..base import MetricDesc, SeriesData
 from ..layout import CounterLayout, layout_of
 from .directory import compact
@@ -38,7 +37,6 @@ from .merge import FileState, Summed, merge, summed_columns
 from .store import MultiProcessStore
 
 __all__ = [
-    "LabelsCache",
     "MultiProcessCollector",
     "MultiProcessStore",
     "collect_directory",
@@ -103,60 +101,19 @@ def _series(desc: MetricDesc, merged: Iterable[SeriesData], created: bool) -> tu
     )
 
 
-_LABELS_CACHE_MAX = 200_000
-"""Label pairs kept across scrapes by one collector, at most (then it starts over)."""
-
-
-_new_series = partial(tuple.__new__, Series)  # Series._make without a Python-level call
-
-
-class LabelsCache:
-    """Label pairs of merged series, kept across scrapes: per key (bounded), and per
-    metric for the last key list seen (the same object while no file gained a series)."""
-
-    def __init__(self) -> None:
-        self.pairs: dict[tuple[str, tuple[str, ...]], LabelPairs] = {}
-        self.lists: dict[str, tuple[object, list[LabelPairs]]] = {}
-
-    def of(self, desc: MetricDesc, keys: Sequence[tuple[str, ...]]) -> list[LabelPairs]:
-        name = desc.name
-        last = self.lists.get(name)
-        if last is not None and last[0] is keys:
-            return last[1]
-        if len(self.pairs) >= _LABELS_CACHE_MAX:
-            self.pairs.clear()
-        names, pairs, out = desc.labelnames, self.pairs, []
-        for key in keys:
-            found = pairs.get((name, key))
-            if found is None:
-                found = pairs[(name, key)] = tuple(zip(names, key))
-            out.append(found)
-        self.lists[name] = (keys, out)
-        return out
-
-
-def _counter_series(
-    desc: MetricDesc, summed: Summed, created: bool, cache: LabelsCache
-) -> tuple[Series, ...]:
-    """Counters without per-series Python work: the common case of a large scrape."""
+def _counter_series(desc: MetricDesc, summed: Summed, created: bool) -> SeriesColumns:
+    """Counters as columns (no object per series): the common case of a large scrape."""
     ex = summed.exemplars
-    exemplars: Iterable[tuple[Any, ...]] = (
-        [(e[0],) if (e := ex.get(k)) and 0 in e else () for k in summed.keys] if ex else repeat(())
-    )
+    exemplars = {k: e[0] for k, e in ex.items() if 0 in e} if ex else None
     # a created slot of 0.0 was never stamped: no sample (as CounterLayout.to_series)
-    stamps: Iterable[float | None] = (
-        [s or None for s in summed.cols[CounterLayout.CREATED]] if created else repeat(None)
+    stamps = [s or None for s in summed.cols[CounterLayout.CREATED]] if created else None
+    return SeriesColumns(
+        desc.labelnames, summed.keys, summed.cols[CounterLayout.TOTAL], stamps, exemplars
     )
-    labels = cache.of(desc, summed.keys)
-    totals = zip(summed.cols[CounterLayout.TOTAL])
-    # every field of Series, in order (timestamp, quantiles, native last)
-    rows = zip(labels, totals, exemplars, stamps, repeat(None), repeat(()), repeat(None))
-    return tuple(map(_new_series, rows))
 
 
 def _families(
     store: MultiProcessStore,
-    labels_cache: LabelsCache,
     options: CollectOptions,
     files: list[FileState] | None = None,
     exclude: Container[str] = (),
@@ -177,7 +134,7 @@ def _families(
         try:
             if d.type is MetricType.COUNTER:
                 summed = summed_columns(d, files, created=created)
-                series = _counter_series(d, summed, created, labels_cache)
+                series: Sequence[Series] = _counter_series(d, summed, created)
             else:
                 series = _series(d, merge(d, files, created=created), created)
         except (ValueError, IndexError, TypeError):
@@ -199,15 +156,49 @@ def directory_families(
     files: list[FileState],
     exclude: Container[str],
     wanted: Container[str] | None,
-    labels_cache: LabelsCache,
     options: CollectOptions,
 ) -> Iterator[MetricFamily]:
     """The metrics of *files* (a snapshot of *store*'s directory) not named in *exclude*:
     what a multi-process registry adds to its own collectors (see :mod:`meterhub.registry`)."""
     t0 = time.perf_counter()
-    families = list(_families(store, labels_cache, options, files, exclude, wanted))
+    families = list(_families(store, options, files, exclude, wanted))
     store.merge_seconds += time.perf_counter() - t0
     return iter(families)
+
+
+class _Readers:
+    """One reading store per directory for the whole process, shared by every collector
+    of that directory: a collector made per request (prometheus_client's idiom) then
+    finds the files open and indexed instead of reading them all again. The last
+    :data:`READERS_MAX` directories are kept (the others' files are closed)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stores: dict[str, MultiProcessStore] = {}
+        renew_locks_after_fork(self)
+
+    def _renew_locks(self) -> None:
+        self._lock = threading.Lock()  # in a forked child (see meterhub._forksafe)
+
+    def get(self, directory: str) -> MultiProcessStore:
+        key = os.path.realpath(directory)
+        with self._lock:
+            store = self._stores.pop(key, None)  # put back last: most recently used
+            if store is None or not os.path.isdir(store.directory):
+                store = MultiProcessStore(directory)
+            self._stores[key] = store
+            evicted = []
+            while len(self._stores) > READERS_MAX:
+                evicted.append(self._stores.pop(next(iter(self._stores))))
+        for old in evicted:
+            old.close()  # a collector still holding it opens the files again if it collects
+        return store
+
+
+READERS_MAX = 8
+"""How many directories' readers a process keeps open between collections."""
+
+_READERS = _Readers()
 
 
 class MultiProcessCollector:
@@ -221,6 +212,10 @@ class MultiProcessCollector:
     the registry's options (``_created`` samples) and also yields the
     ``meterhub_multiprocess_*`` self-metrics, among them
     ``meterhub_multiprocess_collection_duration_seconds``.
+
+    The collectors of one directory share a process-wide reader (its open files and their
+    indexes, kept up to date incrementally), so making one per request, as
+    prometheus_client's users do, costs what keeping one does.
 
     Example::
 
@@ -247,8 +242,8 @@ class MultiProcessCollector:
         where = _directory(directory)
         if not os.path.isdir(where):
             raise ValueError(f"multi-process directory {where!r} is not a directory")
-        self._store = MultiProcessStore(where)
-        self._labels = LabelsCache()
+        # The directory's reader is shared process-wide: a new collector costs nothing.
+        self._store = _READERS.get(where)
         if registry is not None:
             registry.register(self)
 
@@ -258,7 +253,9 @@ class MultiProcessCollector:
         return os.path.realpath(self._store.directory) == os.path.realpath(store.directory)
 
     def close(self) -> None:
-        """Close the files this collector keeps open between scrapes."""
+        """Close the files kept open between scrapes. They belong to the directory's
+        reader, which every collector of the directory in this process shares: the next
+        collection of any of them opens (and indexes) them again."""
         self._store.close()
 
     def collect(self, options: CollectOptions | None = None) -> Iterator[MetricFamily]:
@@ -270,7 +267,7 @@ class MultiProcessCollector:
         s = self._store
         before = s.merge_seconds
         with s.collection() as files:  # one snapshot, held while it is merged
-            families = list(_families(s, self._labels, options, files))
+            families = list(_families(s, options, files))
         elapsed = time.perf_counter() - t0
         s.merge_seconds = before + elapsed  # the snapshot's time included once
         yield from families
@@ -286,8 +283,10 @@ class MultiProcessCollector:
 def collect_directory(
     directory: str | os.PathLike[str] | None = None, options: CollectOptions | None = None
 ) -> Iterator[MetricFamily]:
-    """Every metric of *directory*, merged across processes (a one-shot collector), rendered
-    by *options* (default: :func:`~meterhub.registry.configured_options`).
+    """Every metric of *directory*, merged across processes, rendered by *options*
+    (default: :func:`~meterhub.registry.configured_options`). It reads through the
+    directory's shared reader (see :class:`MultiProcessCollector`), so calling it again
+    costs what a kept collector's scrape does.
 
     Example::
 
@@ -295,8 +294,4 @@ def collect_directory(
         >>> [f.name for f in collect_directory(tempfile.mkdtemp())][:1]
         ['meterhub_multiprocess_files_merged']
     """
-    collector = MultiProcessCollector(directory)
-    try:
-        return iter(list(collector.collect(options)))
-    finally:
-        collector.close()
+    return iter(list(MultiProcessCollector(directory).collect(options)))
