@@ -372,9 +372,14 @@ COLLECTOR = """
 import json, sys
 from meterhub import Registry
 from meterhub.multiprocess import MultiProcessCollector
-reg = Registry(self_metrics=False)
-reg.register(MultiProcessCollector(sys.argv[1]))
+def registry():
+    reg = Registry(self_metrics=False)
+    reg.register(MultiProcessCollector(sys.argv[1]))
+    return reg
+kept = registry()
 for line in sys.stdin:
+    # "request": a new registry and collector per scrape (prometheus_client's idiom)
+    reg = registry() if sys.argv[2] == "request" else kept
     fams = {f.name: f for f in reg.collect()}
     work = fams["work"].samples if "work" in fams else []
     total = sum(s.value for s in work if s.name == "work_total")
@@ -434,17 +439,19 @@ def _flip(path: Path, at: int) -> None:
         f.write(bytes([b[0] ^ 0x10]))
 
 
-def test_damage_under_a_long_lived_collector_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize("collector_per", ["process", "request"])
+def test_damage_under_a_long_lived_collector_process(tmp_path: Path, collector_per: str) -> None:
     """Truncate, zero-fill and bit-flip live and dead files while a collector process
     holds them open between scrapes: it survives, counts each damaged file once, and
-    keeps counting everything else exactly; the live writers survive too."""
+    keeps counting everything else exactly; the live writers survive too. The same with
+    a new collector per scrape (they share the process's reader of the directory)."""
     for amount in (1.0, 10.0, 100.0, 1000.0):
         _dead_worker(tmp_path, amount, series=1000)
     dead = sorted(tmp_path.glob("p_*.db"))
     live = [_Live(tmp_path, a) for a in (10_000.0, 100_000.0, 1_000_000.0)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     collector = subprocess.Popen(
-        [sys.executable, "-c", COLLECTOR, str(tmp_path)],
+        [sys.executable, "-c", COLLECTOR, str(tmp_path), collector_per],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     assert collector.stdin is not None and collector.stdout is not None
