@@ -16,6 +16,7 @@ import pytest
 
 import meterhub
 from meterhub import CollectOptions, Counter, Gauge, Histogram, Registry
+from meterhub.exposition._columns import CHUNK
 from meterhub.exposition.openmetrics import render_openmetrics
 from meterhub.exposition.protobuf import render_protobuf
 from meterhub.exposition.text import render_text
@@ -115,6 +116,20 @@ def test_exemplars(mode: str) -> None:
     assert series.exemplars[0] is not None and series.exemplars[0].labels == {"trace_id": "abc"}
     if mode == "default":
         assert '# {trace_id="abc"} 1' in render_openmetrics(fams)
+
+
+def test_many_series_across_runs(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """More series than one run of the renderers (CHUNK), exemplars and stamps among them."""
+    monkeypatch.setattr(time, "time", lambda: 1700000000.5)
+    reg = Registry(options=CollectOptions(created=True))
+    c = Counter("many", "Many.", ["i", "j"], registry=reg, max_series=3 * CHUNK)
+    for i in range(2 * CHUNK + 7):
+        c.labels(str(i), "x" if i % 3 else 'q"').inc(i)
+    c.labels(str(CHUNK), "x").inc(exemplar={"trace_id": "t"})  # just past a run's end
+    c.labels("0", 'q"').inc(exemplar={"trace_id": "first"})
+    c.remove(str(CHUNK - 1), 'q"' if (CHUNK - 1) % 3 == 0 else "x")
+    fams = _assert_same(reg, columnar=1)
+    assert render_text(fams).count("\nmany_created{") == 2 * CHUNK + 6
 
 
 def test_remove_and_clear_show_at_once(mode: str) -> None:

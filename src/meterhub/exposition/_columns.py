@@ -5,13 +5,13 @@ garbage-collector work)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from ..naming import LABEL_NAME_RE, METRIC_NAME_RE
 from ..samples import MetricType, SeriesColumns
 from .escaping import escape_quoted
 
-__all__ = ["COLUMN_TYPES", "column_labels", "column_values", "columns_ok"]
+__all__ = ["CHUNK", "COLUMN_TYPES", "column_chunks", "column_labels", "column_values", "columns_ok"]
 
 COLUMN_TYPES = (MetricType.COUNTER, MetricType.GAUGE, MetricType.UNKNOWN)
 """The types whose columnar families the renderers write from the columns (one value
@@ -36,16 +36,35 @@ def columns_ok(name: str, cols: SeriesColumns) -> bool:
     return True
 
 
-def column_labels(cols: SeriesColumns, compat: bool) -> list[str]:
-    """Each series' label text, braces included (``''`` without labels). In compat mode
-    the pairs are sorted by name, as prometheus_client writes them.
+CHUNK = 4096
+"""Series per run: a renderer joins each run's lines at once, so that no object per
+series outlives its run (the memory they took is reused by the next run, not grown)."""
+
+
+def column_chunks(
+    cols: SeriesColumns, compat: bool, fmt: Callable[[float], str], memo: dict[float, str] | None
+) -> Iterator[tuple[int, list[str], list[str]]]:
+    """``(first index, label texts, value texts)`` of each run of :data:`CHUNK` series
+    (see :func:`column_labels` and :func:`column_values`)."""
+    names, keys, values = cols.labelnames, cols.keys, cols.values
+    for lo in range(0, len(keys), CHUNK):
+        hi = lo + CHUNK
+        yield lo, column_labels(names, keys[lo:hi], compat), column_values(values[lo:hi], fmt, memo)
+
+
+def column_labels(
+    names: tuple[str, ...], keys: Sequence[tuple[str, ...]], compat: bool
+) -> list[str]:
+    """Each series' label text, braces included (``''`` without labels), from its label
+    values *keys* (in the order of *names*). In compat mode the pairs are sorted by name,
+    as prometheus_client writes them.
 
     Example::
 
-        >>> column_labels(SeriesColumns(("b", "a"), [("x", 'q"')], [1.0]), compat=True)
+        >>> column_labels(("b", "a"), [("x", 'q"')], compat=True)
         ['{a="q\\\\"",b="x"}']
     """
-    names, keys, esc = cols.labelnames, cols.keys, escape_quoted
+    esc = escape_quoted
     if not names:
         return [""] * len(keys)
     order = sorted(range(len(names)), key=names.__getitem__) if compat else range(len(names))

@@ -44,7 +44,7 @@ from ..samples import (
     format_le,
     state_label,
 )
-from ._columns import COLUMN_TYPES, column_labels, column_values, columns_ok
+from ._columns import COLUMN_TYPES, column_chunks, columns_ok
 from .escaping import (
     ALLOWUTF8,
     DOTS,
@@ -290,18 +290,20 @@ def _render_columns(
         meta += f"# UNIT {name} {family.unit}\n"
     out.append(meta)
     head = name + "_total" if kind is MetricType.COUNTER else name
-    labels = column_labels(cols, compat)
-    values = column_values(cols.values, fmt, _FORMATTED if fmt is format_value else None)
-    created, exemplars = cols.created, cols.exemplars
-    if created is None and not exemplars:
-        out.extend([f"{head}{t} {v}\n" for t, v in zip(labels, values)])
-        return
-    stamps = created if created is not None else [None] * len(labels)
-    for key, t, v, c in zip(cols.keys, labels, values, stamps):
-        ex = format_exemplar(exemplars.get(key)) if exemplars else ""
-        out.append(f"{head}{t} {v}{ex}\n")
-        if c is not None:
-            out.append(f"{name}_created{t} {fmt(c)}\n")
+    created, exemplars, keys = cols.created, cols.exemplars, cols.keys
+    memo = _FORMATTED if fmt is format_value else None
+    for lo, labels, values in column_chunks(cols, compat, fmt, memo):
+        if created is None and not exemplars:
+            out.append("".join([f"{head}{t} {v}\n" for t, v in zip(labels, values)]))
+            continue
+        lines = []
+        for i, (t, v) in enumerate(zip(labels, values), lo):
+            ex = format_exemplar(exemplars.get(keys[i])) if exemplars else ""
+            lines.append(f"{head}{t} {v}{ex}\n")
+            c = created[i] if created is not None else None
+            if c is not None:
+                lines.append(f"{name}_created{t} {fmt(c)}\n")
+        out.append("".join(lines))
 
 
 # Schemes under which a legacy name is written unchanged (dots doubles its underscores).

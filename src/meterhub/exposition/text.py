@@ -28,7 +28,7 @@ from ..samples import (
     format_le,
     state_label,
 )
-from ._columns import COLUMN_TYPES, column_labels, column_values, columns_ok
+from ._columns import COLUMN_TYPES, column_chunks, columns_ok
 from .escaping import (
     ALLOWUTF8,
     DOTS,
@@ -268,19 +268,21 @@ def _render_columns(
     family: MetricFamily, cols: SeriesColumns, head: str, out: list[str], fmt: Formatter,
     compat: bool,
 ) -> None:  # fmt: skip
-    labels = column_labels(cols, compat)
-    values = column_values(cols.values, fmt, _FORMATTED if fmt is format_value else None)
-    out.extend([f"{head}{t} {v}\n" for t, v in zip(labels, values)])
     created = cols.created
-    if created is not None and any(c is not None for c in created):
-        name = family.name
-        out.append(
-            f"# HELP {name}_created {escape_help(family.documentation)}\n"
-            f"# TYPE {name}_created gauge\n"
-        )
-        out.extend(
-            [f"{name}_created{t} {fmt(c)}\n" for t, c in zip(labels, created) if c is not None]
-        )
+    if created is not None and all(c is None for c in created):
+        created = None
+    name = family.name
+    stamps: list[str] = []
+    memo = _FORMATTED if fmt is format_value else None
+    for lo, labels, values in column_chunks(cols, compat, fmt, memo):
+        out.append("".join([f"{head}{t} {v}\n" for t, v in zip(labels, values)]))
+        if created is not None:
+            part = zip(labels, created[lo : lo + len(labels)])
+            stamps.append("".join([f"{name}_created{t} {fmt(c)}\n" for t, c in part if c is not None]))
+    if created is not None:
+        doc = escape_help(family.documentation)
+        out.append(f"# HELP {name}_created {doc}\n# TYPE {name}_created gauge\n")
+        out.extend(stamps)
 
 
 def _close(prefix: str) -> str:
