@@ -10,10 +10,13 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
+
 from meterhub import Counter, Registry, generate_latest
 from meterhub.multiprocess import MultiProcessCollector, collect_directory, mark_process_dead
 from meterhub.store.mmap import MultiProcessStore
 from meterhub.store.mmap import collector as mp_collector
+from meterhub.store.mmap.view import _key
 
 ctx = multiprocessing.get_context("fork")
 
@@ -133,3 +136,13 @@ def test_evicted_and_closed_readers_open_their_files_again(tmp_path: Path) -> No
     one = MultiProcessCollector(dirs[1])
     one.close()
     assert _total(_request(dirs[1]), "jobs") == 10
+
+
+def test_record_keys_decode_strictly() -> None:
+    """A file's record keys go through the C JSON scanner: what it cannot read whole is
+    a damaged record (ValueError, and the file is quarantined by the reader)."""
+
+    assert _key(b'["jobs",1,0,"a\\u00e9","\xc3\xa9"]') == ["jobs", 1, 0, "a\u00e9", "\u00e9"]
+    for bad in (b'["jobs"] x', b'["jobs"', b"", b" [1]", b'["\xff"]', b"nope"):
+        with pytest.raises(ValueError):
+            _key(bad)

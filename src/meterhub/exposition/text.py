@@ -278,7 +278,8 @@ def _render_columns(
         out.append("".join([f"{head}{t} {v}\n" for t, v in zip(labels, values)]))
         if created is not None:
             part = zip(labels, created[lo : lo + len(labels)])
-            stamps.append("".join([f"{name}_created{t} {fmt(c)}\n" for t, c in part if c is not None]))
+            lines = [f"{name}_created{t} {fmt(c)}\n" for t, c in part if c is not None]
+            stamps.append("".join(lines))
     if created is not None:
         doc = escape_help(family.documentation)
         out.append(f"# HELP {name}_created {doc}\n# TYPE {name}_created gauge\n")

@@ -10,9 +10,10 @@ truncated under it faults (SIGBUS) on the next read, a copy cannot.
 from __future__ import annotations
 
 import json
+import json.scanner
 import os
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
 
 from ...samples import Exemplar
@@ -64,6 +65,26 @@ class Columns:
 
 
 Index = dict[str, dict[tuple[str, ...], tuple[int, int]]]
+
+
+# The C scanner where there is one (typeshed types make_scanner's argument oddly).
+_scan: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(
+    cast(Any, json.JSONDecoder())
+)
+
+
+def _key(raw: bytes) -> Any:
+    """A record's key: its JSON, UTF-8 (what the writer wrote), scanned with no
+    Python-level call around the C scanner (the first read of a directory decodes one
+    key per series). Anything else raises ``ValueError`` (the file is then damaged)."""
+    text = str(raw, "utf-8")
+    try:
+        key, end = _scan(text, 0)
+    except StopIteration:
+        raise ValueError("record key is not JSON") from None
+    if end != len(text):
+        raise ValueError("record key has trailing bytes")
+    return key
 
 
 class FileView:
@@ -184,8 +205,8 @@ class FileView:
             values_at = pos + RECORD.size + _pad8(key_len)
             if values_at + 8 * n_values != pos + length:
                 raise ValueError("record sizes disagree")
-            key = json.loads(bytes(buf[pos + RECORD.size : pos + RECORD.size + key_len]))
-            self._apply(rtype, key, values_at, n_values)
+            start = pos + RECORD.size
+            self._apply(rtype, _key(buf[start : start + key_len]), values_at, n_values)
             pos += length
             self._pos = pos
 
@@ -194,7 +215,7 @@ class FileView:
             name = str(key[0])
             self._columns = {k: v for k, v in self._columns.items() if k[0] != name}
         if rtype == R_SERIES:
-            labels = tuple(str(v) for v in key[3:])
+            labels = tuple(map(str, key[3:]))
             self.series.setdefault(str(key[0]), {})[labels] = (at, n_values)
             self.exemplars.get(str(key[0]), {}).pop(labels, None)
         elif rtype == R_EXEMPLAR:
