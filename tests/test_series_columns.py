@@ -209,3 +209,30 @@ def test_a_custom_collector_may_yield_columns() -> None:
     reg.register(Custom())
     _assert_same(reg, columnar=2)
     assert 'temp{k="\\"y\\""} 2.5' in render_text(list(reg.collect()))
+
+
+@pytest.mark.parametrize("created", [False, True])
+def test_directory_counters_collect_into_columns(
+    mode: str, created: bool, tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The directory collector's counters (merged across processes) are columns too."""
+    from meterhub.multiprocess import MultiProcessCollector
+    from meterhub.store.mmap import MultiProcessStore
+
+    monkeypatch.setattr(time, "time", lambda: 1700000000.75)
+    opts = CollectOptions(created=created)
+    writer = Registry(store=MultiProcessStore(str(tmp_path)), options=opts)
+    c = Counter("dir_jobs", "Jobs.", ["q", "k"], registry=writer)
+    for i, value in enumerate(HOSTILE):
+        c.labels(value, str(i)).inc(i + 1)
+    c.labels("x", "y").inc(exemplar={"trace_id": "abc"})
+    side = Registry(options=opts)
+    side.register(MultiProcessCollector(str(tmp_path)))
+    fams = [f for f in side.collect() if f.name == "dir_jobs"]
+    assert len(fams) == 1 and type(fams[0].series) is SeriesColumns
+    flat = _materialised(fams)
+    for name, render in RENDERERS.items():
+        assert render(fams) == render(flat), name
+    assert fams == flat
+    ours = next(f for f in writer.collect() if f.name == "dir_jobs")
+    assert sorted(ours.series) == sorted(fams[0].series)
