@@ -12,8 +12,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from meterhub import REGISTRY, generate_latest
-from meterhub._config import get_config
+from meterhub import REGISTRY, generate_latest, get_config
 
 
 class Command(BaseCommand):  # type: ignore[misc]
