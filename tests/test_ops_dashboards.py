@@ -1,4 +1,5 @@
-"""Grafana dashboards: structure, and every panel query proven valid by ``promtool``."""
+"""Grafana dashboards: structure, Grafana's own dashboard model (``grafana-foundation-sdk``),
+and every panel query proven valid by ``promtool``."""
 
 from __future__ import annotations
 
@@ -12,7 +13,30 @@ import pytest
 
 from meterhub import Counter, Enum, Gauge, Histogram, Hub, Registry, Summary
 from meterhub.ops._yaml import dump_yaml
-from meterhub.ops.dashboards import SCHEMA_VERSION, dashboard, panel_queries, render_dashboard
+from meterhub.ops.dashboards import (
+    SCHEMA_VERSION,
+    application_name,
+    dashboard,
+    panel_queries,
+    render_dashboard,
+)
+
+SLOS = {
+    "slos": [
+        {
+            "name": "api.availability",
+            "objective": 99.9,
+            "window": "30d",
+            "sli": {"good": 'http_server_requests_total{status!~"5.."}', "total": "x_total"},
+        },
+        {
+            "name": "checkout",
+            "objective": 99,
+            "window": "7d",
+            "sli": {"good": "orders_total", "total": "orders_total"},
+        },
+    ]
+}
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -28,14 +52,68 @@ def _full_registry() -> Registry:
         "component_calls_total", {"component": "jira", "operation": "x", "status": "success"}
     )
     Counter("http_server_requests", "R.", ["method", "route", "status"], registry=reg)
+    Histogram(
+        "http_server_request_duration_seconds", "D.", ["method", "route", "status"], registry=reg
+    )
     Counter("celery_tasks", "T.", ["task", "state"], registry=reg)
     Counter("meterhub_oplog_dropped", "D.", registry=reg)
     Counter("orders", "Orders.", ["country"], registry=reg)
+    Counter("payments", "Payments.", ["provider", "outcome"], registry=reg)
     Gauge("basket_items", "Items.", registry=reg)
     Histogram("checkout_seconds", "Checkout.", registry=reg)
     Summary("payload_bytes", "Payload.", registry=reg)
     Enum("phase", "Phase.", states=["a", "b"], registry=reg)
     return reg
+
+
+def _lost_in_grafanas_model(ours: Any, model: Any, path: str = "") -> list[str]:
+    """Where *ours* differs from Grafana's model re-encoding of it: a key the model does
+    not know is dropped by it, a value of the wrong shape is changed."""
+    if isinstance(ours, dict):
+        if not isinstance(model, dict):
+            return [f"{path}: {model!r}"]
+        return [
+            lost
+            for key, value in ours.items()
+            for lost in (
+                _lost_in_grafanas_model(value, model[key], f"{path}.{key}")
+                if key in model
+                else [f"{path}.{key} (unknown to the model)"]
+            )
+        ]
+    if isinstance(ours, list):
+        if not isinstance(model, list) or len(model) != len(ours):
+            return [f"{path}: {model!r}"]
+        return [
+            lost
+            for i, (a, b) in enumerate(zip(ours, model))
+            for lost in _lost_in_grafanas_model(a, b, f"{path}[{i}]")
+        ]
+    return [] if ours == model and type(ours) is type(model) else [f"{path}: {ours!r} -> {model!r}"]
+
+
+def check_with_grafanas_model(board: dict[str, Any]) -> None:
+    """Decode *board* with Grafana's dashboard model (panels by their plugin, targets by
+    their datasource) and encode it back: nothing we write may be lost or reshaped."""
+    sdk = pytest.importorskip("grafana_foundation_sdk", reason="the 'test' extra")
+    from grafana_foundation_sdk.cog import plugins
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+    from grafana_foundation_sdk.models.dashboard import Dashboard, Panel, RowPanel
+    from grafana_foundation_sdk.models.prometheus import Dataquery
+    from grafana_foundation_sdk.models.timeseries import Options
+
+    assert sdk is not None
+    plugins.register_default_plugins()
+    model = Dashboard.from_json(board)
+    assert model.schema_version == SCHEMA_VERSION and model.uid == board["uid"]
+    assert model.panels
+    for panel in model.panels:
+        if isinstance(panel, RowPanel):
+            continue
+        assert isinstance(panel, Panel) and isinstance(panel.options, Options)
+        assert panel.targets and all(isinstance(t, Dataquery) for t in panel.targets)
+    back = json.loads(json.dumps(model, cls=JSONEncoder))
+    assert _lost_in_grafanas_model(board, back) == []
 
 
 def _check_queries(tmp_path: Path, board: dict[str, Any]) -> None:
@@ -58,13 +136,16 @@ def _check_queries(tmp_path: Path, board: dict[str, Any]) -> None:
 
 @pytest.mark.extra("yaml")
 def test_default_dashboard_queries_are_valid(tmp_path: Path) -> None:
-    _check_queries(tmp_path, dashboard())
+    board = dashboard()
+    _check_queries(tmp_path, board)
+    check_with_grafanas_model(board)
 
 
 @pytest.mark.extra("yaml")
 def test_registry_dashboard_queries_are_valid(tmp_path: Path) -> None:
-    board = dashboard(_full_registry())
+    board = dashboard(_full_registry(), slos=SLOS)
     _check_queries(tmp_path, board)
+    check_with_grafanas_model(board)
     titles = [p["title"] for p in board["panels"]]
     for row in (
         "HTTP (RED per route)",
@@ -81,8 +162,110 @@ def test_registry_dashboard_queries_are_valid(tmp_path: Path) -> None:
 
 
 def test_sections_follow_the_registry(registry: Registry) -> None:
+    assert dashboard(registry)["panels"] == []
+    Counter("celery_tasks", "T.", ["task", "state"], registry=registry)
     titles = [p["title"] for p in dashboard(registry)["panels"] if p["type"] == "row"]
-    assert titles == ["SLO"]
+    assert titles == ["Celery"]
+
+
+def _exprs(board: dict[str, Any], title: str) -> list[str]:
+    (panel,) = [p for p in board["panels"] if p["title"] == title]
+    return [t["expr"] for t in panel["targets"]]
+
+
+def test_a_counter_keeps_its_outcome_split() -> None:
+    board = dashboard(_full_registry())
+    (payments,) = _exprs(board, "payments_total / s")
+    assert payments.startswith("sum by (outcome) (rate(payments_total{")
+    (orders,) = _exprs(board, "orders_total / s")  # country is no outcome: one line
+    assert orders.startswith("sum(rate(orders_total{")
+    reg = Registry(self_metrics=False)
+    Counter("jobs", "J.", ["queue", "status"], registry=reg)
+    Counter("calls", "C.", ["code"], registry=reg)
+    board = dashboard(reg)
+    assert _exprs(board, "jobs_total / s")[0].startswith("sum by (status) (rate(jobs_total{")
+    assert _exprs(board, "calls_total / s")[0].startswith("sum by (code) (rate(calls_total{")
+    legends = [t["legendFormat"] for p in board["panels"] for t in p.get("targets", ())]
+    assert legends == ["{{code}}", "{{status}}"]
+
+
+def test_slo_panels_only_with_slos(tmp_path: Path) -> None:
+    rows = lambda b: [p["title"] for p in b["panels"] if p["type"] == "row"]  # noqa: E731
+    assert "SLO" not in rows(dashboard())
+    assert "SLO" not in rows(dashboard(_full_registry()))
+    board = dashboard(_full_registry(), slos=SLOS)
+    assert rows(board)[-2:] == ["SLO", "Application metrics"]
+    (remaining,) = _exprs(board, "Error budget remaining")
+    assert remaining == 'slo:error_budget_remaining:ratio{slo=~"api\\\\.availability|checkout"}'
+    from meterhub.ops.slo import parse_slos
+
+    assert dashboard(slos=parse_slos(SLOS)) == dashboard(slos=SLOS)
+    with pytest.raises(ValueError, match="objective"):
+        dashboard(slos={"name": "x", "objective": 120, "window": "30d", "sli": {}})
+
+
+@pytest.mark.extra("yaml")
+def test_the_slo_selector_matches_exactly_the_slos(tmp_path: Path) -> None:
+    """The escaped SLO names select their own series and no look-alike (promtool test)."""
+    expr = _exprs(dashboard(slos=SLOS), "Error budget remaining")[0]
+    rules = tmp_path / "r.yml"
+    group = {"name": "g", "rules": [{"record": "r", "expr": expr}]}
+    rules.write_text(dump_yaml({"groups": [group]}))
+    series = [
+        {"series": f'slo:error_budget_remaining:ratio{{slo="{n}"}}', "values": "1"}
+        for n in ("api.availability", "apixavailability", "checkout")
+    ]
+    expected = [{"labels": f'r{{slo="{n}"}}', "value": 1} for n in ("api.availability", "checkout")]
+    test = {
+        "rule_files": [str(rules)],
+        "tests": [
+            {
+                "input_series": series,
+                "promql_expr_test": [{"expr": "r", "eval_time": "0m", "exp_samples": expected}],
+            }
+        ],
+    }
+    path = tmp_path / "t.yml"
+    path.write_text(dump_yaml(test))
+    result = promtool("test", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_http_latency_by_status_when_the_histogram_has_it(registry: Registry) -> None:
+    board = dashboard(_full_registry())
+    assert all('status=~"5.."' in q for q in _exprs(board, "Latency of 5xx"))
+    Counter("http_server_requests", "R.", ["method", "route", "status"], registry=registry)
+    Histogram("http_server_request_duration_seconds", "D.", ["method", "route"], registry=registry)
+    titles = [p["title"] for p in dashboard(registry)["panels"]]
+    assert "Latency" in titles and "Latency of 5xx" not in titles
+
+
+def test_uid_and_title_name_the_application() -> None:
+    shop = dashboard(_full_registry())  # the component metrics' namespace
+    assert (shop["uid"], shop["title"]) == ("meterhub-shop", "shop")
+    reg = Registry(self_metrics=False)
+    Counter("billing_invoices", "I.", registry=reg)
+    Gauge("billing_open_items", "O.", registry=reg)
+    assert application_name(reg) == "billing"
+    billing = json.loads(render_dashboard(reg))
+    assert (billing["uid"], billing["title"]) == ("meterhub-billing", "billing")
+    hub = Hub(registry=Registry(self_metrics=False), namespace="alertdesk")
+    hub.set_gauge("queue_depth", {}, 1)
+    assert json.loads(render_dashboard(hub))["uid"] == "meterhub-alertdesk"
+    Counter("other_thing", "T.", registry=reg)  # no shared segment, no namespace
+    assert application_name(reg) is None
+    assert (dashboard(reg)["uid"], dashboard(reg)["title"]) == ("meterhub-overview", "meterhub")
+    named = dashboard(reg, "Billing (prod)", uid="billing-prod")
+    assert (named["uid"], named["title"]) == ("billing-prod", "Billing (prod)")
+    long = dashboard(application="a very long application name, with punctuation!" * 2)
+    assert len(long["uid"]) <= 40 and long["uid"].startswith("meterhub-a-very-long-")
+    check_with_grafanas_model(long)
+
+
+@pytest.mark.parametrize("uid", ["", "x" * 41, "has space", "slash/uid", "ünï", 7])
+def test_a_bad_uid_is_refused_with_grafanas_rule(uid: Any) -> None:
+    with pytest.raises(ValueError, match=r"1 to 40 of the characters \[a-zA-Z0-9_-\]"):
+        dashboard(uid=uid)
 
 
 def test_structure() -> None:

@@ -123,11 +123,43 @@ def slo(spec: str, output: str | None) -> None:
 @cli.command()
 @app_option
 @output_option
+@click.option(
+    "--title",
+    default=None,
+    help="Dashboard title (default: the application's name, as for --uid).",
+)
+@click.option(
+    "--uid",
+    default=None,
+    help="Dashboard uid, at most 40 of [a-zA-Z0-9_-] (default: meterhub-<application>, the "
+    "application named by its namespace or metric prefix, else by the --app module).",
+)
+@click.option(
+    "--slo",
+    "slo_spec",
+    default=None,
+    type=click.Path(dir_okay=False),
+    metavar="SPEC",
+    help="Add the SLO row for the SLOs of this YAML/JSON spec (default: no SLO row).",
+)
 @friendly
-def dashboard(app: str, output: str | None) -> None:
+def dashboard(
+    app: str, output: str | None, title: str | None, uid: str | None, slo_spec: str | None
+) -> None:
     """A Grafana dashboard (JSON) for what the application registers."""
     mod = optional_module("meterhub.ops.dashboards", "the dashboard generator")
-    emit(mod.render_dashboard(registry=load_registry(app)), output)
+    if slo_spec is not None and not os.path.isfile(slo_spec):
+        raise CliError(f"{slo_spec}: no such SLO spec file")
+    registry = load_registry(app)
+    application = mod.application_name(registry) or _module_name(app)
+    board = mod.render_dashboard(registry, title, uid=uid, application=application, slos=slo_spec)
+    emit(board, output)
+
+
+def _module_name(spec: str) -> str | None:
+    """The application's top-level module in ``--app pkg.mod:attr`` (not meterhub's own)."""
+    top = spec.partition(":")[0].split(".")[0]
+    return None if top in ("", "meterhub") else top
 
 
 # -- operation log ----------------------------------------------------------------------
