@@ -414,5 +414,6 @@ def test_missing_cli_extra_gives_a_hint() -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "meterhub: the command needs the 'cli' extra (rich is missing): pip install 'meterhub[cli]'"
+        "meterhub: the command needs the 'cli' extra (rich is missing): "
+        "pip install click rich PyYAML"
     ]

@@ -137,7 +137,8 @@ def app_option(fn: F) -> F:
         default="meterhub:REGISTRY",
         show_default=True,
         metavar="MODULE:ATTR",
-        help="Import the application's registry, hub or metric from here.",
+        help="Import the application's registry, hub or metric from here (the current "
+        "directory comes first on the import path).",
     )(fn)
 
 

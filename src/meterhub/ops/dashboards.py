@@ -281,7 +281,17 @@ _UID = re.compile(r"[A-Za-z0-9_-]{1,40}\Z")
 def application_name(registry: Registry | None) -> str | None:
     """The application's name as the registry shows it, or ``None``: the prefix of its
     component metrics (``shop_component_calls_total``), else the first name segment every
-    application metric shares (``shop_orders_total``, ``shop_basket_items``)."""
+    application metric shares (``shop_orders_total``, ``shop_basket_items``).
+
+    Example::
+
+        >>> from meterhub import Counter, Gauge, Registry
+        >>> reg = Registry(self_metrics=False)
+        >>> _ = Counter("billing_invoices", "Invoices.", registry=reg)
+        >>> _ = Gauge("billing_open_items", "Open items.", registry=reg)
+        >>> application_name(reg)
+        'billing'
+    """
     if registry is None:
         return None
     from .rules import _detect_prefix
