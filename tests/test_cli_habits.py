@@ -208,3 +208,19 @@ def test_dashboard_is_named_after_the_app(tmp_path: Path, monkeypatch: pytest.Mo
     assert "[a-zA-Z0-9_-]" in bad.stderr
     missing = run("dashboard", "--slo", str(tmp_path / "none.yml"))
     assert missing.exit_code == 2 and "no such SLO spec file" in missing.stderr
+
+
+def test_top_shows_the_interval_asked_for_not_the_measured_one() -> None:
+    from rich.console import Console
+
+    from meterhub._terminal import render_view
+    from meterhub.tools.top import compare
+
+    reg = Registry(self_metrics=False)
+    Counter("orders", "Orders.", registry=reg).inc()
+    view = compare(reg.collect(), reg.collect(), 5.01134)
+    for asked, shown in ((5.0, "every 5s"), (0.25, "every 0.25s"), (15.0, "every 15s")):
+        con = Console(record=True, width=120)
+        con.print(render_view(view, "app.prom", interval=asked))
+        text = con.export_text()
+        assert shown + ")" in text and "5.01" not in text, text
