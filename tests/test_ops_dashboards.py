@@ -248,5 +248,9 @@ def test_structure() -> None:
 def test_bad_inputs() -> None:
     with pytest.raises(TypeError):
         render_dashboard(registry=3.5)
+    with pytest.raises(TypeError, match="title must be a str"):
+        dashboard(title=3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="application must be a str"):
+        dashboard(application=["shop"])  # type: ignore[arg-type]
     board = json.loads(render_dashboard(title='quote " back \\ new\nline ünï'))
     assert board["title"] == 'quote " back \\ new\nline ünï'

@@ -343,6 +343,9 @@ def dashboard(
     override them (a bad uid raises ``ValueError``). *slos* (a spec as
     :func:`meterhub.ops.slo.parse_slos` takes it, or its ``SLO`` list) adds the SLO row.
     """
+    for what, value in (("title", title), ("application", application)):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"dashboard {what} must be a str, got {type(value).__name__}")
     entries = catalog_entries(registry) if registry is not None else []
     names = None if registry is None else {e.name for e in entries}
     from .rules import _detect_prefix
