@@ -119,7 +119,10 @@ class CounterChild(Child):
         self, exception: type[BaseException] | tuple[type[BaseException], ...] = Exception
     ) -> ExceptionCounter:
         """Count exceptions of *exception* raised in a block or a (sync or async) function."""
-        return ExceptionCounter(self, exception)
+        # made without a Python __init__ (see meterhub._definition.scope): a C-level call
+        counter = ExceptionCounter()
+        counter._series, counter._exception = self, exception
+        return counter
 
 
 class Counter(MetricBase[CounterChild]):

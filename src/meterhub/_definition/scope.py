@@ -7,13 +7,12 @@ paths share one implementation instead of being copied (:func:`decorate`).
 
 A series' own ``time()``, ``count_exceptions()`` and ``track_inprogress()`` are hot paths
 (``with latency.time():`` around every request), so they have lean classes of their own:
-one slotted object per ``with`` (a timer is made without a Python ``__init__``) holding
-its series rather than closures or bound methods. A timer must be a new object per ``with``: the
-start time belongs to that one entry, and the same series is timed at once by other
-threads, by interleaved asyncio tasks and by suspended generators, which enter and leave
-in no nested order, so no shared object or stack can hold it. The in-progress gauge and
-the exception counter keep no state between entry and exit; the gauge shares one object
-per series.
+slotted objects holding their series rather than closures and bound methods, made
+without a Python ``__init__`` (a C-level call). A timer must be a new object per
+``with``: its start time belongs to that one entry, and one series is timed at once by
+other threads, by interleaved asyncio tasks and by suspended generators, which enter and
+leave in no nested order, so no shared object or stack could hold it. The in-progress
+tracker keeps nothing between entry and exit, so a series shares one with every caller.
 """
 
 from __future__ import annotations
@@ -270,8 +269,9 @@ class HistogramTimer(SeriesTimer):
 
 class ExceptionCounter:
     """``count_exceptions()`` of one counter series: +1 when a block (``with``, ``async
-    with``) or a call of a decorated (sync or async) function raises one of *exception*;
-    the exception is never swallowed.
+    with``) or a call of a decorated (sync or async) function raises one of its
+    exception classes; the exception is never swallowed. Made like a timer, without
+    ``__init__``: ``c = ExceptionCounter(); c._series, c._exception = series, classes``.
 
     Example::
 
@@ -289,11 +289,8 @@ class ExceptionCounter:
 
     __slots__ = ("_exception", "_series")
 
-    def __init__(
-        self, series: Any, exception: type[BaseException] | tuple[type[BaseException], ...]
-    ) -> None:
-        self._series = series
-        self._exception = exception
+    _exception: type[BaseException] | tuple[type[BaseException], ...]
+    _series: Any
 
     def __enter__(self) -> ExceptionCounter:
         return self
