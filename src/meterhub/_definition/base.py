@@ -18,7 +18,6 @@ and ``child.active_cell`` (with the slots of :mod:`meterhub.store.layout`).
 
 from __future__ import annotations
 
-import operator
 import threading
 import time
 import weakref
@@ -35,7 +34,7 @@ from ..samples import CollectOptions, LabelPairs, MetricFamily, MetricType, Seri
 from ..store import LocalStore, MetricDesc, SeriesData, ValueStore
 from ..store.base import Cell, LocalCell
 from ..store.layout import CellLayout, layout_of
-from .child import Child, SeriesWatcher, encodable, move_cell
+from .child import Child, SeriesWatcher, encodable, keyword_key, move_cell
 
 __all__ = ["Child", "MetricBase"]
 
@@ -43,16 +42,6 @@ C = TypeVar("C", bound="Child")
 M = TypeVar("M", bound="MetricBase[Any]")
 
 _UNREGISTERED = Registry(store=LocalStore(), self_metrics=False)
-
-
-def _keyword_key(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
-    """``labels(**kw)``'s key: the values in label-name order (KeyError for a missing name)."""
-    if len(names) > 1:
-        return operator.itemgetter(*names)  # one C call
-    if names:
-        name = names[0]
-        return lambda kw: (kw[name],)  # itemgetter of one name returns the bare value
-    return lambda kw: ()  # never called: labels(**kw) of a metric without labels has len 0
 
 
 SeriesMaker = Callable[[MetricDesc, LabelPairs, SeriesData, bool], Series]
@@ -158,9 +147,8 @@ class MetricBase(Generic[C]):
         self._lock = threading.Lock()
         renew_locks_after_fork(self)  # a child forked mid-labels() must not inherit it held
         self._children = {}
-        names = desc.labelnames
-        self._label_count = len(names)
-        self._kw_key = _keyword_key(names)
+        self._label_count = len(desc.labelnames)
+        self._kw_key = keyword_key(desc.labelnames)
         self._null: C | None = None
         self._series_watchers: weakref.WeakSet[SeriesWatcher] | None = None
         self._recording = is_enabled(switch)
@@ -223,25 +211,19 @@ class MetricBase(Generic[C]):
             >>> c.labels("jira", "ok").inc()
             >>> c.labels(service="jira", status="ok").inc()
         """
-        if not labelkwargs:
-            try:
+        try:
+            if not labelkwargs:
                 child = self._children.get(labelvalues)
-            except Exception:  # an unhashable label value: the slow path converts it to str
-                child = None
-            if child is not None:
-                return child
-        elif not labelvalues and len(labelkwargs) == self._label_count:
-            # By keyword: the values in label-name order without building a set or a
-            # generator (the slow path's checks cost ~5x this). A missing name raises
-            # KeyError and an extra one fails the length check: both, mixing, and values
-            # that are not the series' str go to the slow path, which reports or converts
-            # them exactly as for the positional call.
-            try:
+            elif not labelvalues and len(labelkwargs) == self._label_count:
+                # By keyword, without the slow path's set and generator: a missing name
+                # (KeyError), an extra one, mixing, non-str values go there, as positional.
                 child = self._children.get(self._kw_key(labelkwargs))
-            except Exception:
+            else:
                 child = None
-            if child is not None:
-                return child
+        except Exception:  # unhashable (the slow path converts it to str) or a missing name
+            child = None
+        if child is not None:
+            return child
         return self._labels_slow(labelvalues, labelkwargs)
 
     def _key_for(self, values: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, ...] | None:
