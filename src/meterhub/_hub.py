@@ -67,6 +67,11 @@ class _Entry(NamedTuple):
 class Hub:
     """Creates metrics on first use by name and runs the background flushers.
 
+    A repeated call with ``str`` label values finds its series in a cache (about a fifth
+    of prometheus_client's ``labels(**d).inc()``); other values (``{"code": 200}``) are
+    converted by ``labels()`` on every call, as are calls the error policy or the series
+    cap must see.
+
     Example::
 
         >>> from meterhub import Hub, Registry
