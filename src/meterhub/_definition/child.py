@@ -6,7 +6,8 @@ The per-type children (``CounterChild``, ``HistogramChild``, ...) subclass :clas
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import DefinitionError
@@ -16,7 +17,7 @@ from ..store.base import Cell
 if TYPE_CHECKING:
     from .base import MetricBase
 
-__all__ = ["Child", "SeriesWatcher", "encodable", "move_cell", "read_columns"]
+__all__ = ["Child", "SeriesWatcher", "encodable", "keyword_key", "move_cell", "read_columns"]
 
 
 def encodable(values: tuple[str, ...]) -> bool:
@@ -27,6 +28,17 @@ def encodable(values: tuple[str, ...]) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def keyword_key(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """``labels(**kw)``'s key of a child: the values in label-name order (KeyError for a
+    missing name), in one C call where itemgetter allows it."""
+    if len(names) > 1:
+        return operator.itemgetter(*names)
+    if names:
+        name = names[0]
+        return lambda kw: (kw[name],)  # itemgetter of one name returns the bare value
+    return lambda kw: ()  # never called: labels(**kw) of a metric without labels fails len
 
 
 class SeriesWatcher(Protocol):
