@@ -206,7 +206,18 @@ class FileView:
             if values_at + 8 * n_values != pos + length:
                 raise ValueError("record sizes disagree")
             start = pos + RECORD.size
-            self._apply(rtype, _key(buf[start : start + key_len]), values_at, n_values)
+            key = _key(buf[start : start + key_len])
+            if rtype == R_SERIES and not self._columns:  # most records: _apply's first case
+                name = str(key[0])
+                labels = tuple(map(str, key[3:]))
+                series = self.series.get(name)
+                if series is None:
+                    series = self.series[name] = {}
+                series[labels] = (values_at, n_values)
+                if self.exemplars:
+                    self.exemplars.get(name, {}).pop(labels, None)
+            else:
+                self._apply(rtype, key, values_at, n_values)
             pos += length
             self._pos = pos
 
