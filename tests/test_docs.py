@@ -1,0 +1,43 @@
+"""Every Python block in docs/*.md runs as pasted, like the README's
+(``tests/support/_docblocks.py``: a fresh interpreter, an empty directory, strict mode).
+
+A block that cannot run as pasted says why in a ``<!-- doc-test: skip REASON -->`` marker
+(a settings.py fragment, a server address to fill in); the reasons are listed in the
+report as skips, and every skip must give one. ``<!-- doc-test: needs MODULE -->`` runs a
+block only when its optional extra is installed. Blocks with top-level ``await`` run in
+an event loop (``python -m asyncio``); files they write in their directory are allowed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from support._docblocks import Block, python_blocks, run_block
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+BLOCKS = [
+    (path.name, block)
+    for path in sorted(DOCS.glob("*.md"))
+    for block in python_blocks(path.read_text(encoding="utf-8"))
+]
+
+
+def test_the_docs_have_python_blocks_and_skips_give_a_reason() -> None:
+    assert len({name for name, _ in BLOCKS}) >= 5
+    assert [(n, b.line) for n, b in BLOCKS if b.skip is not None and len(b.skip) < 10] == []
+    running = [b for _, b in BLOCKS if b.skip is None]
+    assert len(running) > len(BLOCKS) / 2  # markers are the exception
+
+
+@pytest.mark.parametrize(("doc", "block"), BLOCKS, ids=[f"{n}:{b.line}" for n, b in BLOCKS])
+def test_docs_block_runs_as_pasted(doc: str, block: Block, tmp_path: Path) -> None:
+    where = f"docs/{doc}:{block.line}"
+    if block.skip is not None:
+        pytest.skip(f"{where}: {block.skip}")
+    for module in block.needs:
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{where}: needs {module!r}, which is not installed")
+    run_block(where, block, tmp_path, keep_files=True)  # ./metrics of the oplog examples
