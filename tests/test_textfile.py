@@ -452,6 +452,7 @@ def with_defaults(reg: Registry) -> Registry:
 def test_default_collectors_stay_out_of_the_file(tmp_path: Path, lenient: None) -> None:
     # node_exporter exports its own process_*: the file's would be dropped as duplicates.
     reg = with_defaults(Registry(self_metrics=True))
+    meterhub.ProcessCollector(namespace="myapp", registry=reg)  # whatever the namespace
     Counter("process_jobs", "A metric of the app's own named process_*.", registry=reg).inc()
     Counter("orders", "Orders.", registry=reg).inc(2)
     Counter("bad", "B.", registry=reg).inc(-1)  # counted: a self-metric series to carry
@@ -461,6 +462,7 @@ def test_default_collectors_stay_out_of_the_file(tmp_path: Path, lenient: None) 
     names = families_in(target)
     assert {"orders", "process_jobs", "meterhub_errors"} <= names
     assert not [n for n in names if n.startswith(PROCESS_FAMILIES) and n != "process_jobs"]
+    assert not [n for n in names if n.startswith("myapp_process_")]
     assert 'meterhub_errors_total{metric="bad",reason="negative_increment"} 1' in target.read_text()
 
 

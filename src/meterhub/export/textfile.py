@@ -89,9 +89,13 @@ def textfile_families(registry: Any, process_metrics: bool | None = None) -> Ite
         yield from families  # a bare collector or a restricted view: exactly what was asked
         return
     for family in families:
-        # A collector is registered under its sample names; one sample tells whose it is.
-        names = (family.name, family.samples[0].name) if family.samples else (family.name,)
-        if not any(isinstance(owner(n), _PROCESS_COLLECTORS) for n in names):
+        # A collector is registered under its sample names: a counter's carry "_total" (the
+        # three collectors' other families are gauges). ``family.samples`` would build them.
+        name = family.name
+        if not (
+            isinstance(owner(name), _PROCESS_COLLECTORS)
+            or isinstance(owner(name + "_total"), _PROCESS_COLLECTORS)
+        ):
             yield family
 
 
