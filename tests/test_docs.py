@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,16 @@ def test_the_docs_have_python_blocks_and_skips_give_a_reason() -> None:
     assert len(running) > len(BLOCKS) / 2  # markers are the exception
 
 
-@pytest.mark.parametrize(("doc", "block"), BLOCKS, ids=[f"{n}:{b.line}" for n, b in BLOCKS])
+LOCAL = [(n, b) for n, b in BLOCKS if b.server is None]
+ON_PUSHGATEWAY = [(n, b) for n, b in BLOCKS if b.server == "pushgateway"]
+
+
+def test_server_markers_name_a_known_server() -> None:
+    assert [(n, b.line, b.server) for n, b in BLOCKS if b.server not in (None, "pushgateway")] == []
+    assert ON_PUSHGATEWAY  # docs/delivery.md's
+
+
+@pytest.mark.parametrize(("doc", "block"), LOCAL, ids=[f"{n}:{b.line}" for n, b in LOCAL])
 def test_docs_block_runs_as_pasted(doc: str, block: Block, tmp_path: Path) -> None:
     where = f"docs/{doc}:{block.line}"
     if block.skip is not None:
@@ -41,3 +51,15 @@ def test_docs_block_runs_as_pasted(doc: str, block: Block, tmp_path: Path) -> No
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"{where}: needs {module!r}, which is not installed")
     run_block(where, block, tmp_path, keep_files=True)  # ./metrics of the oplog examples
+
+
+@pytest.mark.parametrize(
+    ("doc", "block"), ON_PUSHGATEWAY, ids=[f"{n}:{b.line}" for n, b in ON_PUSHGATEWAY]
+)
+def test_docs_block_runs_against_the_real_pushgateway(
+    doc: str, block: Block, tmp_path: Path, pushgateway: Any
+) -> None:
+    address = f"{pushgateway.host}:{pushgateway.port}"
+    run_block(f"docs/{doc}:{block.line}", block, tmp_path, replace=("pushgateway:9091", address))
+    # the block deleted its group at the end: the gateway holds nothing of job="backup"
+    assert 'job="backup"' not in pushgateway.metrics()

@@ -11,7 +11,9 @@ reports::
     <!-- doc-test: skip a settings.py fragment (tests/integrations/django_project runs it) -->
 
 ``<!-- doc-test: needs flask -->`` runs the block only when that module is importable
-(an optional extra), skipping it with that reason otherwise. A block with top-level
+(an optional extra), skipping it with that reason otherwise. ``<!-- doc-test: server
+pushgateway -->`` runs it against the real server of that fixture, its address put in place
+of the example's (``pushgateway:9091``). A block with top-level
 ``await`` runs in an event loop, as pasted into ``python -m asyncio``.
 """
 
@@ -30,7 +32,7 @@ import meterhub
 
 # A fence may be indented (inside a list item): its code is dedented.
 _FENCE = re.compile(
-    r"(?:<!--\s*(?:doc|readme)-test:\s*(?P<verb>skip|needs)\s*(?P<arg>.*?)\s*-->\s*\n)?"
+    r"(?:<!--\s*(?:doc|readme)-test:\s*(?P<verb>skip|needs|server)\s*(?P<arg>.*?)\s*-->\s*\n)?"
     r"^(?P<indent>[ \t]*)```python[ \t]*\n(?P<code>.*?)^(?P=indent)```[ \t]*$",
     re.MULTILINE | re.DOTALL,
 )
@@ -44,6 +46,7 @@ class Block(NamedTuple):
     code: str
     skip: str | None
     needs: tuple[str, ...] = ()
+    server: str | None = None
 
 
 def python_blocks(text: str) -> list[Block]:
@@ -54,7 +57,8 @@ def python_blocks(text: str) -> list[Block]:
         line = text.count("\n", 0, m.start("code")) + 1
         skip = arg if verb == "skip" else None
         needs = tuple(arg.replace(",", " ").split()) if verb == "needs" else ()
-        out.append(Block(line, textwrap.dedent(m.group("code")), skip, needs))
+        server = arg if verb == "server" else None
+        out.append(Block(line, textwrap.dedent(m.group("code")), skip, needs, server))
     return out
 
 
@@ -91,15 +95,22 @@ def _needs_event_loop(code: str) -> bool:
 
 
 def run_block(
-    where: str, block: Block, cwd: Path, *, keep_files: bool = False, timeout: float = 120
+    where: str,
+    block: Block,
+    cwd: Path,
+    *,
+    keep_files: bool = False,
+    timeout: float = 120,
+    replace: tuple[str, str] | None = None,
 ) -> None:
     """Run *block* in a fresh interpreter in *cwd*; ``AssertionError`` naming *where* (the
     file and line) with its output if it fails, or if it leaves files in *cwd* unless
     *keep_files* (examples of what writes files, such as the operation log, write them
-    relative to where they run)."""
-    argv = ["-c", block.code]
-    if _needs_event_loop(block.code):
-        argv = ["-c", _ASYNC_DRIVER, block.code]
+    relative to where they run). *replace* is ``(old, new)``: a server address, say."""
+    code = block.code if replace is None else block.code.replace(*replace)
+    argv = ["-c", code]
+    if _needs_event_loop(code):
+        argv = ["-c", _ASYNC_DRIVER, code]
     proc = subprocess.run(
         [sys.executable, *argv],
         cwd=cwd,
