@@ -35,11 +35,13 @@ def test_the_docs_have_python_blocks_and_skips_give_a_reason() -> None:
 
 LOCAL = [(n, b) for n, b in BLOCKS if b.server is None]
 ON_PUSHGATEWAY = [(n, b) for n, b in BLOCKS if b.server == "pushgateway"]
+ON_NODE_EXPORTER = [(n, b) for n, b in BLOCKS if b.server == "node_exporter"]
+SERVERS = (None, "pushgateway", "node_exporter")
 
 
 def test_server_markers_name_a_known_server() -> None:
-    assert [(n, b.line, b.server) for n, b in BLOCKS if b.server not in (None, "pushgateway")] == []
-    assert ON_PUSHGATEWAY  # docs/delivery.md's
+    assert [(n, b.line, b.server) for n, b in BLOCKS if b.server not in SERVERS] == []
+    assert ON_PUSHGATEWAY and ON_NODE_EXPORTER  # docs/delivery.md's
 
 
 @pytest.mark.parametrize(("doc", "block"), LOCAL, ids=[f"{n}:{b.line}" for n, b in LOCAL])
@@ -63,3 +65,26 @@ def test_docs_block_runs_against_the_real_pushgateway(
     run_block(f"docs/{doc}:{block.line}", block, tmp_path, replace=("pushgateway:9091", address))
     # the block deleted its group at the end: the gateway holds nothing of job="backup"
     assert 'job="backup"' not in pushgateway.metrics()
+
+
+@pytest.mark.parametrize(
+    ("doc", "block"), ON_NODE_EXPORTER, ids=[f"{n}:{b.line}" for n, b in ON_NODE_EXPORTER]
+)
+def test_docs_block_feeds_the_real_node_exporter(
+    doc: str, block: Block, tmp_path: Path, node_exporter: Any
+) -> None:
+    where = f"docs/{doc}:{block.line}"
+    textfiles = node_exporter.textfile_dir
+    run_block(
+        where,
+        block,
+        tmp_path,
+        replace=("/var/lib/node_exporter/textfile", str(textfiles)),
+        env={"METERHUB_TEXTFILE_PATH": str(textfiles / "hub.prom")},  # as its comment says
+    )
+    node_exporter.metrics()
+    text = node_exporter.metrics()  # answered after the first scrape's errors were logged
+    assert "node_textfile_scrape_error 0" in text
+    assert text.count('node_textfile_mtime_seconds{file="') == 2  # app.prom and hub.prom
+    log = node_exporter.log.read_text()
+    assert "was collected before" not in log, f"{where}: node_exporter dropped metrics:\n{log}"

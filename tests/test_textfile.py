@@ -515,3 +515,22 @@ def test_multi_process_registry_keeps_directory_and_self_metrics(tmp_path: Path)
     assert "worker_jobs_total 7" in text
     assert [n for n in names if n.startswith("meterhub_multiprocess_")]
     assert not [n for n in names if n.startswith(PROCESS_FAMILIES)]
+
+
+def test_each_file_carries_its_own_write_statistics(tmp_path: Path) -> None:
+    # node_exporter reads both files: the same series in each would be a duplicate.
+    reg = Registry(self_metrics=False)
+    a = TextfileExporter(tmp_path / "a.prom", registry=reg)
+    b = TextfileExporter(tmp_path / "b.prom", registry=reg)
+    for _ in range(2):
+        a.write()
+        b.write()
+    write_to_textfile(tmp_path / "c.prom", reg)  # no exporter: no statistics of its own
+    for name, own in (("a.prom", "a.prom"), ("b.prom", "b.prom"), ("c.prom", None)):
+        paths = {
+            s.labels["path"]
+            for f in text_string_to_metric_families((tmp_path / name).read_text())
+            for s in f.samples
+            if s.name == "meterhub_textfile_writes_total"
+        }
+        assert paths == ({str(tmp_path / own)} if own else set()), name

@@ -12,8 +12,8 @@ reports::
 
 ``<!-- doc-test: needs flask -->`` runs the block only when that module is importable
 (an optional extra), skipping it with that reason otherwise. ``<!-- doc-test: server
-pushgateway -->`` runs it against the real server of that fixture, its address put in place
-of the example's (``pushgateway:9091``). A block with top-level
+pushgateway -->`` (or ``node_exporter``) runs it against the real server of that fixture,
+its address (or textfile directory) put in place of the example's. A block with top-level
 ``await`` runs in an event loop, as pasted into ``python -m asyncio``.
 """
 
@@ -102,11 +102,13 @@ def run_block(
     keep_files: bool = False,
     timeout: float = 120,
     replace: tuple[str, str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> None:
     """Run *block* in a fresh interpreter in *cwd*; ``AssertionError`` naming *where* (the
     file and line) with its output if it fails, or if it leaves files in *cwd* unless
     *keep_files* (examples of what writes files, such as the operation log, write them
-    relative to where they run). *replace* is ``(old, new)``: a server address, say."""
+    relative to where they run). *replace* is ``(old, new)``: a server address, say; *env*
+    adds variables (a ``METERHUB_*`` setting the example says to set)."""
     code = block.code if replace is None else block.code.replace(*replace)
     argv = ["-c", code]
     if _needs_event_loop(code):
@@ -114,7 +116,7 @@ def run_block(
     proc = subprocess.run(
         [sys.executable, *argv],
         cwd=cwd,
-        env=block_env(),
+        env={**block_env(), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,

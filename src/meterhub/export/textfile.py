@@ -61,7 +61,9 @@ STALE_TEMP_SECONDS = 300.0
 _PROCESS_COLLECTORS = (ProcessCollector, PlatformCollector, GCCollector)
 
 
-def textfile_families(registry: Any, process_metrics: bool | None = None) -> Iterator[MetricFamily]:
+def textfile_families(
+    registry: Any, process_metrics: bool | None = None, path: str | os.PathLike[str] | None = None
+) -> Iterator[MetricFamily]:
     """The families a textfile of *registry* carries: all of them, except the default
     process, platform and GC collectors' unless *process_metrics* (default:
     ``METERHUB_TEXTFILE_PROCESS_METRICS``, off) says so. See the module docstring for why.
@@ -69,6 +71,10 @@ def textfile_families(registry: Any, process_metrics: bool | None = None) -> Ite
     A family is left out when the collector that yielded it is one of those three
     (whatever its ``namespace``), found by its names in the registry: a metric of your own
     named ``process_jobs_total``, or anything of the multi-process directory, stays.
+
+    With *path* (the file being written), the ``meterhub_textfile_*`` self-metrics keep only
+    that file's series: a registry written to two files would otherwise put both files'
+    series in each, and node_exporter, reading both, drops them as duplicates.
 
     Example::
 
@@ -84,6 +90,8 @@ def textfile_families(registry: Any, process_metrics: bool | None = None) -> Ite
     if process_metrics is None:
         process_metrics = get_config().textfile_process_metrics
     families = families_of(registry)
+    if path is not None:
+        families = _own_stats_only(families, os.fspath(path))
     owner = getattr(registry, "get", None)
     if process_metrics or not callable(owner):
         yield from families  # a bare collector or a restricted view: exactly what was asked
@@ -109,6 +117,14 @@ def write_bytes_atomically(path: str | os.PathLike[str], data: bytes) -> None:
             f"writing the metrics textfile {target!r} failed: {exc.strerror or exc}"
         ) from exc
     remove_stale_temp_files(target)
+
+
+def _own_stats_only(families: Iterator[MetricFamily], path: str) -> Iterator[MetricFamily]:
+    own = ("path", path)
+    for family in families:
+        if family.name in _STATS_NAMES:
+            family = family._replace(series=tuple(s for s in family.series if own in s.labels))
+        yield family
 
 
 def write_to_textfile(
@@ -139,7 +155,7 @@ def write_to_textfile(
         raise ValueError(f"path must name a file, got {path!r}")
     if not callable(getattr(registry, "collect", None)):
         raise TypeError(f"registry must have a collect() method, got {registry!r}")
-    families = textfile_families(registry, process_metrics)
+    families = textfile_families(registry, process_metrics, path)
     write_bytes_atomically(path, render_text(families).encode("utf-8", "replace"))
 
 
@@ -198,6 +214,12 @@ class _Stats:
                 name, doc, kind, series=tuple(Series((("path", p),), (r[i],)) for p, r in rows)
             )
 
+
+_STATS_NAMES = frozenset(
+    {"meterhub_textfile_writes", "meterhub_textfile_write_failures",
+     "meterhub_textfile_write_duration_seconds", "meterhub_textfile_last_success_timestamp_seconds"}
+)  # fmt: skip
+"""The families of :class:`_Stats` (labelled by ``path``)."""
 
 _stats_for = PerRegistry(_Stats)
 """The ``meterhub_*`` delivery self-metrics of a registry (registered on first use)."""
