@@ -250,7 +250,7 @@ TEXTFILE_APP = textwrap.dedent(
     import meterhub
     from meterhub import Counter
     if sys.argv[3] == "worker":  # another process of a multi-process app: records only
-        Counter("e2e_worker_jobs", "Jobs.").inc(7)
+        Counter("e2e_worker_jobs", "Jobs.", ["app"]).labels(sys.argv[2]).inc(7)
         raise SystemExit
     Counter("e2e_app_jobs", "Jobs.", ["app"]).labels(sys.argv[2]).inc(3)
     if sys.argv[3] == "with-process-metrics":
@@ -278,18 +278,22 @@ def scraped_twice(node_exporter: Any) -> str:
 def test_textfiles_of_two_apps_never_collide_with_node_exporter(
     node_exporter: Any, tmp_path: Path
 ) -> None:
-    mpdir = tmp_path / "mp"
-    mpdir.mkdir()
-    run_app(node_exporter.textfile_dir / "unused.prom", "b", "worker", mpdir)
-    run_app(node_exporter.textfile_dir / "a.prom", "a", "default")
-    run_app(node_exporter.textfile_dir / "b.prom", "b", "default", mpdir)  # serves the dir
+    # Both multi-process apps: each file carries meterhub_multiprocess_* of its own.
+    for app in ("a", "b"):
+        mpdir = tmp_path / f"mp-{app}"
+        mpdir.mkdir()
+        run_app(node_exporter.textfile_dir / "unused.prom", app, "worker", mpdir)
+        run_app(node_exporter.textfile_dir / f"{app}.prom", app, "default", mpdir)
     text = scraped_twice(node_exporter)
     log = node_exporter.log.read_text()
     assert DUPLICATE not in log and "error gathering metrics" not in log, log
     assert "node_textfile_scrape_error 0" in text
     assert 'e2e_app_jobs_total{app="a"} 3' in text
     assert 'e2e_app_jobs_total{app="b"} 3' in text
-    assert "e2e_worker_jobs_total 7" in text  # the other process of app b, merged
+    for app in ("a", "b"):  # the other process of each app, merged; self-metrics by file
+        path = node_exporter.textfile_dir / f"{app}.prom"
+        assert f'e2e_worker_jobs_total{{app="{app}"}} 7' in text
+        assert f'meterhub_multiprocess_files_merged{{path="{path}"}}' in text
     assert "meterhub_multiprocess_files_merged" in text  # self-metrics stay
     written = (node_exporter.textfile_dir / "a.prom").read_text()
     assert "# TYPE meterhub_errors_total counter" in written  # empty: node_exporter omits it

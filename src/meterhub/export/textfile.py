@@ -20,7 +20,9 @@ own ``process_*``, unlabelled like the file's, and drops a duplicate with ``coll
 on every scrape; two applications' files in one directory would collide on all of them the
 same way; and they describe whichever process wrote the file (a flusher, a sidecar), not the
 application. The HTTP endpoint still serves them. ``process_metrics=True`` (or
-``METERHUB_TEXTFILE_PROCESS_METRICS=true``) writes them anyway.
+``METERHUB_TEXTFILE_PROCESS_METRICS=true``) writes them anyway. meterhub's own
+``meterhub_*`` series carry the file's ``path`` as a label there, for the same reason: two
+files' unlabelled self-metrics would be duplicates.
 
 :class:`TextfileExporter` repeats that every *interval* seconds from a daemon thread that
 never raises: failures are logged (once, then again on recovery) and counted in its
@@ -72,9 +74,12 @@ def textfile_families(
     (whatever its ``namespace``), found by its names in the registry: a metric of your own
     named ``process_jobs_total``, or anything of the multi-process directory, stays.
 
-    With *path* (the file being written), the ``meterhub_textfile_*`` self-metrics keep only
-    that file's series: a registry written to two files would otherwise put both files'
-    series in each, and node_exporter, reading both, drops them as duplicates.
+    With *path* (the file being written), meterhub's own ``meterhub_*`` series are told
+    apart from other files' by a ``path`` label: node_exporter reads every file of its
+    directory into one set of series, so two applications' unlabelled
+    ``meterhub_multiprocess_files_merged`` would be duplicates, and it drops duplicates. The
+    ``meterhub_textfile_*`` series are labelled by path already; a file keeps only its own
+    (a registry written to two files would otherwise repeat them in both).
 
     Example::
 
@@ -124,7 +129,15 @@ def _own_stats_only(families: Iterator[MetricFamily], path: str) -> Iterator[Met
     for family in families:
         if family.name in _STATS_NAMES:
             family = family._replace(series=tuple(s for s in family.series if own in s.labels))
+        elif family.name.startswith("meterhub_"):
+            family = family._replace(series=tuple(_with_path(s, own) for s in family.series))
         yield family
+
+
+def _with_path(series: Series, own: tuple[str, str]) -> Series:
+    if any(name == "path" for name, _ in series.labels):
+        return series  # a path of its own (a label of the self-metric): kept as it is
+    return series._replace(labels=(*series.labels, own))
 
 
 def write_to_textfile(
