@@ -7,7 +7,7 @@ STAMP_HASH := $(shell cat pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
 DEV_STAMP  := $(VENV)/.dev-$(STAMP_HASH)
 DEMO_STAMP := $(VENV)/.demo-$(STAMP_HASH)
 
-.PHONY: demo test lint typecheck unit bench system-deps clean
+.PHONY: demo test lint typecheck dist-check unit bench system-deps clean
 
 $(BIN)/python:
 	sh scripts/bootstrap-venv.sh $(PYTHON) $(VENV)
@@ -33,13 +33,17 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
+# The sdist, the wheel built from it, installed into a clean venv and smoke-tested there.
+dist-check: $(DEV_STAMP)
+	$(BIN)/python scripts/check_dist.py
+
 unit: $(DEV_STAMP)
 	$(BIN)/pytest -q
 
-test: system-deps lint typecheck unit
+test: system-deps lint typecheck dist-check unit
 
 bench: $(DEV_STAMP)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache meterhub-demo
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache meterhub-demo build dist

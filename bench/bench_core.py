@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gc
 import tracemalloc
+from collections.abc import Callable
+from typing import Any
 
 import prometheus_client as pc
 from _timing import HEADER, ns_pair, row, seconds_pair
@@ -53,6 +55,55 @@ def _hot_path() -> list[str]:
             0.35,
         )
     )
+    return rows
+
+
+def _recording() -> list[str]:
+    """Issue 19's recording rows: the hub facade, keyword labels, the context managers.
+
+    Many short alternated runs (5,000 calls, best of 60): on a shared machine the best
+    short window of each side is the one a load spike missed."""
+    rows = []
+
+    def pair(name: str, ours: Callable[[], object], theirs: Callable[[], object],
+             target: float | None) -> None:  # fmt: skip
+        rows.append(row(name, *ns_pair(ours, theirs, number=5_000, repeat=60), "ns", target))
+
+    ours_reg, theirs_reg = mh.Registry(self_metrics=False), pc.CollectorRegistry()
+    hub = mh.Hub(registry=ours_reg)
+    d = {"method": "GET", "code": "200"}
+    hub.inc_counter("hub_calls_total", d)
+    tc = pc.Counter("hub_calls", "H.", ["method", "code"], registry=theirs_reg)
+    pair("hub.inc_counter(name, {2 labels}) / labels(**d)",
+         lambda: hub.inc_counter("hub_calls_total", d),
+         lambda: tc.labels(**d).inc(), 0.25)  # fmt: skip
+    ol = mh.Counter("kw", "K.", ["a", "b"], registry=ours_reg)
+    tl = pc.Counter("kw", "K.", ["a", "b"], registry=theirs_reg)
+    ol.labels("x", "y")
+    tl.labels("x", "y")
+    pair("labels(a=.., b=..) existing series",
+         lambda: ol.labels(a="x", b="y"), lambda: tl.labels(a="x", b="y"), None)  # fmt: skip
+    pair("  meterhub keyword / positional (2nd column)",
+         lambda: ol.labels(a="x", b="y"), lambda: ol.labels("x", "y"), 1.5)  # fmt: skip
+
+    def block(cm: Callable[[], Any]) -> Callable[[], None]:
+        def run() -> None:
+            with cm():
+                pass
+
+        return run
+
+    oh, th = (
+        mh.Histogram("t", "T.", registry=ours_reg),
+        pc.Histogram("t", "T.", registry=theirs_reg),
+    )
+    pair("with Histogram.time():", block(oh.time), block(th.time), 0.30)
+    oc, tce = mh.Counter("e", "E.", registry=ours_reg), pc.Counter("e", "E.", registry=theirs_reg)
+    pair("with Counter.count_exceptions():", block(oc.count_exceptions),
+         block(tce.count_exceptions), None)  # fmt: skip
+    og, tg = mh.Gauge("p", "P.", registry=ours_reg), pc.Gauge("p", "P.", registry=theirs_reg)
+    pair("with Gauge.track_inprogress():", block(og.track_inprogress),
+         block(tg.track_inprogress), None)  # fmt: skip
     return rows
 
 
@@ -108,7 +159,7 @@ def _memory() -> list[str]:
 def main() -> None:
     print(f"prometheus_client {pc.__version__ if hasattr(pc, '__version__') else ''}")
     print(HEADER)
-    for r in _hot_path() + _render() + _memory():
+    for r in _hot_path() + _recording() + _render() + _memory():
         print(r, flush=True)
 
 

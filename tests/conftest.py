@@ -45,6 +45,7 @@ REAL_SERVER_FIXTURES = frozenset(
         "postgres_db",
         "postgres_server",
         "redis_url",
+        "redis_tls",
         "celery_worker",
     }
 )

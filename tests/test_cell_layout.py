@@ -148,6 +148,16 @@ def test_unlabeled_histogram_writes_its_series_cell(reg: Registry) -> None:
     check(h.children[()], h.desc, **{f"s{HistogramLayout.SUM}": 129.9, **buckets})
 
 
+def test_histogram_timer_writes_the_series_slots(reg: Registry) -> None:
+    # HistogramTimer writes HistogramChild.observe out for time(): same slots
+    h = Histogram("t", "T.", ["k"], buckets=BUCKETS, registry=reg)
+    with h.labels("a").time() as timer:
+        pass
+    assert timer.duration is not None
+    first = HistogramLayout.FIRST_BUCKET
+    check(h.labels("a"), h.desc, **{f"s{HistogramLayout.SUM}": timer.duration, f"s{first}": 1.0})
+
+
 def test_native_histogram_children(reg: Registry) -> None:
     from meterhub._native import bucket_key
     from meterhub.store.layout import NativeHistogramLayout as N

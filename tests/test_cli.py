@@ -253,17 +253,18 @@ def test_textfile_bad_input(tmp_path: Path, multiproc_dir: Path) -> None:
         run("textfile", "--multiproc-dir", str(tmp_path / "no"), "--out", "x.prom", "--once"),
         "no such multi-process directory",
     )
-    assert_bad_input(
-        run(
-            "textfile",
-            "--multiproc-dir",
-            str(multiproc_dir),
-            "--out",
-            str(tmp_path / "missing" / "x.prom"),
-            "--once",
-        ),
-        "no such directory",
+    blocker = _write(tmp_path / "file", "x")
+    result = run(
+        "textfile", "--multiproc-dir", str(multiproc_dir), "--out", f"{blocker}/x.prom", "--once"
     )
+    assert_bad_input(result, "file")
+
+
+def test_textfile_out_creates_its_directories(tmp_path: Path, multiproc_dir: Path) -> None:
+    out = tmp_path / "new" / "textfile" / "app.prom"  # like the generators' -o
+    args = ["--multiproc-dir", str(multiproc_dir), "--out", str(out)]
+    assert run("textfile", *args, "--once").exit_code == 0
+    assert 'jobs_total{queue="a"} 5' in out.read_text()
 
 
 def test_serve_sidecar_serves_merged_metrics_with_token(multiproc_dir: Path) -> None:
@@ -413,5 +414,6 @@ def test_missing_cli_extra_gives_a_hint() -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "meterhub: the command needs the 'cli' extra (rich is missing): pip install 'meterhub[cli]'"
+        "meterhub: the command needs the 'cli' extra (rich is missing): "
+        "pip install click rich PyYAML"
     ]

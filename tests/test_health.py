@@ -6,6 +6,7 @@ import asyncio
 import json
 import math
 import sqlite3
+import ssl
 import subprocess
 import sys
 import threading
@@ -254,6 +255,31 @@ def test_redis_check_on_real_redis(redis_url: str) -> None:
     assert report.checks["raw"].ok, report.checks["raw"]
     assert report.checks["client"].ok
     assert (report.checks["auth"].error or "").startswith("ConnectionError: AUTH failed")
+
+
+def test_redis_check_over_tls_on_real_redis(redis_tls: tuple[int, str]) -> None:
+    port, ca = redis_tls
+    checks = HealthChecks(registry=None, timeout=30)
+    checks.add("verified", redis_check(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}"))
+    context = ssl.create_default_context(cafile=ca)
+    checks.add("context", redis_check(f"rediss://127.0.0.1:{port}", ssl_context=context))
+    checks.add("unverified", redis_check(f"rediss://127.0.0.1:{port}/0?ssl_cert_reqs=none"))
+    # the system's CAs do not know the test certificate: refused, not silently accepted
+    checks.add("untrusted", redis_check(f"rediss://127.0.0.1:{port}/0"))
+    # plain RESP to a TLS-only port gets no PONG
+    checks.add("plain", redis_check(f"redis://127.0.0.1:{port}/0", timeout=2))
+    report = checks.run()
+    for name in ("verified", "context", "unverified"):
+        assert report.checks[name].ok, report.checks[name]
+    assert "CERTIFICATE_VERIFY_FAILED" in (report.checks["untrusted"].error or "")
+    assert not report.checks["plain"].ok
+
+
+def test_redis_check_refuses_bad_urls() -> None:
+    with pytest.raises(ValueError, match="rediss://"):
+        redis_check("http://127.0.0.1:6379")
+    with pytest.raises(ValueError, match="ssl_cert_reqs"):
+        redis_check("rediss://127.0.0.1:6379/0?ssl_cert_reqs=maybe")
 
 
 def test_redis_check_refused(status_server: str) -> None:

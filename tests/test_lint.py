@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from meterhub import Counter, Gauge, Histogram, Registry, generate_latest
@@ -119,3 +124,85 @@ def test_hostile_label_values_do_not_break_lint() -> None:
 def test_garbage_raises_parse_error() -> None:
     with pytest.raises(ParseError):
         lint_text("this is not { exposition\n")
+
+
+# A real scrape of the default registry in multi-process mode with every kind of meterhub
+# self-metric present (a fresh process: the store is chosen at start-up).
+EVERY_SELF_METRIC = """
+import os, sys, urllib.request
+root = sys.argv[1]
+os.environ["METERHUB_MULTIPROC_DIR"] = os.path.join(root, "mp")
+os.makedirs(os.environ["METERHUB_MULTIPROC_DIR"])
+import meterhub
+from meterhub import Counter, Gauge, Hub
+from meterhub.events import EventRouter, SQLiteEventStore
+from meterhub.export.http import start_http_server
+from meterhub.export.textfile import TextfileExporter
+from meterhub.health import HealthChecks
+from meterhub.oplog import OperationLog
+
+meterhub.configure(strict=False, max_series=2)
+wide = Counter("wide", "Over its series limit.", ["shard"])
+for shard in "abc":
+    wide.labels(shard).inc()
+Counter("bad", "Refused an increment.").inc(-1)
+Gauge("per_process", "One series per process (multiprocess_mode all).").set(1)
+os.makedirs(os.path.join(root, "1000"))  # a numeric segment in the textfile's path
+TextfileExporter(os.path.join(root, "1000", "app.prom"), interval=60).write()
+log = OperationLog(os.path.join(root, "oplog"), flush_interval_seconds=0.05)
+log.start_sync()
+log.record_operation_nowait("api", "GET /x", 1.0)
+log.stop_sync()
+router = EventRouter(hub=Hub(), store=SQLiteEventStore(os.path.join(root, "events.db")))
+router.counter("user_logged_in", "user_logins_total")
+router.emit("user_logged_in", {})
+router.emit("unknown_event", {})
+router.close()
+checks = HealthChecks()
+checks.add("db", lambda: True)
+checks.run()
+server = start_http_server(0)
+with urllib.request.urlopen(server.url + "/metrics", timeout=60) as resp:
+    sys.stdout.write(resp.read().decode())
+server.shutdown()
+"""
+
+SELF_FAMILIES = (
+    "meterhub_errors_total",
+    "meterhub_series_dropped_total",
+    "meterhub_multiprocess_files_merged",
+    "meterhub_operations_total",
+    "meterhub_oplog_queue_size",
+    "meterhub_oplog_persisted_total",
+    "meterhub_events_unmapped_total",
+    "meterhub_event_store_written_total",
+    "meterhub_health_check_up",
+    "meterhub_http_connections_open",
+    "meterhub_textfile_writes_total",
+)
+
+
+def test_meterhub_own_metrics_lint_clean(tmp_path: Path) -> None:
+    """meterhub's own output passes its own lint: the per-process gauges' ``pid`` and the
+    textfile exporter's file ``path`` are bounded, not ids."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METERHUB_")}
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    proc = subprocess.run(
+        [sys.executable, "-c", EVERY_SELF_METRIC, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    scrape = proc.stdout
+    for family in SELF_FAMILIES:
+        assert f"# TYPE {family} " in scrape, family
+    assert 'meterhub_oplog_queue_size{pid="' in scrape
+    assert "/1000/app.prom" in scrape
+    assert lint_text(scrape, "scrape") == []
+    # The rules still hold for the same values under other names.
+    assert {f.code for f in lint_text(scrape.replace('{pid="', '{worker="'))} == {"label-id"}
+    moved = scrape.replace("meterhub_textfile_writes_total", "writes_total")
+    assert [f.code for f in lint_text(moved)] == ["label-path"]

@@ -97,6 +97,48 @@ def test_one_directory_one_log(tmp_path: Path) -> None:
         pass  # free again once the first stopped
 
 
+def test_a_stopped_log_leaves_no_lock_file(tmp_path: Path) -> None:
+    with make_log(tmp_path) as log:
+        log.record_operation_nowait("t", "n", 1.0)
+        assert (tmp_path / ".oplog.lock").exists()
+    assert not (tmp_path / ".oplog.lock").exists()
+    assert [p.name for p in tmp_path.iterdir()] == [p.name for p in batch_files(tmp_path)]
+
+
+def test_removing_the_lock_file_never_lets_two_holders_in(tmp_path: Path) -> None:
+    # The unlink-on-release race: a locker that opened the old file just before it was
+    # removed must not believe it holds the directory while another locks the new file.
+    from meterhub.oplog.files import DirectoryLock
+
+    holders: list[int] = []
+    overlaps: list[tuple[int, ...]] = []
+    acquired = [0] * 8
+
+    def contend(me: int) -> None:
+        for _ in range(300):
+            lock = DirectoryLock(tmp_path)
+            try:
+                lock.acquire()
+            except RuntimeError:
+                continue
+            holders.append(me)
+            if len(holders) > 1:
+                overlaps.append(tuple(holders))
+            acquired[me] += 1
+            time.sleep(0.0002)  # let the others run while this one holds the lock
+            holders.remove(me)
+            lock.release()
+
+    threads = [threading.Thread(target=contend, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert overlaps == []
+    assert sum(acquired) > 0
+    assert not (tmp_path / ".oplog.lock").exists()
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error"),
     [

@@ -38,6 +38,7 @@ import json
 import logging
 import math
 import socket
+import ssl
 import threading
 import time
 import urllib.error
@@ -317,21 +318,62 @@ def _resp(*parts: str) -> bytes:
     return b"".join(out)
 
 
+_TLS_VERIFY = {"required": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL, "none": ssl.CERT_NONE}
+
+
+def _redis_tls_context(query: dict[str, list[str]], url: str) -> ssl.SSLContext:
+    """The TLS context a ``rediss://`` URL's query asks for (redis-py's and Celery's
+    ``ssl_cert_reqs`` / ``ssl_ca_certs`` parameters): verified by default."""
+    reqs = (query.get("ssl_cert_reqs") or ["required"])[-1].lower().removeprefix("cert_")
+    if reqs not in _TLS_VERIFY:
+        raise ValueError(f"ssl_cert_reqs must be one of {sorted(_TLS_VERIFY)}, got {url!r}")
+    ca = query["ssl_ca_certs"][-1] if query.get("ssl_ca_certs") else None
+    context = ssl.create_default_context(cafile=ca)
+    if _TLS_VERIFY[reqs] is ssl.CERT_NONE:
+        context.check_hostname = False
+    context.verify_mode = _TLS_VERIFY[reqs]
+    return context
+
+
 def redis_check(
-    url: str = "redis://127.0.0.1:6379/0", *, client: Any = None, timeout: float = 2.0
+    url: str = "redis://127.0.0.1:6379/0",
+    *,
+    client: Any = None,
+    timeout: float = 2.0,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> CheckFn:
     """A Redis PING: through *client* (e.g. ``redis.Redis``) when given, else over a raw
-    socket to *url* (``redis://[user:password@]host:port``), so redis-py is not needed."""
+    socket to *url*, so redis-py is not needed.
+
+    *url* is ``redis://[user:password@]host:port`` or, over TLS, ``rediss://...``: the
+    server's certificate is verified against the system's CAs, or *ssl_context*, or the
+    URL's ``ssl_ca_certs=/path/ca.pem`` (``ssl_cert_reqs=none`` turns verification off, as
+    in redis-py and Celery URLs).
+
+    Example::
+
+        >>> check = redis_check("rediss://:secret@cache.internal:6380/0")  # verified TLS
+    """
     if client is not None:
         return lambda: bool(client.ping())
     parsed = urllib.parse.urlsplit(url)
-    if parsed.scheme != "redis" or not parsed.hostname:
-        raise ValueError(f"expected a redis://host:port URL, got {url!r}")
+    if parsed.scheme not in ("redis", "rediss") or not parsed.hostname:
+        raise ValueError(f"expected a redis://host:port or rediss://host:port URL, got {url!r}")
     host, port = parsed.hostname, parsed.port or 6379
     user, password = parsed.username, parsed.password
+    context: ssl.SSLContext | None = None
+    if parsed.scheme == "rediss":
+        context = ssl_context or _redis_tls_context(urllib.parse.parse_qs(parsed.query), url)
 
     def check() -> None:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock = socket.create_connection((host, port), timeout=timeout)
+        if context is not None:
+            try:
+                sock = context.wrap_socket(sock, server_hostname=host)
+            except BaseException:
+                sock.close()
+                raise
+        with sock:
             reader = sock.makefile("rb")
             if password is not None:
                 auth = ("AUTH", *(p for p in (user, password) if p))

@@ -26,7 +26,7 @@ from ._definition.distributions import (
     Summary,
     SummaryChild,
 )
-from ._definition.scope import Scope, Timer
+from ._definition.scope import ExceptionCounter, GaugeTimer, InProgress, SeriesTimer, Timer
 from ._definition.states import Enum, EnumChild, Info, InfoChild
 from ._definition.values import checked_exemplar, checked_number
 from .errors import DefinitionError
@@ -117,14 +117,12 @@ class CounterChild(Child):
 
     def count_exceptions(
         self, exception: type[BaseException] | tuple[type[BaseException], ...] = Exception
-    ) -> Scope[None]:
+    ) -> ExceptionCounter:
         """Count exceptions of *exception* raised in a block or a (sync or async) function."""
-
-        def on_exit(_: None, exc: BaseException | None) -> None:
-            if isinstance(exc, exception):
-                self.inc()
-
-        return Scope(lambda: None, on_exit)
+        # made without a Python __init__ (see meterhub._definition.scope): a C-level call
+        counter = ExceptionCounter()
+        counter._series, counter._exception = self, exception
+        return counter
 
 
 class Counter(MetricBase[CounterChild]):
@@ -155,7 +153,7 @@ class Counter(MetricBase[CounterChild]):
 
     def count_exceptions(
         self, exception: type[BaseException] | tuple[type[BaseException], ...] = Exception
-    ) -> Scope[None]:
+    ) -> ExceptionCounter:
         """Count exceptions raised in a block or function (unlabeled counters)."""
         self._labeled_parent("count_exceptions")
         return self._null_child().count_exceptions(exception)
@@ -167,7 +165,8 @@ class Counter(MetricBase[CounterChild]):
 class GaugeChild(Child):
     """One series of a :class:`Gauge`."""
 
-    __slots__ = ("_fn",)
+    __slots__ = ("_fn", "_inprogress")
+    _inprogress: InProgress
 
     def inc(self, amount: float = 1.0) -> None:
         """Add *amount* (default 1)."""
@@ -207,13 +206,20 @@ class GaugeChild(Child):
         """Set to the current Unix time in seconds."""
         self._v[0] = time.time()
 
-    def track_inprogress(self) -> Scope[None]:
+    def track_inprogress(self) -> InProgress:
         """+1 while a block or (sync or async) function runs."""
-        return Scope(self.inc, lambda _, exc: self.dec())
+        try:
+            return self._inprogress  # stateless: one per series serves every caller at once
+        except AttributeError:
+            # a race makes two, one of which is kept: harmless, neither holds any state
+            self._inprogress = InProgress(self)
+            return self._inprogress
 
-    def time(self) -> Scope[float]:
+    def time(self) -> SeriesTimer:
         """Set to the duration in seconds of a block or (sync or async) function."""
-        return Timer(self.set)
+        timer = GaugeTimer()
+        timer._series = self
+        return timer
 
     def set_function(self, f: Callable[[], float]) -> None:
         """Take the value from ``f()`` at every collection (this process only)."""
@@ -311,11 +317,11 @@ class Gauge(MetricBase[GaugeChild]):
     def set_to_current_time(self) -> None:
         self._labeled_parent("set_to_current_time")
 
-    def track_inprogress(self) -> Scope[None]:
+    def track_inprogress(self) -> InProgress:
         self._labeled_parent("track_inprogress")
         return self._null_child().track_inprogress()
 
-    def time(self) -> Scope[float]:
+    def time(self) -> SeriesTimer:
         return Timer(None, self, "set")
 
     def set_function(self, f: Callable[[], float]) -> None:

@@ -18,6 +18,7 @@ import pytest
 
 from meterhub.exposition.parser import parse_text
 from meterhub.oplog import read_batches
+from support.grafana import check_with_grafanas_model
 
 pytestmark = pytest.mark.realstack
 
@@ -101,6 +102,10 @@ def test_rules_dashboard_and_catalog_are_valid(demo_run: tuple[Path, Any]) -> No
     directory, _ = demo_run
     dashboard = json.loads((directory / "dashboards" / "alertdesk.json").read_text())
     assert dashboard["panels"]
+    assert (dashboard["uid"], dashboard["title"]) == ("meterhub-alertdesk", "alertdesk")
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", ())]
+    assert any(e.startswith("sum by (outcome) (rate(alertdesk_alerts_processed") for e in exprs)
+    check_with_grafanas_model(dashboard)
     catalog = json.loads((directory / "catalog.json").read_text())
     names = {m["name"] for m in catalog["metrics"]}
     assert "alertdesk_component_calls_total" in names
@@ -193,3 +198,22 @@ def test_the_other_subcommands_read_what_the_demo_left(
     counts = cli("events", "counts", "--db", str(directory / "events.db"), "--json")
     assert counts.returncode == 0, counts.stderr
     assert set(json.loads(counts.stdout)) == {"user_logged_in", "game_completed"}
+
+
+def test_the_printed_look_around_commands_run_as_printed(demo_run: tuple[Path, Any]) -> None:
+    _, proc = demo_run
+    lines = proc.stdout.split("Look around:\n", 1)[1].splitlines()[:3]
+    assert [line.split()[-2] for line in lines] == ["top", "lint", "stats"], lines
+    for line in lines:
+        command = line.strip() + (" --iterations 1 --interval 0.1" if " top " in line else "")
+        # The paths are relative to where the demo ran (this directory) or absolute.
+        run = subprocess.run(
+            command,
+            shell=True,
+            cwd=Path.cwd(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert run.returncode == 0, (command, run.stdout[-2000:], run.stderr[-2000:])

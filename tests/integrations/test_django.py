@@ -329,6 +329,24 @@ def test_management_command_prints_metrics() -> None:
     assert "http_server_requests_total" not in only.getvalue()
 
 
+def test_management_command_says_on_stderr_why_it_printed_nothing() -> None:
+    from django.core.management import call_command
+
+    out, err = io.StringIO(), io.StringIO()
+    call_command("meterhub_metrics", "--name", "no_such_total", stdout=out, stderr=err)
+    assert out.getvalue() == ""
+    assert "nothing named no_such_total in this process" in err.getvalue()
+    assert "METERHUB_MULTIPROC_DIR is not set" in err.getvalue()
+    client().get("/users/1/")
+    out, err = io.StringIO(), io.StringIO()
+    call_command(
+        "meterhub_metrics", "--name", "http_server_request_duration_seconds", stdout=out,
+        stderr=err,
+    )  # fmt: skip
+    assert "http_server_request_duration_seconds_bucket" in out.getvalue()
+    assert "nothing named" not in err.getvalue()
+
+
 # -- settings -----------------------------------------------------------------------------
 
 

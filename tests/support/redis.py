@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["redis_url", "start_redis"]
+__all__ = ["redis_tls", "redis_url", "start_redis"]
 
 _START_TIMEOUT = 15.0
 
@@ -43,18 +43,32 @@ def _ping(port: int) -> bool:
         return False
 
 
-def start_redis(binary: str, directory: Path) -> tuple[subprocess.Popen[bytes], int]:
+def _ready(port: int, log: Path, tls: bool) -> bool:
+    if not tls:
+        return _ping(port)
+    return log.exists() and "Ready to accept" in log.read_text(errors="replace")
+
+
+def start_redis(
+    binary: str, directory: Path, tls: tuple[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
     """Start ``redis-server`` in *directory* on a free port and wait until it answers PING.
 
+    With *tls* (certificate and key files) the port speaks TLS only (``--tls-port``, no
+    client certificates asked for); readiness is then the log's "Ready to accept" line.
     Retries with another port when the chosen one was taken in the meantime.
     """
     last_error = ""
     for _attempt in range(3):
         port = _free_port()
         log = directory / f"redis-{port}.log"
+        listen = ["--port", str(port)] if tls is None else [
+            "--port", "0", "--tls-port", str(port), "--tls-cert-file", tls[0],
+            "--tls-key-file", tls[1], "--tls-ca-cert-file", tls[0], "--tls-auth-clients", "no",
+        ]  # fmt: skip
         cmd = [
             binary,
-            "--port", str(port),
+            *listen,
             "--bind", "127.0.0.1",
             "--save", "",
             "--appendonly", "no",
@@ -66,7 +80,7 @@ def start_redis(binary: str, directory: Path) -> tuple[subprocess.Popen[bytes], 
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 break
-            if _ping(port):
+            if _ready(port, log, tls is not None):
                 return proc, port
             time.sleep(0.05)
         _stop(proc)
@@ -103,3 +117,25 @@ def redis_url() -> Iterator[str]:
             _stop(proc)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def redis_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str]]:
+    """A real Redis server speaking TLS only: its port and the CA file (its self-signed
+    certificate, for ``127.0.0.1``) a client verifies it with."""
+    binary = shutil.which("redis-server")
+    openssl = shutil.which("openssl")
+    if binary is None or openssl is None:
+        pytest.skip("redis-server or openssl not found (Debian packages: redis-server, openssl)")
+    directory = tmp_path_factory.mktemp("redis-tls")
+    crt, key = str(directory / "redis.crt"), str(directory / "redis.key")
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt,
+         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    proc, port = start_redis(binary, directory, tls=(crt, key))
+    try:
+        yield port, crt
+    finally:
+        _stop(proc)

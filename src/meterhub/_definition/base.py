@@ -34,7 +34,7 @@ from ..samples import CollectOptions, LabelPairs, MetricFamily, MetricType, Seri
 from ..store import LocalStore, MetricDesc, SeriesData, ValueStore
 from ..store.base import Cell, LocalCell
 from ..store.layout import CellLayout, layout_of
-from .child import Child, SeriesWatcher, encodable, move_cell
+from .child import Child, SeriesWatcher, encodable, keyword_key, move_cell
 
 __all__ = ["Child", "MetricBase"]
 
@@ -147,6 +147,8 @@ class MetricBase(Generic[C]):
         self._lock = threading.Lock()
         renew_locks_after_fork(self)  # a child forked mid-labels() must not inherit it held
         self._children = {}
+        self._label_count = len(desc.labelnames)
+        self._kw_key = keyword_key(desc.labelnames)
         self._null: C | None = None
         self._series_watchers: weakref.WeakSet[SeriesWatcher] | None = None
         self._recording = is_enabled(switch)
@@ -210,10 +212,17 @@ class MetricBase(Generic[C]):
             >>> c.labels(service="jira", status="ok").inc()
         """
         try:
-            child = self._children.get(labelvalues)
-        except Exception:  # an unhashable label value: the slow path converts it to str
+            if not labelkwargs:
+                child = self._children.get(labelvalues)
+            elif not labelvalues and len(labelkwargs) == self._label_count:
+                # By keyword, without the slow path's set and generator: a missing name
+                # (KeyError), an extra one, mixing, non-str values go there, as positional.
+                child = self._children.get(self._kw_key(labelkwargs))
+            else:
+                child = None
+        except Exception:  # unhashable (the slow path converts it to str) or a missing name
             child = None
-        if child is not None and not labelkwargs:
+        if child is not None:
             return child
         return self._labels_slow(labelvalues, labelkwargs)
 

@@ -6,6 +6,8 @@ The per-type children (``CounterChild``, ``HistogramChild``, ...) subclass :clas
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import DefinitionError
@@ -14,7 +16,7 @@ from ..store.base import Cell
 if TYPE_CHECKING:
     from .base import MetricBase
 
-__all__ = ["Child", "SeriesWatcher", "encodable", "move_cell"]
+__all__ = ["Child", "SeriesWatcher", "encodable", "keyword_key", "move_cell"]
 
 
 def encodable(values: tuple[str, ...]) -> bool:
@@ -25,6 +27,17 @@ def encodable(values: tuple[str, ...]) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def keyword_key(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """``labels(**kw)``'s key of a child: the values in label-name order (KeyError for a
+    missing name), in one C call where itemgetter allows it."""
+    if len(names) > 1:
+        return operator.itemgetter(*names)
+    if names:
+        name = names[0]
+        return lambda kw: (kw[name],)  # itemgetter of one name returns the bare value
+    return lambda kw: ()  # never called: labels(**kw) of a metric without labels fails len
 
 
 class SeriesWatcher(Protocol):

@@ -6,14 +6,14 @@ import itertools
 import math
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from ..errors import DefinitionError
 from ..registry import REGISTRY, Registry
 from ..samples import MetricType
 from ..store.base import MetricDesc, NativeSpec
 from .base import Child, MetricBase
-from .scope import Scope, Timer
+from .scope import HistogramTimer, SeriesTimer, Timer
 from .values import checked_exemplar, checked_number
 
 __all__ = ["DEFAULT_BUCKETS", "INF", "Histogram", "HistogramChild", "Summary", "SummaryChild"]
@@ -31,6 +31,9 @@ class HistogramChild(Child):
     """One series of a :class:`Histogram`."""
 
     __slots__ = ("_bounds",)
+    _timer_cls: ClassVar[type[SeriesTimer]] = HistogramTimer
+    """``time()``'s class: one with this class's ``observe`` written out (a native series
+    observes its own way: the plain :class:`SeriesTimer`)."""
 
     def __init__(self, metric: MetricBase[Any], key: tuple[str, ...], cell: Any) -> None:
         super().__init__(metric, key, cell)
@@ -38,8 +41,8 @@ class HistogramChild(Child):
 
     def observe(self, amount: float, exemplar: Mapping[str, str] | None = None) -> None:
         """Record one observation of *amount*, optionally with an exemplar for its bucket."""
-        # Histogram.observe and meterhub.events.compile write this fast path out inline:
-        # change all three together
+        # Histogram.observe, HistogramTimer and meterhub.events.compile write this fast path
+        # out inline: change all four together
         # Only exact float and int (see CounterChild.inc); NaN and the rest are checked.
         try:
             if (type(amount) is float or type(amount) is int) and exemplar is None:
@@ -71,9 +74,11 @@ class HistogramChild(Child):
             if ex is not None and self._v is self._cell:
                 metric._store.set_exemplar(metric._desc, self._key, i, ex)
 
-    def time(self) -> Scope[float]:
+    def time(self) -> SeriesTimer:
         """Observe the duration in seconds of a block or (sync or async) function."""
-        return Timer(self.observe)
+        timer = self._timer_cls()
+        timer._series = self
+        return timer
 
 
 def _check_buckets(name: str, buckets: Sequence[float]) -> tuple[float, ...]:
@@ -239,8 +244,9 @@ class Histogram(MetricBase[HistogramChild]):
 
     def observe(self, amount: float, exemplar: Mapping[str, str] | None = None) -> None:
         # HistogramChild.observe on the one series of an unlabeled classic histogram
-        # (meterhub.events.compile writes it out too: change all three together); on a
-        # labeled histogram self._series is None and the AttributeError ends up below
+        # (HistogramTimer and meterhub.events.compile write it out too: change all four
+        # together); on a labeled histogram self._series is None and the AttributeError
+        # ends up below
         c: Any = self._series
         try:
             if (type(amount) is float or type(amount) is int) and exemplar is None:
@@ -258,7 +264,7 @@ class Histogram(MetricBase[HistogramChild]):
         else:
             c._observe_checked(amount, exemplar)
 
-    def time(self) -> Scope[float]:
+    def time(self) -> SeriesTimer:
         return Timer(None, self)
 
 
@@ -290,9 +296,11 @@ class SummaryChild(Child):
         v[0] += 1.0
         v[1] += value
 
-    def time(self) -> Scope[float]:
+    def time(self) -> SeriesTimer:
         """Observe the duration in seconds of a block or (sync or async) function."""
-        return Timer(self.observe)
+        timer = SeriesTimer()
+        timer._series = self
+        return timer
 
 
 class Summary(MetricBase[SummaryChild]):
@@ -317,5 +325,5 @@ class Summary(MetricBase[SummaryChild]):
     def observe(self, amount: float) -> None:
         self._labeled_parent("observe")
 
-    def time(self) -> Scope[float]:
+    def time(self) -> SeriesTimer:
         return Timer(None, self)

@@ -24,6 +24,7 @@ from ..store.base import Cell, MetricDesc, NativeSpec
 from ..store.layout import N_BUCKETS, N_GEN, N_NLO, N_NN, N_PLO, N_PN, N_REDUCED, N_ZERO
 from ..store.nativecell import native_start, read_native, write_native
 from .distributions import HistogramChild
+from .scope import SeriesTimer
 from .values import checked_exemplar, checked_number
 
 __all__ = ["DualHistogramChild", "NativeHistogramChild"]
@@ -63,6 +64,7 @@ class NativeHistogramChild(HistogramChild):
     """One series of a native-only histogram (``Histogram(native_histogram_bucket_factor=)``
     without ``buckets=``): its one classic bucket is ``+Inf``."""
 
+    _timer_cls = SeriesTimer  # its own observe(), not the classic one HistogramTimer inlines
     __slots__ = (
         "_cap",
         "_lock",

@@ -1,8 +1,18 @@
-"""One helper behind ``time()``, ``count_exceptions()`` and ``track_inprogress()``.
+"""The context managers and decorators behind ``time()``, ``count_exceptions()`` and
+``track_inprogress()``.
 
 A :class:`Scope` is a context manager (``with`` and ``async with``) and a decorator
 (for sync and async functions alike) built from two callbacks, so the sync and async
-paths share one implementation instead of being copied.
+paths share one implementation instead of being copied (:func:`decorate`).
+
+A series' own ``time()``, ``count_exceptions()`` and ``track_inprogress()`` are hot paths
+(``with latency.time():`` around every request), so they have lean classes of their own:
+slotted objects holding their series rather than closures and bound methods, made
+without a Python ``__init__`` (a C-level call). A timer must be a new object per
+``with``: its start time belongs to that one entry, and one series is timed at once by
+other threads, by interleaved asyncio tasks and by suspended generators, which enter and
+leave in no nested order, so no shared object or stack could hold it. The in-progress
+tracker keeps nothing between entry and exit, so a series shares one with every caller.
 """
 
 from __future__ import annotations
@@ -10,14 +20,25 @@ from __future__ import annotations
 import functools
 import inspect
 import time
+from bisect import bisect_left
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Scope", "Timer", "decorate"]
+__all__ = [
+    "ExceptionCounter",
+    "GaugeTimer",
+    "HistogramTimer",
+    "InProgress",
+    "Scope",
+    "SeriesTimer",
+    "Timer",
+    "decorate",
+]
 
 S = TypeVar("S")
 F = TypeVar("F", bound=Callable[..., Any])
+_now = time.perf_counter
 
 
 class Scope(Generic[S]):
@@ -73,49 +94,6 @@ class Scope(Generic[S]):
         return decorate(func, self._fresh)
 
 
-class Timer(Scope[float]):
-    """``time()``: passes the block's duration in seconds to *observe*, and keeps it as
-    ``.duration``. A labeled metric's timer (*observe* ``None``) takes its series from
-    ``.labels(...)`` inside the block, as prometheus_client's does; without it the exit
-    is a "missing label values" error.
-
-    Example::
-
-        >>> seen = []
-        >>> with Timer(seen.append) as t:
-        ...     pass
-        >>> seen == [t.duration]
-        True
-    """
-
-    __slots__ = ("_method", "_observe", "_parent", "duration")
-
-    def __init__(
-        self, observe: Callable[[float], Any] | None, parent: Any = None, method: str = "observe"
-    ) -> None:
-        self._observe, self._parent, self._method = observe, parent, method
-        self.duration: float | None = None
-        super().__init__(time.perf_counter, self._done)
-
-    def _done(self, t0: float, exc: BaseException | None) -> None:
-        self.duration = duration = time.perf_counter() - t0
-        if self._observe is not None:
-            self._observe(duration)
-        elif self._parent is not None:
-            self._parent._labeled_parent("time")
-
-    def labels(self, *values: Any, **kwargs: Any) -> None:
-        """Choose the series of a labeled metric (inside the ``with`` block)."""
-        if self._parent is None:
-            raise ValueError("labels() on the timer of a metric without labels")
-        child = self._parent.labels(*values, **kwargs)
-        self._observe = getattr(child, self._method)
-
-    def _fresh(self) -> Timer:
-        observe = self._observe if self._parent is None else None
-        return Timer(observe, self._parent, self._method)
-
-
 def decorate(func: F, fresh: Callable[[], Any]) -> F:
     """Wrap *func* so each call runs in ``fresh()``, a new object usable with ``with`` and
     ``async with``; coroutine functions get an async wrapper that uses ``async with``."""
@@ -134,3 +112,264 @@ def decorate(func: F, fresh: Callable[[], Any]) -> F:
             return func(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+# -- a series' own timers, exception counter and in-progress tracker ----------------------
+
+
+class SeriesTimer:
+    """``time()`` of one series: passes the duration in seconds of a block (``with``,
+    ``async with``) or of each call of a decorated (sync or async) function to the
+    series' ``observe``; the block's duration is kept as ``.duration`` (``None`` before
+    it ends).
+
+    Made as ``t = SeriesTimer(); t._series = series`` (no ``__init__``: a C-level
+    construction); a subclass writes its exit for another method.
+
+    Example::
+
+        >>> from meterhub import Registry, Summary
+        >>> size = Summary("work_seconds", "Work.", registry=Registry(self_metrics=False))
+        >>> with size.time() as t:
+        ...     pass
+        >>> t.duration >= 0.0
+        True
+    """
+
+    __slots__ = ("_duration", "_series", "_t0")
+
+    _series: Any
+    _t0: float
+
+    @property
+    def duration(self) -> float | None:
+        """The duration of the block in seconds, once it has ended."""
+        return getattr(self, "_duration", None)
+
+    def __enter__(self) -> SeriesTimer:
+        self._t0 = _now()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._duration = d = _now() - self._t0
+        self._series.observe(d)
+
+    async def __aenter__(self) -> SeriesTimer:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def labels(self, *values: Any, **kwargs: Any) -> None:
+        """A series' timer has its series: always a ``ValueError`` (as prometheus_client)."""
+        raise ValueError("labels() on the timer of a series, which has its label values")
+
+    def _fresh(self) -> SeriesTimer:
+        timer = type(self)()
+        timer._series = self._series
+        return timer
+
+    def __call__(self, func: F) -> F:
+        """Decorate *func*: every call is timed by a timer of its own."""
+        return decorate(func, self._fresh)
+
+
+class Timer(SeriesTimer):
+    """``time()`` of a labeled metric, or of any *observe* callable. A labeled metric's
+    timer (*observe* ``None``) takes its series from ``.labels(...)`` inside the block, as
+    prometheus_client's does; without it the exit is a "missing label values" error.
+
+    Example::
+
+        >>> seen = []
+        >>> with Timer(seen.append) as t:
+        ...     pass
+        >>> seen == [t.duration]
+        True
+    """
+
+    __slots__ = ("_method", "_observe", "_parent")
+
+    def __init__(
+        self, observe: Callable[[float], Any] | None, parent: Any = None, method: str = "observe"
+    ) -> None:
+        self._observe, self._parent, self._method = observe, parent, method
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._duration = d = _now() - self._t0
+        if self._observe is not None:
+            self._observe(d)
+        elif self._parent is not None:
+            self._parent._labeled_parent("time")
+
+    def labels(self, *values: Any, **kwargs: Any) -> None:
+        """Choose the series of a labeled metric (inside the ``with`` block)."""
+        if self._parent is None:
+            raise ValueError("labels() on the timer of a metric without labels")
+        child = self._parent.labels(*values, **kwargs)
+        self._observe = getattr(child, self._method)
+
+    def _fresh(self) -> Timer:
+        observe = self._observe if self._parent is None else None
+        return Timer(observe, self._parent, self._method)
+
+
+class GaugeTimer(SeriesTimer):
+    """``Gauge.time()``: *sets* the series to the duration (its ``set``, not ``observe``)."""
+
+    __slots__ = ()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._duration = d = _now() - self._t0
+        self._series.set(d)
+
+
+class HistogramTimer(SeriesTimer):
+    """``time()`` of a classic histogram series, with its ``observe`` written out: a
+    duration is a float, never NaN or negative (a monotonic clock), so none of the checks
+    apply, and the call saved is a quarter of the ``with`` block's cost."""
+
+    __slots__ = ()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._duration = d = _now() - self._t0
+        # HistogramChild.observe's fast path (Histogram.observe and meterhub.events.compile
+        # write it out too: change all four together); _v read now, as the child would.
+        series = self._series
+        i = bisect_left(series._bounds, d)
+        v = series._v
+        v[0] += d
+        v[i + 1] += 1.0
+
+
+class ExceptionCounter:
+    """``count_exceptions()`` of one counter series: +1 when a block (``with``, ``async
+    with``) or a call of a decorated (sync or async) function raises one of its
+    exception classes; the exception is never swallowed. Made like a timer, without
+    ``__init__``: ``c = ExceptionCounter(); c._series, c._exception = series, classes``.
+
+    Example::
+
+        >>> from meterhub import Counter, Registry
+        >>> reg = Registry(self_metrics=False)
+        >>> failures = Counter("failures", "Failures.", registry=reg)
+        >>> try:
+        ...     with failures.count_exceptions(KeyError):
+        ...         {}["missing"]
+        ... except KeyError:
+        ...     pass
+        >>> reg.get_sample_value("failures_total")
+        1.0
+    """
+
+    __slots__ = ("_exception", "_series")
+
+    _exception: type[BaseException] | tuple[type[BaseException], ...]
+    _series: Any
+
+    def __enter__(self) -> ExceptionCounter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is not None and isinstance(exc, self._exception):
+            self._series.inc()
+
+    async def __aenter__(self) -> ExceptionCounter:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def _same(self) -> ExceptionCounter:
+        return self  # nothing is kept between entry and exit: every call may share it
+
+    def __call__(self, func: F) -> F:
+        """Decorate *func*: count the exceptions its calls raise."""
+        return decorate(func, self._same)
+
+
+class InProgress:
+    """``track_inprogress()`` of one gauge series: +1 while a block (``with``, ``async
+    with``) or a call of a decorated (sync or async) function runs. It keeps nothing
+    between entry and exit, so a series hands out one object to every caller, in every
+    thread and task, nested or not.
+
+    Example::
+
+        >>> from meterhub import Gauge, Registry
+        >>> reg = Registry(self_metrics=False)
+        >>> inflight = Gauge("inflight", "In flight.", registry=reg)
+        >>> with inflight.track_inprogress():
+        ...     reg.get_sample_value("inflight")
+        1.0
+    """
+
+    __slots__ = ("_series",)
+
+    def __init__(self, series: Any) -> None:
+        self._series = series
+
+    def __enter__(self) -> InProgress:
+        self._series.inc()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._series.dec()
+
+    async def __aenter__(self) -> InProgress:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._series.dec()
+
+    def _same(self) -> InProgress:
+        return self
+
+    def __call__(self, func: F) -> F:
+        """Decorate *func*: +1 while each of its calls runs."""
+        return decorate(func, self._same)

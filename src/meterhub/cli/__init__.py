@@ -1,4 +1,4 @@
-"""The ``meterhub`` command (an extra: ``pip install 'meterhub[cli]'``).
+"""The ``meterhub`` command (the ``cli`` extra: ``pip install '.[cli]'`` in a checkout).
 
 click and rich are imported only here, when the command runs, so ``import meterhub`` never
 needs them. Without them the command prints one line saying how to install them.
@@ -25,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ImportError as exc:
         sys.stderr.write(
             f"meterhub: the command needs the 'cli' extra ({exc.name} is missing): "
-            "pip install 'meterhub[cli]'\n"
+            "pip install click rich PyYAML\n"
         )
         raise SystemExit(2) from None
     from ._app import cli

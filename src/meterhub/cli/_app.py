@@ -25,7 +25,12 @@ from ._common import (
 from ._live import lint, serve, textfile, top
 
 
-@click.group("meterhub", cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
+# show_default reaches every subcommand: each option's help ends with its default.
+@click.group(
+    "meterhub",
+    cls=OneLineGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
+)
 @click.version_option(package_name="meterhub", prog_name="meterhub")
 def cli() -> None:
     """meterhub: application metrics - demo, sidecars, live view, lint and ops generators."""
@@ -38,11 +43,41 @@ cli.add_command(lint)
 
 
 @cli.command()
-@click.option("--duration", type=click.FloatRange(min=1), default=60.0, show_default=True)
-@click.option("--dir", "directory", default="./meterhub-demo", show_default=True)
-@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True)
-@click.option("--workers", type=click.IntRange(1, 16), default=2, show_default=True)
-@click.option("--jira-failure-rate", type=click.FloatRange(0, 1), default=0.3, show_default=True)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=1),
+    default=60.0,
+    show_default=True,
+    help="Seconds to run.",
+)
+@click.option(
+    "--dir",
+    "directory",
+    default="./meterhub-demo",
+    show_default=True,
+    help="Where the demo writes what it produces (textfile, batches, rules, ...).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Port of the demo service (0: any free one).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 16),
+    default=2,
+    show_default=True,
+    help="Worker processes (multi-process mode).",
+)
+@click.option(
+    "--jira-failure-rate",
+    type=click.FloatRange(0, 1),
+    default=0.3,
+    show_default=True,
+    help="Share of the fake Jira's calls that fail.",
+)
 @click.option(
     "--rate",
     type=click.FloatRange(0, 1000),
@@ -82,7 +117,14 @@ def demo(
 @cli.command()
 @app_option
 @output_option
-@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["md", "json"]),
+    default="md",
+    show_default=True,
+    help="Markdown or JSON.",
+)
 @friendly
 def catalog(app: str, output: str | None, fmt: str) -> None:
     """The metric catalog of an application (Markdown or JSON)."""
@@ -93,7 +135,12 @@ def catalog(app: str, output: str | None, fmt: str) -> None:
 @cli.command()
 @app_option
 @output_option
-@click.option("--namespace", default="", help="Only metrics under this namespace.")
+@click.option(
+    "--namespace",
+    default="",
+    show_default=False,
+    help="The component metrics' namespace (default: detected from the registry).",
+)
 @friendly
 def rules(app: str, output: str | None, namespace: str) -> None:
     """Prometheus alert rules for what the application registers."""
@@ -123,11 +170,43 @@ def slo(spec: str, output: str | None) -> None:
 @cli.command()
 @app_option
 @output_option
+@click.option(
+    "--title",
+    default=None,
+    help="Dashboard title (default: the application's name, as for --uid).",
+)
+@click.option(
+    "--uid",
+    default=None,
+    help="Dashboard uid, at most 40 of [a-zA-Z0-9_-] (default: meterhub-<application>, the "
+    "application named by its namespace or metric prefix, else by the --app module).",
+)
+@click.option(
+    "--slo",
+    "slo_spec",
+    default=None,
+    type=click.Path(dir_okay=False),
+    metavar="SPEC",
+    help="Add the SLO row for the SLOs of this YAML/JSON spec (default: no SLO row).",
+)
 @friendly
-def dashboard(app: str, output: str | None) -> None:
+def dashboard(
+    app: str, output: str | None, title: str | None, uid: str | None, slo_spec: str | None
+) -> None:
     """A Grafana dashboard (JSON) for what the application registers."""
     mod = optional_module("meterhub.ops.dashboards", "the dashboard generator")
-    emit(mod.render_dashboard(registry=load_registry(app)), output)
+    if slo_spec is not None and not os.path.isfile(slo_spec):
+        raise CliError(f"{slo_spec}: no such SLO spec file")
+    registry = load_registry(app)
+    application = mod.application_name(registry) or _module_name(app)
+    board = mod.render_dashboard(registry, title, uid=uid, application=application, slos=slo_spec)
+    emit(board, output)
+
+
+def _module_name(spec: str) -> str | None:
+    """The application's top-level module in ``--app pkg.mod:attr`` (not meterhub's own)."""
+    top = spec.partition(":")[0].split(".")[0]
+    return None if top in ("", "meterhub") else top
 
 
 # -- operation log ----------------------------------------------------------------------
@@ -165,7 +244,13 @@ def oplog_stats(directory: str, as_json: bool) -> None:
 
 @oplog.command("cleanup")
 @click.argument("directory")
-@click.option("--older-than-days", type=click.FloatRange(min=0), default=7.0, show_default=True)
+@click.option(
+    "--older-than-days",
+    type=click.FloatRange(min=0),
+    default=7.0,
+    show_default=True,
+    help="Delete the batch files older than this.",
+)
 @friendly
 def oplog_cleanup(directory: str, older_than_days: float) -> None:
     """Delete batch files older than N days in DIRECTORY."""
@@ -188,6 +273,7 @@ def events() -> None:
     "--bucket-seconds",
     type=click.IntRange(min=0),
     default=0,
+    show_default=True,
     help="Count per time bucket of this size (0: totals per type).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -94,8 +95,19 @@ def optional_module(name: str, what: str) -> Any:
         raise CliError(f"{what} is not available ({name}: {exc})") from None
 
 
+def cwd_on_path() -> None:
+    """Put the current directory first on ``sys.path``, as ``python -m``, gunicorn,
+    uvicorn, flask and celery do: ``--app myapp:registry`` next to ``myapp.py`` imports it
+    (an installed console script's ``sys.path[0]`` is its ``bin`` directory instead)."""
+    cwd = os.getcwd()
+    if not any(entry == "" or os.path.abspath(entry) == cwd for entry in sys.path):
+        sys.path.insert(0, cwd)
+
+
 def load_registry(spec: str) -> Registry:
-    """The registry designated by ``module:attribute`` (``--app``)."""
+    """The registry designated by ``module:attribute`` (``--app``), importable from the
+    current directory."""
+    cwd_on_path()
     ops = optional_module("meterhub.ops", "the ops generators")
     try:
         registry: Registry = ops.load_app_registry(spec)
@@ -125,12 +137,17 @@ def app_option(fn: F) -> F:
         default="meterhub:REGISTRY",
         show_default=True,
         metavar="MODULE:ATTR",
-        help="Import the application's registry, hub or metric from here.",
+        help="Import the application's registry, hub or metric from here (the current "
+        "directory comes first on the import path).",
     )(fn)
 
 
 def output_option(fn: F) -> F:
     """``-o/--output FILE`` (default: stdout)."""
     return click.option(
-        "-o", "--output", default=None, metavar="FILE", help="Write here instead of stdout."
+        "-o",
+        "--output",
+        default=None,
+        metavar="FILE",
+        help="Write here, its directories created (default: stdout).",
     )(fn)

@@ -12,6 +12,7 @@ import click
 
 from ..registry import Registry
 from ..store import LocalStore
+from ..tools.lint import DEFAULT_MAX_SERIES
 from ._common import CliError, friendly, load_registry, optional_module
 
 
@@ -52,15 +53,36 @@ _duration = click.option(
 
 
 _token = click.option(
-    "--token", default=None, envvar="METERHUB_TOKEN", help="Bearer token for a protected URL."
+    "--token",
+    default=None,
+    envvar="METERHUB_TOKEN",
+    help="Bearer token for a protected URL (default: none, or $METERHUB_TOKEN).",
 )
+
+_MULTIPROC_HELP = "The multi-process directory whose process files are merged."
 
 
 @click.command()
-@click.option("--multiproc-dir", required=True, metavar="DIR", help="The multi-process dir.")
-@click.option("--port", type=click.IntRange(0, 65535), default=9464, show_default=True)
-@click.option("--addr", default="127.0.0.1", show_default=True)
-@click.option("--token", default=None, envvar="METERHUB_TOKEN", help="Require this bearer token.")
+@click.option("--multiproc-dir", required=True, metavar="DIR", help=_MULTIPROC_HELP)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=9464,
+    show_default=True,
+    help="Port to listen on (0: any free one).",
+)
+@click.option(
+    "--addr",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (0.0.0.0: every interface).",
+)
+@click.option(
+    "--token",
+    default=None,
+    envvar="METERHUB_TOKEN",
+    help="Require this bearer token (default: none, or $METERHUB_TOKEN).",
+)
 @_duration
 @friendly
 def serve(multiproc_dir: str, port: int, addr: str, token: str | None, duration: float) -> None:
@@ -91,9 +113,21 @@ def _bound_port(server: Any, default: int) -> int:
 
 
 @click.command()
-@click.option("--multiproc-dir", required=True, metavar="DIR", help="The multi-process dir.")
-@click.option("--out", "out", required=True, metavar="FILE", help="The .prom file to keep fresh.")
-@click.option("--interval", type=click.FloatRange(min=0.1), default=15.0, show_default=True)
+@click.option("--multiproc-dir", required=True, metavar="DIR", help=_MULTIPROC_HELP)
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    metavar="FILE",
+    help="The .prom file to keep fresh (its directories are created).",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=15.0,
+    show_default=True,
+    help="Seconds between writes.",
+)
 @click.option("--once", is_flag=True, help="Write once and exit.")
 @_duration
 @friendly
@@ -101,9 +135,9 @@ def textfile(multiproc_dir: str, out: str, interval: float, once: bool, duration
     """Keep a node_exporter textfile fresh from a multi-process directory."""
     registry = directory_registry(multiproc_dir)
     mod = optional_module("meterhub.export.textfile", "the textfile exporter")
-    parent = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(parent):
-        raise CliError(f"{parent}: no such directory for --out")
+    # Like the generators' -o: the target's directories are created (textfile collectors
+    # are often pointed at a fresh directory that node_exporter is told about).
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     if once:
         mod.write_to_textfile(out, registry)
         click.echo(f"wrote {out}", err=True)
@@ -120,9 +154,27 @@ def textfile(multiproc_dir: str, out: str, interval: float, once: bool, duration
 
 @click.command()
 @click.argument("source")
-@click.option("--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True)
-@click.option("--iterations", type=click.IntRange(min=0), default=0, help="Stop after N refreshes.")
-@click.option("--busiest", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=2.0,
+    show_default=True,
+    help="Seconds between refreshes (rates are measured over it).",
+)
+@click.option(
+    "--iterations",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Stop after N refreshes (0: until q or Ctrl-C).",
+)
+@click.option(
+    "--busiest",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="How many of the busiest series to list.",
+)
 @_token
 @friendly
 def top(source: str, interval: float, iterations: int, busiest: int, token: str | None) -> None:
@@ -144,20 +196,32 @@ def top(source: str, interval: float, iterations: int, busiest: int, token: str 
 
 @click.command()
 @click.argument("source", required=False)
-@click.option("--app", default=None, metavar="MODULE:ATTR", help="Lint an app's registry.")
-@click.option("--max-series", type=click.IntRange(min=1), default=None, help="Cardinality limit.")
+@click.option(
+    "--app",
+    default=None,
+    metavar="MODULE:ATTR",
+    help="Lint this app's registry instead of a SOURCE (default: none; imported as "
+    "the generators' --app, the current directory first on the path).",
+)
+@click.option(
+    "--max-series",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_SERIES,
+    show_default=True,
+    help="Series per metric above which 'cardinality' is reported.",
+)
 @_token
 @friendly
-def lint(source: str | None, app: str | None, max_series: int | None, token: str | None) -> None:
+def lint(source: str | None, app: str | None, max_series: int, token: str | None) -> None:
     """Check exposition against Prometheus naming and cardinality practice.
 
     SOURCE is a /metrics URL, a textfile or a multi-process directory. Exit status 1 when
     an error is found, 2 for unreadable input.
     """
-    from ..tools.lint import DEFAULT_MAX_SERIES, lint_families, lint_text
+    from ..tools.lint import lint_families, lint_text
     from ..tools.top import collect_directory, fetch_text
 
-    limit = max_series or DEFAULT_MAX_SERIES
+    limit = max_series
     if (source is None) == (app is None):
         raise CliError("give exactly one of SOURCE or --app")
     if app is not None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +20,23 @@ def _rel(path: Path, root: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+def meterhub_command(argv0: str | None = None, path: str | None = None) -> str:
+    """How to run ``meterhub`` from the user's shell, as the running command was started:
+    ``meterhub`` when that name on *path* (default ``$PATH``) is this very script, else the
+    script's path (``.venv/bin/meterhub`` after ``make demo``, whose venv is not
+    activated), else ``python -m meterhub.cli`` with this interpreter."""
+    script = sys.argv[0] if argv0 is None else argv0
+    if os.path.basename(script).startswith("meterhub") and os.path.isfile(script):
+        found = shutil.which("meterhub", path=path)
+        if found is not None and os.path.samefile(found, script):
+            return "meterhub"
+        absolute = os.path.abspath(script)
+        relative = os.path.relpath(absolute)
+        shown = relative if not relative.startswith("..") else absolute
+        return shlex.quote(shown if os.sep in shown else os.path.join(".", shown))
+    return f"{shlex.quote(sys.executable)} -m meterhub.cli"
 
 
 def _event_counts(store: Any) -> str:
@@ -79,11 +100,16 @@ def print_summary(
         f"Jira tickets {results['tickets']}, Jira failures {results['jira_failed']} "
         f"(fake Jira failed {jira.failures} of {jira.calls} calls)"
     )
-    con.print(
-        f"Look around: meterhub top {_rel(layout.textfile, root)} - "
-        f"meterhub lint {_rel(layout.textfile, root)} - "
-        f"meterhub oplog stats {_rel(layout.oplog, root)}"
-    )
+    # One command per line, never wrapped or read as markup: each runs as printed.
+    command = meterhub_command()
+    con.print("Look around:")
+    for args in (
+        ("top", layout.textfile),
+        ("lint", layout.textfile),
+        ("oplog", "stats", layout.oplog),
+    ):
+        words = [a if isinstance(a, str) else shlex.quote(_rel(a, root)) for a in args]
+        con.print(f"  {command} {' '.join(words)}", markup=False, highlight=False, soft_wrap=True)
     ok = layout.textfile.exists() and (results["processed"] > 0 or sent.get("alerts", 0) == 0)
     if not ok:
         con.print("[red]the demo did not process any alert[/red]")

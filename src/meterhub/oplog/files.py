@@ -10,6 +10,7 @@ final name.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -177,6 +178,10 @@ class DirectoryLock:
     """An exclusive ``flock`` on ``<directory>/.oplog.lock``: one live log per directory.
 
     The kernel releases it when the process dies, so a killed writer never blocks the next.
+    ``release()`` removes the file (a stopped log leaves its directory as it found it). The
+    removal is why ``acquire()`` checks, once it holds the lock, that the path still names
+    the file it locked: a log that opened the file just before its holder unlinked it would
+    otherwise hold a lock on a file nobody else can see, next to a new one.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -184,8 +189,10 @@ class DirectoryLock:
         self._file: IO[bytes] | None = None
 
     def acquire(self) -> None:
-        handle = open(self.path, "ab")  # noqa: SIM115 - held until release()
-        if fcntl is not None:
+        while True:
+            handle = open(self.path, "ab")  # noqa: SIM115 - held until release()
+            if fcntl is None:
+                break
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
@@ -194,9 +201,26 @@ class DirectoryLock:
                     f"{self.path.parent} is in use by another running OperationLog "
                     "(one directory per log)"
                 ) from None
+            if self._names(handle):
+                break
+            handle.close()  # its holder removed it while we waited: lock the new one
         self._file = handle
+
+    def _names(self, handle: IO[bytes]) -> bool:
+        try:
+            on_disk = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        held = os.fstat(handle.fileno())
+        return (on_disk.st_dev, on_disk.st_ino) == (held.st_dev, held.st_ino)
 
     def release(self) -> None:
         handle, self._file = self._file, None
-        if handle is not None:
-            handle.close()
+        if handle is None:
+            return
+        if fcntl is not None:  # without flock a second log may be using the file
+            try:
+                os.unlink(self.path)  # while still locked: see the class docstring
+            except OSError:
+                pass  # gone already, or a read-only directory: a stale file blocks nobody
+        handle.close()

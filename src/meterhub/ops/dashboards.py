@@ -2,28 +2,48 @@
 
 One dashboard (schema 39, Grafana 10/11) with a templated ``datasource`` (any Prometheus)
 and ``job`` (multi-value, from ``up``) variable, and one row per concern: HTTP RED per route,
-components, Celery, operation log, meterhub itself, SLO burn, then a panel per remaining
-application metric of the registry. Every query selects ``job=~"$job"`` and uses
+components, Celery, operation log, meterhub itself, SLO burn (only when SLOs are given),
+then a panel per remaining application metric of the registry (a counter with a
+``status``-like label keeps that split). Every query selects ``job=~"$job"`` and uses
 ``$__rate_interval``; :func:`panel_queries` lists them so tests can prove each is valid PromQL.
+
+The dashboard's ``uid`` and ``title`` name the application, so two applications'
+dashboards can be imported side by side: they come from *application* when given, else
+from the registry (a Hub's namespace, the component metrics' prefix, or the first name
+segment every application metric shares), else ``meterhub``. Grafana keys a dashboard
+by its uid (at most 40 of ``[a-zA-Z0-9_-]``) and refuses two equal titles in a folder.
 
 Example::
 
     >>> import json
+    >>> from meterhub import Counter, Registry
     >>> from meterhub.ops.dashboards import render_dashboard
-    >>> json.loads(render_dashboard())["templating"]["list"][0]["name"]
-    'datasource'
+    >>> reg = Registry(self_metrics=False)
+    >>> _ = Counter("shop_orders", "Orders.", ["status"], registry=reg)
+    >>> board = json.loads(render_dashboard(reg))
+    >>> board["uid"], board["title"]
+    ('meterhub-shop', 'shop')
+    >>> board["panels"][1]["targets"][0]["expr"]
+    'sum by (status) (rate(shop_orders_total{job=~"$job"}[$__rate_interval]))'
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
 from ..registry import Registry
 from .catalog import CatalogEntry, catalog_entries
 
-__all__ = ["SCHEMA_VERSION", "dashboard", "panel_queries", "render_dashboard"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "application_name",
+    "dashboard",
+    "panel_queries",
+    "render_dashboard",
+]
 
 SCHEMA_VERSION = 39
 _DS = {"type": "prometheus", "uid": "${datasource}"}
@@ -41,14 +61,52 @@ def _rate(name: str, matchers: str = "") -> str:
     return f"rate({_sel(name, matchers)}[{_RI}])"
 
 
-def _quantiles(bucket: str, by: str) -> list[tuple[str, str]]:
+def _quantiles(bucket: str, by: str, matchers: str = "") -> list[tuple[str, str]]:
     return [
-        (f"histogram_quantile({q}, sum by ({by}, le) ({_rate(bucket)}))", f"p{q[2:]} {{{{{by}}}}}")
+        (
+            f"histogram_quantile({q}, sum by ({by}, le) ({_rate(bucket, matchers)}))",
+            f"p{q[2:]} {{{{{by}}}}}",
+        )
         for q in ("0.95", "0.99")
     ]
 
 
-def _sections(prefix: str) -> list[tuple[str, str | None, list[Panel]]]:
+def _slo_section(names: list[str]) -> tuple[str, list[Panel]]:
+    # Only the SLOs of this application (others may share the Prometheus); the names allow
+    # `.` as the only regex character (see slo._SLO_NAME), escaped for PromQL's string.
+    which = f'{{slo=~"{"|".join(n.replace(".", chr(92) * 2 + ".") for n in names)}"}}'
+    return (
+        "SLO",
+        [
+            (
+                "Burn rate (1h)",
+                [
+                    (
+                        f"slo:sli_error:ratio_rate1h{which}"
+                        f" / on (slo) (1 - slo:objective:ratio{which})",
+                        "{{slo}}",
+                    )
+                ],
+                "short",
+            ),
+            (
+                "Error budget remaining",
+                [(f"slo:error_budget_remaining:ratio{which}", "{{slo}}")],
+                "percentunit",
+            ),
+        ],
+    )
+
+
+def _http_latency(by_status: bool) -> list[Panel]:
+    bucket = "http_server_request_duration_seconds_bucket"
+    panels: list[Panel] = [("Latency", _quantiles(bucket, "route"), "s")]
+    if by_status:  # the histogram carries the status: error latency apart from success
+        panels.append(("Latency of 5xx", _quantiles(bucket, "route", 'status=~"5.."'), "s"))
+    return panels
+
+
+def _sections(prefix: str, http_by_status: bool) -> list[tuple[str, str, list[Panel]]]:
     calls = f"{prefix}component_calls_total"
     req = "http_server_requests_total"
     s5xx, failure, finished = 'status=~"5.."', 'status="failure"', 'state=~"succeeded|failed"'
@@ -69,11 +127,7 @@ def _sections(prefix: str) -> list[tuple[str, str | None, list[Panel]]]:
                     ],
                     "percentunit",
                 ),
-                (
-                    "Latency",
-                    _quantiles("http_server_request_duration_seconds_bucket", "route"),
-                    "s",
-                ),
+                *_http_latency(http_by_status),
             ],
         ),
         (
@@ -189,27 +243,6 @@ def _sections(prefix: str) -> list[tuple[str, str | None, list[Panel]]]:
                 ),
             ],
         ),
-        (
-            "SLO",
-            None,
-            [
-                (
-                    "Burn rate (1h)",
-                    [
-                        (
-                            "slo:sli_error:ratio_rate1h / on (slo) (1 - slo:objective:ratio)",
-                            "{{slo}}",
-                        )
-                    ],
-                    "short",
-                ),
-                (
-                    "Error budget remaining",
-                    [("slo:error_budget_remaining:ratio", "{{slo}}")],
-                    "percentunit",
-                ),
-            ],
-        ),
     ]
 
 
@@ -219,9 +252,17 @@ _KNOWN_PREFIXES = ("process_", "python_", "meterhub_", "http_server_", "celery_"
 _GRAFANA_UNITS = {"seconds": "s", "bytes": "bytes", "ratio": "percentunit"}
 
 
+# Labels that say how something ended: a counter keeps its split by the first one it has,
+# so success and failure stay two lines instead of one sum.
+_OUTCOME_LABELS = ("status", "status_code", "code", "outcome", "result", "state")
+
+
 def _entry_panel(e: CatalogEntry) -> Panel | None:
     name, unit = e.family, _GRAFANA_UNITS.get(e.unit, "short")
     if e.type == "counter":
+        by = next((label for label in _OUTCOME_LABELS if label in e.labels), None)
+        if by is not None:
+            return (f"{e.name} / s", [(f"sum by ({by}) ({_rate(e.name)})", f"{{{{{by}}}}}")], "ops")
         return (f"{e.name} / s", [(f"sum({_rate(e.name)})", "")], "ops")
     if e.type in ("gauge", "unknown"):
         return (e.name, [(_sel(e.name), "")], unit)
@@ -234,19 +275,93 @@ def _entry_panel(e: CatalogEntry) -> Panel | None:
     return None
 
 
-def dashboard(registry: Registry | None = None, title: str = "meterhub") -> dict[str, Any]:
-    """The dashboard as a dict: every section without *registry*; with one, the sections
-    whose metrics it registers plus one panel per other application metric."""
+_UID = re.compile(r"[A-Za-z0-9_-]{1,40}\Z")
+
+
+def application_name(registry: Registry | None) -> str | None:
+    """The application's name as the registry shows it, or ``None``: the prefix of its
+    component metrics (``shop_component_calls_total``), else the first name segment every
+    application metric shares (``shop_orders_total``, ``shop_basket_items``).
+
+    Example::
+
+        >>> from meterhub import Counter, Gauge, Registry
+        >>> reg = Registry(self_metrics=False)
+        >>> _ = Counter("billing_invoices", "Invoices.", registry=reg)
+        >>> _ = Gauge("billing_open_items", "Open items.", registry=reg)
+        >>> application_name(reg)
+        'billing'
+    """
+    if registry is None:
+        return None
     from .rules import _detect_prefix
 
+    entries = catalog_entries(registry)
+    prefix = _detect_prefix(e.name for e in entries).rstrip("_")
+    if prefix:
+        return prefix
+    heads = {e.name.split("_", 1)[0] for e in entries if not e.name.startswith(_KNOWN_PREFIXES)}
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _uid_for(application: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", application).strip("-") or "app"
+    return f"meterhub-{slug}"[:40]
+
+
+def _check_uid(uid: str) -> str:
+    if not isinstance(uid, str) or not _UID.match(uid):
+        raise ValueError(
+            f"dashboard uid {uid!r}: Grafana needs 1 to 40 of the characters [a-zA-Z0-9_-]"
+        )
+    return uid
+
+
+def _slo_names(slos: Any) -> list[str]:
+    if slos is None:
+        return []
+    from .slo import SLO, parse_slos
+
+    if isinstance(slos, (list, tuple)) and slos and all(isinstance(s, SLO) for s in slos):
+        return [s.name for s in slos]
+    return [s.name for s in parse_slos(slos)]
+
+
+def dashboard(
+    registry: Registry | None = None,
+    title: str | None = None,
+    *,
+    uid: str | None = None,
+    application: str | None = None,
+    slos: Any = None,
+) -> dict[str, Any]:
+    """The dashboard as a dict: every section without *registry*; with one, the sections
+    whose metrics it registers plus one panel per other application metric.
+
+    *application* names the dashboard (default: :func:`application_name`, else
+    ``meterhub``): the title is the name, the uid ``meterhub-<name>``; *title* and *uid*
+    override them (a bad uid raises ``ValueError``). *slos* (a spec as
+    :func:`meterhub.ops.slo.parse_slos` takes it, or its ``SLO`` list) adds the SLO row.
+    """
+    for what, value in (("title", title), ("application", application)):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"dashboard {what} must be a str, got {type(value).__name__}")
     entries = catalog_entries(registry) if registry is not None else []
     names = None if registry is None else {e.name for e in entries}
+    from .rules import _detect_prefix
+
     prefix = _detect_prefix(names or ())
+    http_by_status = any(
+        e.family == "http_server_request_duration_seconds" and "status" in e.labels for e in entries
+    )
     rows: list[tuple[str, list[Panel]]] = [
         (title_, panels)
-        for title_, needs, panels in _sections(prefix)
-        if names is None or needs is None or needs in names
+        for title_, needs, panels in _sections(prefix, http_by_status)
+        if names is None or needs in names
     ]
+    slo_names = _slo_names(slos)
+    if slo_names:
+        rows.append(_slo_section(slo_names))
     app = [
         p
         for e in entries
@@ -256,9 +371,10 @@ def dashboard(registry: Registry | None = None, title: str = "meterhub") -> dict
     ]
     if app:
         rows.append(("Application metrics", app))
+    app_name = application or application_name(registry)
     return {
-        "uid": "meterhub-overview",
-        "title": title,
+        "uid": _check_uid(uid) if uid is not None else _uid_for(app_name or "overview"),
+        "title": title if title is not None else (app_name or "meterhub"),
         "tags": ["meterhub"],
         "schemaVersion": SCHEMA_VERSION,
         "version": 1,
@@ -294,7 +410,6 @@ def _variables() -> list[dict[str, Any]]:
             "type": "query",
             "datasource": _DS,
             "query": {"query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"},
-            "definition": query,
             "refresh": 2,
             "includeAll": True,
             "multi": True,
@@ -352,9 +467,21 @@ def panel_queries(board: dict[str, Any]) -> list[str]:
     return [t["expr"] for p in board["panels"] for t in p.get("targets", ())]
 
 
-def render_dashboard(registry: Any = None, title: str = "meterhub") -> str:
-    """The dashboard JSON; *registry* may be a Registry, Hub, metric or ``None`` (all rows)."""
+def render_dashboard(
+    registry: Any = None,
+    title: str | None = None,
+    *,
+    uid: str | None = None,
+    application: str | None = None,
+    slos: Any = None,
+) -> str:
+    """The dashboard JSON; *registry* may be a Registry, Hub, metric or ``None`` (all rows).
+    A Hub's namespace names the application; the rest as for :func:`dashboard`."""
     from . import registry_of
 
     reg = None if registry is None else registry_of(registry)
-    return json.dumps(dashboard(reg, title), indent=2, ensure_ascii=False) + "\n"
+    namespace = getattr(registry, "namespace", None)  # a Hub's
+    if application is None and isinstance(namespace, str) and namespace:
+        application = namespace
+    board = dashboard(reg, title, uid=uid, application=application, slos=slos)
+    return json.dumps(board, indent=2, ensure_ascii=False) + "\n"

@@ -230,7 +230,7 @@ def deploy_files(registry: Any = None, namespace: str = "") -> dict[str, str]:
         "docker-compose.yml": dump_yaml(compose_config()),
         "grafana/provisioning/datasources/prometheus.yml": dump_yaml(_grafana_datasource()),
         "grafana/provisioning/dashboards/meterhub.yml": dump_yaml(_grafana_dashboards()),
-        "grafana/dashboards/meterhub.json": render_dashboard(reg),
+        "grafana/dashboards/meterhub.json": render_dashboard(reg, slos=EXAMPLE_SLO),
         "slo.yml": dump_yaml(EXAMPLE_SLO),
         "rules/slo.rules.yml": render_slo(EXAMPLE_SLO),
     }

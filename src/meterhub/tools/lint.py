@@ -12,6 +12,10 @@ Rules (code, severity):
 * ``label-email`` / ``label-uuid`` (error), ``label-id`` / ``label-path`` (warning): label
   values that look like e-mail addresses, UUIDs, numeric/hex ids or raw URL paths - each
   one makes a series per user, request or object.
+  A ``pid`` label is exempt: multi-process mode writes it on per-process gauges (modes
+  ``all``, ``liveall``, ... as prometheus_client does), one series per worker process,
+  bounded by the workers (meterhub's own ``meterhub_oplog_queue_size`` has it); so is the
+  ``path`` of ``meterhub_textfile_*``, the file the exporter writes (not a URL path).
 
 Example::
 
@@ -72,6 +76,9 @@ _UNITS: dict[str, str] = {
     "percentage": "ratio",
 }
 _SKIP_LABELS = frozenset({"le", "quantile"})
+# Values that look like ids but are bounded by what they name (see the module docstring).
+_BOUNDED_ID_LABELS = frozenset({"pid"})
+_FILE_PATH_LABELS = (("meterhub_textfile_", "path"),)
 _EMAIL = re.compile(r"[^@\s/]+@[^@\s/]+\.[A-Za-z]{2,}\Z")
 _UUID = re.compile(
     r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\Z"
@@ -178,11 +185,21 @@ def _lint(
                             at,
                         )
                 kind = _value_kind(value)
+                if kind is not None and _bounded(fam.name, key, kind[0]):
+                    continue
                 if kind is None or (key, kind[0]) in reported:
                     continue
                 reported.add((key, kind[0]))
                 add(kind[1], kind[0], f"{fam.name} label {key}={value!r} looks like {kind[2]}", at)
     return out
+
+
+def _bounded(family: str, key: str, code: str) -> bool:
+    if code == "label-id":
+        return key in _BOUNDED_ID_LABELS
+    return code == "label-path" and any(
+        family.startswith(prefix) and key == label for prefix, label in _FILE_PATH_LABELS
+    )
 
 
 def _exposed_name(fam: MetricFamily) -> str:
