@@ -536,3 +536,18 @@ def test_each_file_carries_its_own_write_statistics(tmp_path: Path) -> None:
             if s.name == "meterhub_textfile_writes_total"
         }
         assert paths == ({str(tmp_path / own)} if own else set()), name
+
+
+def test_meterhub_lint_passes_the_file_s_self_metrics(tmp_path: Path, lenient: None) -> None:
+    from meterhub.tools.lint import lint_text
+
+    reg = Registry(self_metrics=True)
+    Counter("bad", "B.", registry=reg).inc(-1)  # a meterhub_errors_total series, with path
+    target = tmp_path / "1000" / "app.prom"  # a numeric segment: "looks like an id" elsewhere
+    target.parent.mkdir()
+    exporter = TextfileExporter(target, registry=reg)
+    exporter.write()
+    exporter.write()
+    text = target.read_text()
+    assert f'path="{target}"' in text
+    assert lint_text(text) == []
