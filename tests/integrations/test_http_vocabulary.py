@@ -326,6 +326,10 @@ def test_otel_naming_in_multi_process_mode_is_spelled_legacy(tmp_path: object) -
     m.end(m.begin("GET"), "/r", 200, 0.25)
     labels = {"http_request_method": "GET", "http_route": "/r", "http_response_status_code": "200"}
     assert reg.get_sample_value("http_server_request_duration_seconds_count", labels) == 1
+    again = HttpServerMetrics(registry=reg, naming="otel", sizes=False)  # an app factory
+    assert again.duration is m.duration
+    with pytest.raises(DefinitionError, match="'http_server_requests' is already registered"):
+        HttpServerMetrics(registry=reg)  # the same names, other label names
 
 
 def test_unknown_naming_is_refused(registry: Registry) -> None:

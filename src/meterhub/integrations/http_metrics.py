@@ -144,6 +144,11 @@ _BRACE_RE = re.compile(r"\{([A-Za-z_]\w*):[^{}]*\}")
 _TEMPLATES: dict[str, str] = {}
 
 
+def _vocabulary(naming: str, legacy: bool) -> dict[str, str]:
+    names = _VOCABULARIES[naming]
+    return {k: v.replace(".", "_") for k, v in names.items()} if legacy else names
+
+
 def normalize_method(method: object) -> str:
     """The ``method`` label value of *method*: upper-cased if standard, else ``OTHER``.
 
@@ -244,17 +249,17 @@ class HttpServerMetrics:
             raise TypeError(f"registry must be a meterhub Registry, got {reg!r}")
         if naming not in NAMINGS:
             raise ValueError(f"naming must be one of {', '.join(NAMINGS)}, got {naming!r}")
-        for other, vocabulary in _VOCABULARIES.items():
-            if other != naming and reg.get(vocabulary["duration"]) is not None:
+        legacy = hasattr(reg.store, "attach")  # the multi-process store keeps to the legacy
+        names = _vocabulary(naming, legacy)  # grammar: it gets the escaped spelling
+        for other in NAMINGS:
+            theirs = _vocabulary(other, legacy)["duration"]
+            if other != naming and theirs != names["duration"] and reg.get(theirs) is not None:
                 # Escaped for a Prometheus 2 scraper, the two render the same family names.
+                # (Spelled alike, in multi-process mode, the label names conflict instead.)
                 raise DefinitionError(
                     f"HttpServerMetrics(naming={naming!r}): this registry already has the "
-                    f"{other!r} naming's {vocabulary['duration']}; use one naming per registry"
+                    f"{other!r} naming's {theirs}; use one naming per registry"
                 )
-        names = _VOCABULARIES[naming]
-        if naming != "meterhub" and hasattr(reg.store, "attach"):
-            # The multi-process store keeps to the legacy grammar: the escaped spelling.
-            names = {k: v.replace(".", "_") for k, v in names.items()}
         self.naming = naming
         self._other = names["other"]
         method_l, route_l, status_l = names["method"], names["route"], names["status"]
