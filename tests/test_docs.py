@@ -36,12 +36,14 @@ def test_the_docs_have_python_blocks_and_skips_give_a_reason() -> None:
 LOCAL = [(n, b) for n, b in BLOCKS if b.server is None]
 ON_PUSHGATEWAY = [(n, b) for n, b in BLOCKS if b.server == "pushgateway"]
 ON_NODE_EXPORTER = [(n, b) for n, b in BLOCKS if b.server == "node_exporter"]
-SERVERS = (None, "pushgateway", "node_exporter")
+DJANGO_SETTINGS = [(n, b) for n, b in BLOCKS if b.server == "django-settings"]
+SERVERS = (None, "pushgateway", "node_exporter", "django-settings")
 
 
 def test_server_markers_name_a_known_server() -> None:
     assert [(n, b.line, b.server) for n, b in BLOCKS if b.server not in SERVERS] == []
     assert ON_PUSHGATEWAY and ON_NODE_EXPORTER  # docs/delivery.md's
+    assert DJANGO_SETTINGS  # docs/integrations.md's
 
 
 @pytest.mark.parametrize(("doc", "block"), LOCAL, ids=[f"{n}:{b.line}" for n, b in LOCAL])
@@ -88,3 +90,48 @@ def test_docs_block_feeds_the_real_node_exporter(
     assert text.count('node_textfile_mtime_seconds{file="') == 2  # app.prom and hub.prom
     log = node_exporter.log.read_text()
     assert "was collected before" not in log, f"{where}: node_exporter dropped metrics:\n{log}"
+
+
+# A settings.py + urls.py fragment, read as Django reads it: the names a project's files
+# import (path, include, os) given, the ``...`` left out, every dotted path imported, and
+# the METERHUB settings read by the integration's own reader (ImproperlyConfigured if not).
+CHECK_SETTINGS = """
+import os, sys
+import django
+from django.conf import settings
+settings.configure(INSTALLED_APPS=["meterhub.integrations.django"], ROOT_URLCONF=[])
+django.setup()
+from django.urls import include, path
+from django.utils.module_loading import import_string
+from types import SimpleNamespace
+from meterhub.integrations.django.conf import get_settings
+
+namespace = {"os": os, "path": path, "include": include}
+exec(sys.argv[1], namespace)
+apps = [a for a in namespace["INSTALLED_APPS"] if a is not ...]
+middleware = [m for m in namespace["MIDDLEWARE"] if m is not ...]
+assert apps and middleware and [u for u in namespace["urlpatterns"] if u is not ...]
+for app in apps:
+    __import__(app)
+for dotted in middleware:
+    import_string(dotted)
+names = ("METERHUB", "METRICS_ENABLED", "METRICS_FILE_PATH")
+conf = get_settings(SimpleNamespace(**{n: namespace[n] for n in names if n in namespace}))
+assert conf.exclude_paths == tuple(namespace["METERHUB"]["EXCLUDE_PATHS"]), conf
+"""
+
+
+@pytest.mark.parametrize(
+    ("doc", "block"), DJANGO_SETTINGS, ids=[f"{n}:{b.line}" for n, b in DJANGO_SETTINGS]
+)
+def test_docs_django_settings_are_what_the_integration_reads(
+    doc: str, block: Block, tmp_path: Path
+) -> None:
+    pytest.importorskip("django")
+    run_block(
+        f"docs/{doc}:{block.line}",
+        Block(block.line, CHECK_SETTINGS, None),
+        tmp_path,
+        env={"METRICS_TOKEN": "s3cret"},
+        args=(block.code,),
+    )

@@ -11,9 +11,10 @@ reports::
     <!-- doc-test: skip a settings.py fragment (tests/integrations/django_project runs it) -->
 
 ``<!-- doc-test: needs flask -->`` runs the block only when that module is importable
-(an optional extra), skipping it with that reason otherwise. ``<!-- doc-test: server
+(an optional extra), skipping it with that reason otherwise. ``<!-- doc-test: with
 pushgateway -->`` (or ``node_exporter``) runs it against the real server of that fixture,
-its address (or textfile directory) put in place of the example's. A block with top-level
+its address (or textfile directory) put in place of the example's; ``with django-settings``
+reads a settings fragment with Django's and meterhub's own settings code. A block with top-level
 ``await`` runs in an event loop, as pasted into ``python -m asyncio``.
 """
 
@@ -32,7 +33,7 @@ import meterhub
 
 # A fence may be indented (inside a list item): its code is dedented.
 _FENCE = re.compile(
-    r"(?:<!--\s*(?:doc|readme)-test:\s*(?P<verb>skip|needs|server)\s*(?P<arg>.*?)\s*-->\s*\n)?"
+    r"(?:<!--\s*(?:doc|readme)-test:\s*(?P<verb>skip|needs|with)\s*(?P<arg>.*?)\s*-->\s*\n)?"
     r"^(?P<indent>[ \t]*)```python[ \t]*\n(?P<code>.*?)^(?P=indent)```[ \t]*$",
     re.MULTILINE | re.DOTALL,
 )
@@ -47,6 +48,7 @@ class Block(NamedTuple):
     skip: str | None
     needs: tuple[str, ...] = ()
     server: str | None = None
+    """What the block runs with (``<!-- doc-test: with X -->``): a real server, say."""
 
 
 def python_blocks(text: str) -> list[Block]:
@@ -57,7 +59,7 @@ def python_blocks(text: str) -> list[Block]:
         line = text.count("\n", 0, m.start("code")) + 1
         skip = arg if verb == "skip" else None
         needs = tuple(arg.replace(",", " ").split()) if verb == "needs" else ()
-        server = arg if verb == "server" else None
+        server = arg if verb == "with" else None
         out.append(Block(line, textwrap.dedent(m.group("code")), skip, needs, server))
     return out
 
@@ -103,16 +105,18 @@ def run_block(
     timeout: float = 120,
     replace: tuple[str, str] | None = None,
     env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
 ) -> None:
     """Run *block* in a fresh interpreter in *cwd*; ``AssertionError`` naming *where* (the
     file and line) with its output if it fails, or if it leaves files in *cwd* unless
     *keep_files* (examples of what writes files, such as the operation log, write them
     relative to where they run). *replace* is ``(old, new)``: a server address, say; *env*
-    adds variables (a ``METERHUB_*`` setting the example says to set)."""
+    adds variables (a ``METERHUB_*`` setting the example says to set); *args* go to the
+    block's ``sys.argv``."""
     code = block.code if replace is None else block.code.replace(*replace)
-    argv = ["-c", code]
+    argv = ["-c", code, *args]
     if _needs_event_loop(code):
-        argv = ["-c", _ASYNC_DRIVER, code]
+        argv = ["-c", _ASYNC_DRIVER, code, *args]
     proc = subprocess.run(
         [sys.executable, *argv],
         cwd=cwd,
