@@ -11,6 +11,7 @@ an event loop (``python -m asyncio``); files they write in their directory are a
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +38,13 @@ LOCAL = [(n, b) for n, b in BLOCKS if b.server is None]
 ON_PUSHGATEWAY = [(n, b) for n, b in BLOCKS if b.server == "pushgateway"]
 ON_NODE_EXPORTER = [(n, b) for n, b in BLOCKS if b.server == "node_exporter"]
 DJANGO_SETTINGS = [(n, b) for n, b in BLOCKS if b.server == "django-settings"]
+WITH_YAML = [(n, b) for n, b in BLOCKS if b.server is not None and b.server.endswith(".yaml")]
 SERVERS = (None, "pushgateway", "node_exporter", "django-settings")
 
 
 def test_server_markers_name_a_known_server() -> None:
-    assert [(n, b.line, b.server) for n, b in BLOCKS if b.server not in SERVERS] == []
+    unknown = [(n, b.line, b.server) for n, b in BLOCKS if b.server not in SERVERS]
+    assert unknown == [(n, b.line, b.server) for n, b in WITH_YAML]
     assert ON_PUSHGATEWAY and ON_NODE_EXPORTER  # docs/delivery.md's
     assert DJANGO_SETTINGS  # docs/integrations.md's
 
@@ -135,3 +138,21 @@ def test_docs_django_settings_are_what_the_integration_reads(
         env={"METRICS_TOKEN": "s3cret"},
         args=(block.code,),
     )
+
+
+_YAML_FENCE = re.compile(r"^```yaml[ \t]*\n(?P<code>.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+
+
+@pytest.mark.parametrize(("doc", "block"), WITH_YAML, ids=[f"{n}:{b.line}" for n, b in WITH_YAML])
+def test_docs_block_runs_with_the_yaml_file_the_doc_shows(
+    doc: str, block: Block, tmp_path: Path
+) -> None:
+    # "EventRouter.from_file("events.yaml")" with the events.yaml shown after the block.
+    pytest.importorskip("yaml")
+    text = (DOCS / doc).read_text(encoding="utf-8")
+    after = sum(len(line) + 1 for line in text.splitlines()[: block.line])
+    shown = _YAML_FENCE.search(text, after)
+    assert shown is not None, f"docs/{doc}:{block.line}: no yaml block after it"
+    assert block.server is not None
+    (tmp_path / block.server).write_text(shown.group("code"), encoding="utf-8")
+    run_block(f"docs/{doc}:{block.line}", block, tmp_path, keep_files=True)
