@@ -1,17 +1,24 @@
 """Every Python block in docs/*.md runs as pasted, like the README's
-(``tests/support/_docblocks.py``: a fresh interpreter, an empty directory, strict mode).
+(``tests/support/_docblocks.py``: a fresh interpreter, an empty directory, strict mode;
+top-level ``await`` runs in an event loop, as in ``python -m asyncio``; files written in
+that directory are allowed).
 
-A block that cannot run as pasted says why in a ``<!-- doc-test: skip REASON -->`` marker
-(a settings.py fragment, a server address to fill in); the reasons are listed in the
-report as skips, and every skip must give one. ``<!-- doc-test: needs MODULE -->`` runs a
-block only when its optional extra is installed. Blocks with top-level ``await`` run in
-an event loop (``python -m asyncio``); files they write in their directory are allowed.
+A marker before a block says what else it needs (``tests/support/_docblocks.py``):
+
+* ``<!-- doc-test: with X -->`` runs it with the real thing: ``pushgateway`` and
+  ``node_exporter`` (real servers, their address or directory in place of the example's),
+  ``tls`` (a certificate and ``METRICS_TOKEN``), ``django-settings`` (read by Django and
+  the integration's settings reader), ``NAME.yaml`` (the YAML block the doc shows after it);
+* ``<!-- doc-test: needs MODULE -->`` runs it only when that module is installed;
+* ``<!-- doc-test: skip REASON -->`` does not run it, and the reason is reported.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +46,8 @@ ON_PUSHGATEWAY = [(n, b) for n, b in BLOCKS if b.server == "pushgateway"]
 ON_NODE_EXPORTER = [(n, b) for n, b in BLOCKS if b.server == "node_exporter"]
 DJANGO_SETTINGS = [(n, b) for n, b in BLOCKS if b.server == "django-settings"]
 WITH_YAML = [(n, b) for n, b in BLOCKS if b.server is not None and b.server.endswith(".yaml")]
-SERVERS = (None, "pushgateway", "node_exporter", "django-settings")
+WITH_TLS = [(n, b) for n, b in BLOCKS if b.server == "tls"]
+SERVERS = (None, "pushgateway", "node_exporter", "django-settings", "tls")
 
 
 def test_server_markers_name_a_known_server() -> None:
@@ -47,6 +55,7 @@ def test_server_markers_name_a_known_server() -> None:
     assert unknown == [(n, b.line, b.server) for n, b in WITH_YAML]
     assert ON_PUSHGATEWAY and ON_NODE_EXPORTER  # docs/delivery.md's
     assert DJANGO_SETTINGS  # docs/integrations.md's
+    assert WITH_TLS  # docs/delivery.md's
 
 
 @pytest.mark.parametrize(("doc", "block"), LOCAL, ids=[f"{n}:{b.line}" for n, b in LOCAL])
@@ -156,3 +165,27 @@ def test_docs_block_runs_with_the_yaml_file_the_doc_shows(
     assert block.server is not None
     (tmp_path / block.server).write_text(shown.group("code"), encoding="utf-8")
     run_block(f"docs/{doc}:{block.line}", block, tmp_path, keep_files=True)
+
+
+@pytest.mark.parametrize(("doc", "block"), WITH_TLS, ids=[f"{n}:{b.line}" for n, b in WITH_TLS])
+def test_docs_block_runs_with_a_certificate_and_a_token(
+    doc: str, block: Block, tmp_path: Path
+) -> None:
+    # The tls.crt/tls.key and METRICS_TOKEN the example expects; any free port for its 9100.
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl CLI not installed: cannot make the example's certificate")
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "tls.key",
+         "-out", "tls.crt", "-days", "1", "-subj", "/CN=127.0.0.1"],
+        cwd=tmp_path, check=True, capture_output=True,
+    )  # fmt: skip
+    assert "start_http_server(9100," in block.code
+    run_block(
+        f"docs/{doc}:{block.line}",
+        block,
+        tmp_path,
+        keep_files=True,
+        replace=("start_http_server(9100,", "start_http_server(0,"),
+        env={"METRICS_TOKEN": "s3cret"},
+    )
