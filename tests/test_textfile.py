@@ -435,3 +435,119 @@ def test_read_only_directory(tmp_path: Path, lenient: None) -> None:
             exp, mnt / "app.prom", lambda: subprocess.run(rw, check=True)
         )
         assert exp.failures >= 3
+
+
+PROCESS_FAMILIES = ("process_", "python_info", "python_gc_")
+
+
+def families_in(path: Path) -> set[str]:
+    return {f.name for f in text_string_to_metric_families(path.read_text())}
+
+
+def with_defaults(reg: Registry) -> Registry:
+    meterhub.register_defaults(reg)  # what REGISTRY has: process, platform, GC
+    return reg
+
+
+def test_default_collectors_stay_out_of_the_file(tmp_path: Path, lenient: None) -> None:
+    # node_exporter exports its own process_*: the file's would be dropped as duplicates.
+    reg = with_defaults(Registry(self_metrics=True))
+    meterhub.ProcessCollector(namespace="myapp", registry=reg)  # whatever the namespace
+    Counter("process_jobs", "A metric of the app's own named process_*.", registry=reg).inc()
+    Counter("orders", "Orders.", registry=reg).inc(2)
+    Counter("bad", "B.", registry=reg).inc(-1)  # counted: a self-metric series to carry
+    assert reg.get_sample_value("process_open_fds") is not None  # the registry has them
+    target = tmp_path / "app.prom"
+    write_to_textfile(target, reg)
+    names = families_in(target)
+    assert {"orders", "process_jobs", "meterhub_errors"} <= names
+    assert not [n for n in names if n.startswith(PROCESS_FAMILIES) and n != "process_jobs"]
+    assert not [n for n in names if n.startswith("myapp_process_")]
+    # meterhub's own series say which file they are in: two apps' files never collide
+    own = f'metric="bad",reason="negative_increment",path="{target}"'
+    assert f"meterhub_errors_total{{{own}}} 1" in target.read_text()
+
+
+def test_process_metrics_on_request_by_argument_setting_and_exporter(tmp_path: Path) -> None:
+    reg = with_defaults(Registry(self_metrics=False))
+    wanted = {"process_open_fds", "python_info", "python_gc_collections"}
+    write_to_textfile(tmp_path / "arg.prom", reg, process_metrics=True)
+    assert wanted <= families_in(tmp_path / "arg.prom")
+    TextfileExporter(tmp_path / "exp.prom", registry=reg, process_metrics=True).write()
+    assert wanted <= families_in(tmp_path / "exp.prom")
+    meterhub.configure(env={"METERHUB_TEXTFILE_PROCESS_METRICS": "true", "METERHUB_STRICT": "1"})
+    Hub(registry=reg).write_metrics(str(tmp_path / "env.prom"))
+    assert wanted <= families_in(tmp_path / "env.prom")
+    # the argument wins over the setting
+    write_to_textfile(tmp_path / "off.prom", reg, process_metrics=False)
+    assert not wanted & families_in(tmp_path / "off.prom")
+    with pytest.raises(ValueError, match="METERHUB_TEXTFILE_PROCESS_METRICS"):
+        meterhub.configure(env={"METERHUB_TEXTFILE_PROCESS_METRICS": "sometimes"})
+
+
+def test_the_default_hub_writes_registry_without_process_metrics(tmp_path: Path) -> None:
+    target = tmp_path / "hub.prom"
+    meterhub.hub.write_metrics(str(target))  # REGISTRY: the default collectors registered
+    assert meterhub.REGISTRY.get_sample_value("process_open_fds") is not None
+    names = families_in(target)
+    assert "meterhub_textfile_writes" in names or "meterhub_errors" in names
+    assert not [n for n in names if n.startswith(PROCESS_FAMILIES)]
+
+
+def test_multi_process_registry_keeps_directory_and_self_metrics(tmp_path: Path) -> None:
+    from meterhub.multiprocess import MultiProcessStore
+
+    mpdir = tmp_path / "mp"
+    mpdir.mkdir()
+    code = textwrap.dedent(
+        """
+        import sys
+        from meterhub import Counter, Registry
+        from meterhub.multiprocess import MultiProcessStore
+        reg = Registry(MultiProcessStore(sys.argv[1]), self_metrics=False)
+        Counter("worker_jobs", "Jobs of another process.", registry=reg).inc(7)
+        """
+    )
+    subprocess.run([sys.executable, "-c", code, str(mpdir)], check=True, timeout=120)
+    reg = with_defaults(Registry(MultiProcessStore(str(mpdir)), self_metrics=True))
+    target = tmp_path / "mp.prom"
+    write_to_textfile(target, reg)
+    text = target.read_text()
+    names = families_in(target)
+    assert "worker_jobs_total 7" in text
+    assert [n for n in names if n.startswith("meterhub_multiprocess_")]
+    assert not [n for n in names if n.startswith(PROCESS_FAMILIES)]
+
+
+def test_each_file_carries_its_own_write_statistics(tmp_path: Path) -> None:
+    # node_exporter reads both files: the same series in each would be a duplicate.
+    reg = Registry(self_metrics=False)
+    a = TextfileExporter(tmp_path / "a.prom", registry=reg)
+    b = TextfileExporter(tmp_path / "b.prom", registry=reg)
+    for _ in range(2):
+        a.write()
+        b.write()
+    write_to_textfile(tmp_path / "c.prom", reg)  # no exporter: no statistics of its own
+    for name, own in (("a.prom", "a.prom"), ("b.prom", "b.prom"), ("c.prom", None)):
+        paths = {
+            s.labels["path"]
+            for f in text_string_to_metric_families((tmp_path / name).read_text())
+            for s in f.samples
+            if s.name == "meterhub_textfile_writes_total"
+        }
+        assert paths == ({str(tmp_path / own)} if own else set()), name
+
+
+def test_meterhub_lint_passes_the_file_s_self_metrics(tmp_path: Path, lenient: None) -> None:
+    from meterhub.tools.lint import lint_text
+
+    reg = Registry(self_metrics=True)
+    Counter("bad", "B.", registry=reg).inc(-1)  # a meterhub_errors_total series, with path
+    target = tmp_path / "1000" / "app.prom"  # a numeric segment: "looks like an id" elsewhere
+    target.parent.mkdir()
+    exporter = TextfileExporter(target, registry=reg)
+    exporter.write()
+    exporter.write()
+    text = target.read_text()
+    assert f'path="{target}"' in text
+    assert lint_text(text) == []

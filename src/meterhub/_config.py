@@ -71,6 +71,7 @@ ENV_VARS: Mapping[str, str] = {
     "enabled": "METERHUB_ENABLED",
     "textfile_path": "METERHUB_TEXTFILE_PATH",
     "textfile_interval": "METERHUB_TEXTFILE_INTERVAL",
+    "textfile_process_metrics": "METERHUB_TEXTFILE_PROCESS_METRICS",
     "multiproc_dir": "METERHUB_MULTIPROC_DIR",
     "strict": "METERHUB_STRICT",
     "max_series": "METERHUB_MAX_SERIES",
@@ -148,6 +149,10 @@ class Config:
     enabled: bool = True
     textfile_path: str | None = None
     textfile_interval: float = 15.0
+    textfile_process_metrics: bool = False
+    """Write the default collectors' families (``process_*``, ``python_info``,
+    ``python_gc_*``) into textfiles too. Off: node_exporter exports its own ``process_*``
+    and would drop the file's as duplicates (see ``meterhub.export.textfile``)."""
     multiproc_dir: str | None = None
     strict: bool = False
     max_series: int = 10_000
@@ -175,7 +180,13 @@ class Config:
             raw = env.get(var)
             if raw is None:
                 continue
-            if field in ("enabled", "strict", "created", "legacy_names"):
+            if field in (
+                "enabled",
+                "strict",
+                "created",
+                "legacy_names",
+                "textfile_process_metrics",
+            ):
                 values[field] = _parse_bool(var, raw)
             elif field == "textfile_interval":
                 values[field] = _parse_positive(var, raw, float)

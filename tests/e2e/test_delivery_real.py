@@ -242,6 +242,76 @@ def test_node_exporter_reports_a_broken_file_which_meterhub_never_writes(
     assert "node_textfile_scrape_error 1" in text
 
 
+# An application as deployed: meterhub's default REGISTRY (process, platform and GC
+# collectors included) written by the default hub, in a process of its own.
+TEXTFILE_APP = textwrap.dedent(
+    """
+    import sys
+    import meterhub
+    from meterhub import Counter
+    if sys.argv[3] == "worker":  # another process of a multi-process app: records only
+        Counter("e2e_worker_jobs", "Jobs.", ["app"]).labels(sys.argv[2]).inc(7)
+        raise SystemExit
+    Counter("e2e_app_jobs", "Jobs.", ["app"]).labels(sys.argv[2]).inc(3)
+    if sys.argv[3] == "with-process-metrics":
+        meterhub.configure(textfile_process_metrics=True)
+    meterhub.hub.write_metrics(sys.argv[1])
+    """
+)
+DUPLICATE = "was collected before with the same name and label values"
+
+
+def run_app(target: Path, app: str, mode: str, mpdir: Path | None = None) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METERHUB_")}
+    if mpdir is not None:
+        env["METERHUB_MULTIPROC_DIR"] = str(mpdir)
+    cmd = [sys.executable, "-c", TEXTFILE_APP, str(target), app, mode]
+    subprocess.run(cmd, env=env, check=True, timeout=120)
+
+
+def scraped_twice(node_exporter: Any) -> str:
+    # The second answer is sent after the first scrape's errors were logged.
+    node_exporter.metrics()
+    return str(node_exporter.metrics())
+
+
+def test_textfiles_of_two_apps_never_collide_with_node_exporter(
+    node_exporter: Any, tmp_path: Path
+) -> None:
+    # Both multi-process apps: each file carries meterhub_multiprocess_* of its own.
+    for app in ("a", "b"):
+        mpdir = tmp_path / f"mp-{app}"
+        mpdir.mkdir()
+        run_app(node_exporter.textfile_dir / "unused.prom", app, "worker", mpdir)
+        run_app(node_exporter.textfile_dir / f"{app}.prom", app, "default", mpdir)
+    text = scraped_twice(node_exporter)
+    log = node_exporter.log.read_text()
+    assert DUPLICATE not in log and "error gathering metrics" not in log, log
+    assert "node_textfile_scrape_error 0" in text
+    assert 'e2e_app_jobs_total{app="a"} 3' in text
+    assert 'e2e_app_jobs_total{app="b"} 3' in text
+    for app in ("a", "b"):  # the other process of each app, merged; self-metrics by file
+        path = node_exporter.textfile_dir / f"{app}.prom"
+        assert f'e2e_worker_jobs_total{{app="{app}"}} 7' in text
+        assert f'meterhub_multiprocess_files_merged{{path="{path}"}}' in text
+    assert "meterhub_multiprocess_files_merged" in text  # self-metrics stay
+    written = (node_exporter.textfile_dir / "a.prom").read_text()
+    assert "# TYPE meterhub_errors_total counter" in written  # empty: node_exporter omits it
+    # node_exporter's own process metrics, once, and the apps' runtime nowhere
+    assert len([x for x in text.splitlines() if x.startswith("process_cpu_seconds_total")]) == 1
+    assert "python_info" not in text and "python_gc_" not in text
+
+
+def test_process_metrics_in_a_textfile_are_what_node_exporter_drops(node_exporter: Any) -> None:
+    # The control experiment: the collision the default prevents, as node_exporter reports it.
+    run_app(node_exporter.textfile_dir / "a.prom", "a", "with-process-metrics")
+    text = scraped_twice(node_exporter)
+    assert "python_info{" in text  # written on request...
+    log = node_exporter.log.read_text()
+    assert 'collected metric \\"process_cpu_seconds_total\\"' in log, log  # ...and lost:
+    assert DUPLICATE in log
+
+
 def test_missing_binary_skips_with_the_reason(
     promstack: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -161,6 +161,25 @@ def test_fastapi_included_routers_and_mounted_apps(registry: Registry) -> None:
     assert requests(registry, "GET", "/sub/s/{key}", 200) == 1.0
 
 
+@pytest.mark.parametrize(
+    ("naming", "method", "route", "status", "duration"),
+    [
+        ("meterhub", "method", "route", "status", "http_server_request_duration_seconds"),
+        ("otel", "http.request.method", "http.route", "http.response.status_code",
+         "http.server.request.duration_seconds"),
+    ],
+)  # fmt: skip
+def test_latency_by_outcome_in_both_namings(
+    registry: Registry, naming: str, method: str, route: str, status: str, duration: str
+) -> None:
+    client = TestClient(starlette_app(registry, naming=naming), raise_server_exceptions=False)
+    assert client.get("/items/7").status_code == 200
+    assert client.get("/boom").status_code == 500
+    for path, code in (("/items/{item_id}", "200"), ("/boom", "500")):
+        labels = {method: "GET", route: path, status: code}
+        assert registry.get_sample_value(f"{duration}_count", labels) == 1.0, (path, code)
+
+
 def test_streaming_timed_to_the_last_chunk(registry: Registry) -> None:
     seen_during_stream: list[float] = []
 
@@ -183,7 +202,8 @@ def test_streaming_timed_to_the_last_chunk(registry: Registry) -> None:
     labels = {"method": "GET", "route": "/stream"}
     assert registry.get_sample_value("http_server_response_size_bytes_sum", labels) == 15.0
     # Lower bound only: the sleep between chunks is inside the measured duration.
-    total = registry.get_sample_value("http_server_request_duration_seconds_sum", labels)
+    timed = {**labels, "status": "200"}  # the histogram splits latency by outcome
+    total = registry.get_sample_value("http_server_request_duration_seconds_sum", timed)
     assert total is not None and total >= 0.05
 
 

@@ -86,7 +86,12 @@ def test_flush_uses_the_configured_path(tmp_path: Path) -> None:
     target = tmp_path / "configured.prom"
     meterhub.configure(strict=True, textfile_path=str(target))
     assert flush_metrics_to_file() is True
-    assert "process_cpu_seconds_total" in {name for name, _ in parse_file(target)}
+    assert flush_metrics_to_file() is True  # the second carries the first's self-metrics
+    names = {name for name, _ in parse_file(target)}
+    assert "process_cpu_seconds_total" not in names  # node_exporter's own (docs/delivery.md)
+    assert ("meterhub_textfile_writes_total", frozenset({("path", str(target))})) in dict(
+        parse_file(target)
+    )
 
 
 def test_flush_does_nothing_while_disabled(tmp_path: Path) -> None:

@@ -130,6 +130,42 @@ async def test_async_stack_records_the_same_vocabulary() -> None:
     assert value("http_server_requests_in_progress", method="GET") == 0
 
 
+def test_latency_by_outcome() -> None:
+    before = value("http_server_request_duration_seconds_count",
+                   method="GET", route="/boom/", status="500")  # fmt: skip
+    assert client().get("/boom/").status_code == 500
+    after = value("http_server_request_duration_seconds_count",
+                  method="GET", route="/boom/", status="500")  # fmt: skip
+    assert after == before + 1
+
+
+def test_otel_naming_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.test import override_settings
+
+    from meterhub import Registry
+    from meterhub.integrations import http_metrics
+    from meterhub.integrations.django import conf
+
+    # REGISTRY carries the default naming already; one naming per registry.
+    otel = Registry(self_metrics=False)
+    monkeypatch.setattr(http_metrics, "REGISTRY", otel)
+    monkeypatch.setattr(conf, "_metrics", None)
+    with override_settings(METERHUB={"NAMING": "otel"}):
+        assert client().get("/users/3/").status_code == 200  # a new client: new middleware
+        assert client().get("/boom/").status_code == 500
+    get = otel.get_sample_value
+    for route, status in (("/users/{pk}/", "200"), ("/boom/", "500")):
+        labels = {"http.request.method": "GET", "http.route": route,
+                  "http.response.status_code": status}  # fmt: skip
+        assert get("http.server.request.duration_seconds_count", labels) == 1, route
+    error = {
+        "http.request.method": "GET",
+        "http.route": "/boom/",
+        "error.type": "ZeroDivisionError",
+    }
+    assert get("http.server.exceptions_total", error) == 1
+
+
 def test_excluded_paths_are_not_recorded() -> None:
     c = client()
     assert c.get("/health").status_code == 200
@@ -326,6 +362,8 @@ def test_settings_aliases_and_defaults() -> None:
     conf = _conf(METERHUB={"ENABLED": True, "MODELS": ["shop.Book"]}, METRICS_ENABLED=False)
     assert conf.enabled is True and conf.models == frozenset({"shop.book"})
     assert _conf().exclude_paths == ("/metrics",)
+    assert _conf().naming == "meterhub"
+    assert _conf(METERHUB={"NAMING": "otel"}).naming == "otel"
 
 
 @pytest.mark.parametrize(
@@ -343,6 +381,7 @@ def test_settings_aliases_and_defaults() -> None:
         {"METERHUB": {"AUTH": {"BASIC_AUTH": ("a:b", "pw")}}},
         {"METERHUB": {"AUTH": {"OTHER": 1}}},
         {"METRICS_FILE_PATH": 5},
+        {"METERHUB": {"NAMING": "opentelemetry"}},
     ],
 )
 def test_bad_settings_raise_improperly_configured(bad: dict[str, Any]) -> None:

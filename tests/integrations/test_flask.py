@@ -71,6 +71,26 @@ def metrics(registry: Registry) -> MeterHub:
     return MeterHub(registry=registry)
 
 
+@pytest.mark.parametrize(
+    ("naming", "method", "route", "status", "duration"),
+    [
+        ("meterhub", "method", "route", "status", "http_server_request_duration_seconds"),
+        ("otel", "http.request.method", "http.route", "http.response.status_code",
+         "http.server.request.duration_seconds"),
+    ],
+)  # fmt: skip
+def test_latency_by_outcome_in_both_namings(
+    registry: Registry, naming: str, method: str, route: str, status: str, duration: str
+) -> None:
+    c = create_app(MeterHub(registry=registry, naming=naming)).test_client()
+    assert c.get("/users/1").status_code == 200
+    assert c.get("/teapot").status_code == 418
+    assert c.get("/boom").status_code == 500
+    for path, code in (("/users/{user_id}", "200"), ("/teapot", "418"), ("/boom", "500")):
+        labels = {method: "GET", route: path, status: code}
+        assert registry.get_sample_value(f"{duration}_count", labels) == 1.0, (path, code)
+
+
 def test_route_templates(metrics: MeterHub, registry: Registry) -> None:
     c = create_app(metrics).test_client()
     assert c.get("/users/1").data == b"user 1"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http
 import math
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -13,6 +15,7 @@ from meterhub import Registry, generate_latest
 from meterhub.errors import DefinitionError, RecordingError
 from meterhub.integrations.http_metrics import (
     DEFAULT_DURATION_BUCKETS,
+    KNOWN_STATUS_CODES,
     OTHER_METHOD,
     STANDARD_METHODS,
     UNMATCHED_ROUTE,
@@ -75,7 +78,7 @@ def test_custom_buckets(registry: Registry) -> None:
     assert (
         registry.get_sample_value(
             "http_server_request_duration_seconds_bucket",
-            {"method": "GET", "route": "/", "le": "1.0"},
+            {"method": "GET", "route": "/", "status": "200", "le": "1.0"},
         )
         == 1.0
     )
@@ -108,8 +111,14 @@ def test_methods_are_normalised() -> None:
 def test_statuses_are_normalised() -> None:
     assert normalize_status(200) == "200"
     assert normalize_status("503") == "503"
+    assert normalize_status(499) == "499"  # what the adapters record for a client gone away
+    # unregistered codes fold into their class: status=~"5.." still matches them
+    assert [normalize_status(c) for c in (299, 450, 599, 100.7)] == ["2xx", "4xx", "5xx", "100"]
     for bad in (None, "abc", 99, 600, 10**100, float("nan"), float("inf"), "2\n00"):
         assert normalize_status(bad) == "unknown"
+    values = {normalize_status(code) for code in range(-1000, 10_000)}
+    assert len(values) == len(KNOWN_STATUS_CODES) + 6  # five classes and "unknown"
+    assert {s.value for s in http.HTTPStatus} <= KNOWN_STATUS_CODES
 
 
 @pytest.mark.parametrize(
@@ -219,7 +228,12 @@ def test_series_stay_bounded_for_any_method_and_status(method: str, status: obje
         if s.name == "http_server_requests_total"
     ]
     assert sample.labels["method"] in STANDARD_METHODS | {OTHER_METHOD}
-    assert sample.labels["status"] == "unknown" or 100 <= int(sample.labels["status"]) <= 599
+    status_label = sample.labels["status"]
+    assert (
+        status_label == "unknown"
+        or re.fullmatch("[1-5]xx", status_label)
+        or (int(status_label) in KNOWN_STATUS_CODES)
+    )
 
 
 @pytest.mark.parametrize("forget", ["remove", "clear"])
@@ -232,7 +246,7 @@ def test_removed_series_are_recorded_again(forget: str) -> None:
         metrics.end(metrics.begin("GET"), "/users", 200, 0.1)
     if forget == "remove":
         metrics.requests.remove("GET", "/users", "200")
-        metrics.duration.remove("GET", "/users")
+        metrics.duration.remove("GET", "/users", "200")
         metrics.in_progress.remove("GET")
     else:
         for metric in (metrics.requests, metrics.duration, metrics.in_progress):
@@ -244,7 +258,91 @@ def test_removed_series_are_recorded_again(forget: str) -> None:
     requests = next(n for n in names if n.endswith("requests"))
     duration = next(n for n in names if n.endswith("duration_seconds"))
     assert value(f"{requests}_total", {**labels, "status": "200"}) == 1
-    assert value(f"{duration}_count", labels) == 1
-    assert value(f"{duration}_sum", labels) == 0.25
+    assert value(f"{duration}_count", {**labels, "status": "200"}) == 1
+    assert value(f"{duration}_sum", {**labels, "status": "200"}) == 0.25
     in_progress = next(n for n in names if "in_progress" in n)
     assert value(in_progress, {"method": "GET"}) == 0
+
+
+OTEL_LABELS = {"http.request.method": "GET", "http.route": "/users/{id}"}
+
+
+def test_latency_splits_by_outcome(registry: Registry) -> None:
+    m = HttpServerMetrics(registry=registry)
+    m.end(m.begin("GET"), "/users/{id}", 200, 0.01)
+    m.end(m.begin("GET"), "/users/{id}", 503, 2.0)
+    m.end(m.begin("GET"), "/users/{id}", 599, 3.0)  # unregistered: its class
+    get = registry.get_sample_value
+    labels = {"method": "GET", "route": "/users/{id}"}
+    assert get("http_server_request_duration_seconds_sum", {**labels, "status": "200"}) == 0.01
+    assert get("http_server_request_duration_seconds_sum", {**labels, "status": "503"}) == 2.0
+    assert get("http_server_request_duration_seconds_count", {**labels, "status": "5xx"}) == 1
+    assert get("http_server_requests_total", {**labels, "status": "5xx"}) == 1  # same values
+
+
+def test_otel_naming_follows_the_semantic_conventions(registry: Registry) -> None:
+    m = HttpServerMetrics(registry=registry, naming="otel")
+    m.end(m.begin("GET"), "/users/{id}", 404, 0.25, request_size=3, response_size=7)
+    m.end(m.begin("BREW"), None, 500, 0.5, exception=KeyError("k"))
+    kinds = {f.name: f.type.value for f in registry.collect()}
+    assert kinds == {
+        "http.server.requests": "counter",
+        "http.server.request.duration_seconds": "histogram",
+        "http.server.active_requests": "gauge",
+        "http.server.request.body.size_bytes": "histogram",
+        "http.server.response.body.size_bytes": "histogram",
+        "http.server.exceptions": "counter",
+    }
+    get = registry.get_sample_value
+    outcome = {**OTEL_LABELS, "http.response.status_code": "404"}
+    assert get("http.server.request.duration_seconds_sum", outcome) == 0.25
+    assert get("http.server.requests_total", outcome) == 1
+    assert get("http.server.response.body.size_bytes_sum", OTEL_LABELS) == 7
+    assert get("http.server.active_requests", {"http.request.method": "GET"}) == 0
+    unknown = {"http.request.method": "_OTHER", "http.route": UNMATCHED_ROUTE}
+    assert get("http.server.exceptions_total", {**unknown, "error.type": "KeyError"}) == 1
+
+
+def test_otel_naming_as_prometheus_2_and_3_scrapers_see_it(registry: Registry) -> None:
+    m = HttpServerMetrics(registry=registry, naming="otel", sizes=False)
+    m.end(m.begin("GET"), "/users/{id}", 200, 0.25)
+    legacy = generate_latest(registry).decode()  # underscores: what Prometheus 2 asks for
+    assert (
+        'http_server_request_duration_seconds_count{http_request_method="GET",'
+        'http_route="/users/{id}",http_response_status_code="200"} 1'
+    ) in legacy
+    utf8 = generate_latest(registry, escaping="allow-utf-8").decode()
+    assert (
+        '{"http.server.request.duration_seconds_count","http.request.method"="GET",'
+        '"http.route"="/users/{id}","http.response.status_code"="200"} 1'
+    ) in utf8
+
+
+def test_otel_naming_in_multi_process_mode_is_spelled_legacy(tmp_path: object) -> None:
+    from meterhub.multiprocess import MultiProcessStore
+
+    reg = Registry(MultiProcessStore(str(tmp_path)), self_metrics=False)
+    m = HttpServerMetrics(registry=reg, naming="otel", sizes=False)
+    m.end(m.begin("GET"), "/r", 200, 0.25)
+    labels = {"http_request_method": "GET", "http_route": "/r", "http_response_status_code": "200"}
+    assert reg.get_sample_value("http_server_request_duration_seconds_count", labels) == 1
+    again = HttpServerMetrics(registry=reg, naming="otel", sizes=False)  # an app factory
+    assert again.duration is m.duration
+    with pytest.raises(DefinitionError, match="'http_server_requests' is already registered"):
+        HttpServerMetrics(registry=reg)  # the same names, other label names
+
+
+def test_unknown_naming_is_refused(registry: Registry) -> None:
+    with pytest.raises(ValueError, match="naming must be one of meterhub, otel, got 'prom'"):
+        HttpServerMetrics(registry=registry, naming="prom")
+
+
+def test_two_namings_on_one_registry_are_refused(registry: Registry) -> None:
+    # Escaped, both would render http_server_request_duration_seconds: a broken scrape.
+    HttpServerMetrics(registry=registry)
+    with pytest.raises(DefinitionError, match="one naming per registry"):
+        HttpServerMetrics(registry=registry, naming="otel")
+    other = Registry(self_metrics=False)
+    HttpServerMetrics(registry=other, naming="otel")
+    with pytest.raises(DefinitionError, match=r"'otel' naming's http\.server\.request\.duration"):
+        HttpServerMetrics(registry=other)

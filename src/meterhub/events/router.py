@@ -1,6 +1,6 @@
 """EventRouter: domain events → metric updates (rules + handlers), optionally stored.
 
-Error policy (design.md §5 applied to events):
+Error policy (ARCHITECTURE.md's, applied to events; docs/events.md):
 
 * a bad rule raises :class:`~meterhub.errors.DefinitionError` when it is added/loaded;
 * at run time nothing raises into the caller outside strict mode: a handler that raises, a

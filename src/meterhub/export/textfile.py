@@ -11,6 +11,19 @@ says which path failed and why. Temporary files of writers killed mid-write are 
 start and after every write, those of live writers never (:func:`remove_stale_temp_files`);
 the one implementation of all this is ``meterhub._atomicfile``.
 
+What goes into the file is decided in one place, :func:`textfile_families`, which every
+writer uses (this module's two, ``hub.write_metrics()``, the Celery beat task, ``meterhub
+textfile``): the registry's families *without* those of the default process, platform and
+GC collectors (``process_*``, ``python_info``, ``python_gc_*``). node_exporter exports its
+own ``process_*``, unlabelled like the file's, and drops a duplicate with ``collected metric
+"process_cpu_seconds_total" ... was collected before with the same name and label values``
+on every scrape; two applications' files in one directory would collide on all of them the
+same way; and they describe whichever process wrote the file (a flusher, a sidecar), not the
+application. The HTTP endpoint still serves them. ``process_metrics=True`` (or
+``METERHUB_TEXTFILE_PROCESS_METRICS=true``) writes them anyway. meterhub's own
+``meterhub_*`` series carry the file's ``path`` as a label there, for the same reason: two
+files' unlabelled self-metrics would be duplicates.
+
 :class:`TextfileExporter` repeats that every *interval* seconds from a daemon thread that
 never raises: failures are logged (once, then again on recovery) and counted in its
 self-metrics on the registry it writes, so they reach the file itself on the next
@@ -31,19 +44,72 @@ from collections.abc import Iterator
 from typing import Any
 
 from .._atomicfile import remove_dead_temp_files, write_atomic
+from .._config import get_config
+from ..collectors import GCCollector, PlatformCollector, ProcessCollector
 from ..errors import ExportError
 from ..exposition.text import families_of, render_text
 from ..registry import REGISTRY
 from ..samples import MetricFamily, MetricType, Series
 from ._per_registry import PerRegistry
 
-__all__ = ["TextfileExporter", "remove_stale_temp_files", "write_to_textfile"]
+__all__ = ["TextfileExporter", "remove_stale_temp_files", "textfile_families", "write_to_textfile"]
 
 log = logging.getLogger("meterhub.export.textfile")
 
 FILE_MODE = 0o644
 STALE_TEMP_SECONDS = 300.0
 """Age after which a leftover temporary file that does not name its writer is removed."""
+
+_PROCESS_COLLECTORS = (ProcessCollector, PlatformCollector, GCCollector)
+
+
+def textfile_families(
+    registry: Any, process_metrics: bool | None = None, path: str | os.PathLike[str] | None = None
+) -> Iterator[MetricFamily]:
+    """The families a textfile of *registry* carries: all of them, except the default
+    process, platform and GC collectors' unless *process_metrics* (default:
+    ``METERHUB_TEXTFILE_PROCESS_METRICS``, off) says so. See the module docstring for why.
+
+    A family is left out when the collector that yielded it is one of those three
+    (whatever its ``namespace``), found by its names in the registry: a metric of your own
+    named ``process_jobs_total``, or anything of the multi-process directory, stays.
+
+    With *path* (the file being written), meterhub's own ``meterhub_*`` series are told
+    apart from other files' by a ``path`` label: node_exporter reads every file of its
+    directory into one set of series, so two applications' unlabelled
+    ``meterhub_multiprocess_files_merged`` would be duplicates, and it drops duplicates. The
+    ``meterhub_textfile_*`` series are labelled by path already; a file keeps only its own
+    (a registry written to two files would otherwise repeat them in both).
+
+    Example::
+
+        >>> from meterhub import Counter, ProcessCollector, Registry
+        >>> reg = Registry(self_metrics=False)
+        >>> reg.register(ProcessCollector())
+        >>> _ = Counter("process_jobs", "Jobs processed.", registry=reg)
+        >>> [f.name for f in textfile_families(reg)]
+        ['process_jobs']
+        >>> "process_open_fds" in [f.name for f in textfile_families(reg, process_metrics=True)]
+        True
+    """
+    if process_metrics is None:
+        process_metrics = get_config().textfile_process_metrics
+    families = families_of(registry)
+    if path is not None:
+        families = _own_stats_only(families, os.fspath(path))
+    owner = getattr(registry, "get", None)
+    if process_metrics or not callable(owner):
+        yield from families  # a bare collector or a restricted view: exactly what was asked
+        return
+    for family in families:
+        # A collector is registered under its sample names: a counter's carry "_total" (the
+        # three collectors' other families are gauges). ``family.samples`` would build them.
+        name = family.name
+        if not (
+            isinstance(owner(name), _PROCESS_COLLECTORS)
+            or isinstance(owner(name + "_total"), _PROCESS_COLLECTORS)
+        ):
+            yield family
 
 
 def write_bytes_atomically(path: str | os.PathLike[str], data: bytes) -> None:
@@ -58,8 +124,29 @@ def write_bytes_atomically(path: str | os.PathLike[str], data: bytes) -> None:
     remove_stale_temp_files(target)
 
 
-def write_to_textfile(path: str | os.PathLike[str], registry: Any = REGISTRY) -> None:
+def _own_stats_only(families: Iterator[MetricFamily], path: str) -> Iterator[MetricFamily]:
+    own = ("path", path)
+    for family in families:
+        if family.name in _STATS_NAMES:
+            family = family._replace(series=tuple(s for s in family.series if own in s.labels))
+        elif family.name.startswith("meterhub_"):
+            family = family._replace(series=tuple(_with_path(s, own) for s in family.series))
+        yield family
+
+
+def _with_path(series: Series, own: tuple[str, str]) -> Series:
+    if any(name == "path" for name, _ in series.labels):
+        return series  # a path of its own (a label of the self-metric): kept as it is
+    return series._replace(labels=(*series.labels, own))
+
+
+def write_to_textfile(
+    path: str | os.PathLike[str], registry: Any = REGISTRY, *, process_metrics: bool | None = None
+) -> None:
     """Write *registry* in the text format 0.0.4 to *path*, atomically (node_exporter).
+
+    The default collectors' ``process_*``, ``python_info`` and ``python_gc_*`` are left out
+    unless *process_metrics* is true (see :func:`textfile_families`).
 
     Raises :class:`~meterhub.errors.ExportError` (an ``OSError``) when the write fails;
     the previous file is then left untouched.
@@ -81,7 +168,8 @@ def write_to_textfile(path: str | os.PathLike[str], registry: Any = REGISTRY) ->
         raise ValueError(f"path must name a file, got {path!r}")
     if not callable(getattr(registry, "collect", None)):
         raise TypeError(f"registry must have a collect() method, got {registry!r}")
-    write_bytes_atomically(path, render_text(families_of(registry)).encode("utf-8", "replace"))
+    families = textfile_families(registry, process_metrics, path)
+    write_bytes_atomically(path, render_text(families).encode("utf-8", "replace"))
 
 
 def remove_stale_temp_files(
@@ -140,6 +228,12 @@ class _Stats:
             )
 
 
+_STATS_NAMES = frozenset(
+    {"meterhub_textfile_writes", "meterhub_textfile_write_failures",
+     "meterhub_textfile_write_duration_seconds", "meterhub_textfile_last_success_timestamp_seconds"}
+)  # fmt: skip
+"""The families of :class:`_Stats` (labelled by ``path``)."""
+
 _stats_for = PerRegistry(_Stats)
 """The ``meterhub_*`` delivery self-metrics of a registry (registered on first use)."""
 
@@ -149,6 +243,7 @@ class TextfileExporter:
 
     ``write()`` writes now and raises :class:`~meterhub.errors.ExportError` on failure;
     the background loop never raises. ``stop()`` writes one last time and joins.
+    *process_metrics* is :func:`write_to_textfile`'s.
 
     Example::
 
@@ -159,7 +254,12 @@ class TextfileExporter:
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], interval: float = 15.0, registry: Any = REGISTRY
+        self,
+        path: str | os.PathLike[str],
+        interval: float = 15.0,
+        registry: Any = REGISTRY,
+        *,
+        process_metrics: bool | None = None,
     ) -> None:
         if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
             raise TypeError(f"path must be a non-empty str or os.PathLike, got {path!r}")
@@ -172,6 +272,7 @@ class TextfileExporter:
         self.path = os.fspath(path)
         self.interval = float(interval)
         self.registry = registry
+        self.process_metrics = process_metrics
         self._stats = _stats_for(registry)
         self._lock = threading.Lock()  # one write at a time (loop, write(), stop())
         self._stop = threading.Event()
@@ -193,7 +294,7 @@ class TextfileExporter:
         with self._lock:
             t0 = time.perf_counter()
             try:
-                write_to_textfile(self.path, self.registry)
+                write_to_textfile(self.path, self.registry, process_metrics=self.process_metrics)
             except Exception as exc:
                 self._stats.record(self.path, False, time.perf_counter() - t0)
                 if not self._failing:

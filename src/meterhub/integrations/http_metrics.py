@@ -7,7 +7,7 @@ serves all of them:
 name                                        type       labels
 ==========================================  =========  ===========================
 ``http_server_requests_total``              counter    method, route, status
-``http_server_request_duration_seconds``    histogram  method, route
+``http_server_request_duration_seconds``    histogram  method, route, status
 ``http_server_requests_in_progress``        gauge      method
 ``http_server_request_size_bytes``          histogram  method, route
 ``http_server_response_size_bytes``         histogram  method, route
@@ -17,8 +17,21 @@ name                                        type       labels
 Cardinality is bounded by construction: ``route`` is the route *template* given by the
 framework (``/users/{id}``), never the raw path, and every unmatched request shares
 :data:`UNMATCHED_ROUTE`; ``method`` outside :data:`STANDARD_METHODS` becomes ``OTHER``;
-``status`` is a three-digit code or ``unknown``. Re-creating an app re-declares identical
-metrics, which returns the existing ones (no "Duplicated timeseries").
+``status`` is a registered code (:data:`KNOWN_STATUS_CODES`), another code of 100..599
+folded into its class (``5xx``, so ``status=~"5.."`` still matches it), or ``unknown``. The
+counter and the histogram share the ``status`` values, so error latency splits from success
+latency and both join on it. Re-creating an app re-declares identical metrics, which
+returns the existing ones (no "Duplicated timeseries").
+
+``naming="otel"`` records the same measurements under OpenTelemetry's HTTP semantic
+conventions instead (:data:`NAMINGS`): ``http.server.request.duration`` with
+``http.request.method``, ``http.route`` and ``http.response.status_code``,
+``http.server.active_requests``, ``http.server.request.body.size``,
+``http.server.response.body.size``, ``error.type`` for the exception type and ``_OTHER``
+for unknown methods. A Prometheus 2 scraper sees them escaped
+(``http_server_request_duration_seconds{http_request_method="GET",...}``), as
+OpenTelemetry's own Prometheus exporter writes them; the multi-process store, which keeps
+to the legacy grammar, gets that spelling directly.
 
 Example::
 
@@ -42,11 +55,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from meterhub import REGISTRY, Counter, Gauge, Histogram, Registry, shielded
+from meterhub.errors import DefinitionError
 
 __all__ = [
     "DEFAULT_DURATION_BUCKETS",
     "DEFAULT_EXCLUDE_PATHS",
     "DEFAULT_SIZE_BUCKETS",
+    "KNOWN_STATUS_CODES",
+    "NAMINGS",
     "OTHER_METHOD",
     "STANDARD_METHODS",
     "UNMATCHED_ROUTE",
@@ -70,15 +86,67 @@ STANDARD_METHODS = frozenset(
 """The methods kept as label values; anything else is recorded as :data:`OTHER_METHOD`."""
 
 OTHER_METHOD = "OTHER"
+OTEL_OTHER_METHOD = "_OTHER"
+"""OpenTelemetry's value for a method it does not know (``naming="otel"``)."""
 UNMATCHED_ROUTE = "__unmatched__"
 """The ``route`` of every request no route template matched (404s of random paths)."""
 
 DEFAULT_EXCLUDE_PATHS: tuple[str, ...] = ("/metrics",)
 
+KNOWN_STATUS_CODES: frozenset[int] = frozenset(
+    {100, 101, 102, 103,
+     200, 201, 202, 203, 204, 205, 206, 207, 208, 226,
+     300, 301, 302, 303, 304, 305, 307, 308,
+     400, 401, 402, 403, 404, 405, 406, 407, 408, 409, 410, 411, 412, 413, 414, 415, 416,
+     417, 418, 421, 422, 423, 424, 425, 426, 428, 429, 431, 451, 499,
+     500, 501, 502, 503, 504, 505, 506, 507, 508, 510, 511}
+)  # fmt: skip
+"""The codes kept as ``status`` values: IANA's registry (as :class:`http.HTTPStatus`,
+spelled out so every Python version agrees), plus 499, which the adapters record when the
+client went away. Any other code of 100..599 is folded into its class (``"5xx"``)."""
+
+_STATUS_LABELS: dict[int, str] = {
+    code: str(code) if code in KNOWN_STATUS_CODES else f"{code // 100}xx"
+    for code in range(100, 600)
+}
+
+NAMINGS = ("meterhub", "otel")
+"""The values of ``HttpServerMetrics(naming=)``."""
+
+# naming -> the name of each metric and label, and the value of an unknown method
+_VOCABULARIES: dict[str, dict[str, str]] = {
+    "meterhub": {
+        "requests": "http_server_requests_total",
+        "duration": "http_server_request_duration_seconds",
+        "in_progress": "http_server_requests_in_progress",
+        "request_size": "http_server_request_size_bytes",
+        "response_size": "http_server_response_size_bytes",
+        "exceptions": "http_server_exceptions_total",
+        "method": "method", "route": "route", "status": "status", "exception": "exception",
+        "other": OTHER_METHOD,
+    },
+    "otel": {  # https://opentelemetry.io/docs/specs/semconv/http/http-metrics/
+        "requests": "http.server.requests_total",  # no OTel name: duration's count is it
+        "duration": "http.server.request.duration_seconds",
+        "in_progress": "http.server.active_requests",
+        "request_size": "http.server.request.body.size_bytes",
+        "response_size": "http.server.response.body.size_bytes",
+        "exceptions": "http.server.exceptions_total",  # OTel: error.type on the duration
+        "method": "http.request.method", "route": "http.route",
+        "status": "http.response.status_code", "exception": "error.type",
+        "other": OTEL_OTHER_METHOD,
+    },
+}  # fmt: skip
+
 _CACHE_LIMIT = 10_000
 _ANGLE_RE = re.compile(r"<(?:[^<>:]+:)?([A-Za-z_]\w*)>")
 _BRACE_RE = re.compile(r"\{([A-Za-z_]\w*):[^{}]*\}")
 _TEMPLATES: dict[str, str] = {}
+
+
+def _vocabulary(naming: str, legacy: bool) -> dict[str, str]:
+    names = _VOCABULARIES[naming]
+    return {k: v.replace(".", "_") for k, v in names.items()} if legacy else names
 
 
 def normalize_method(method: object) -> str:
@@ -99,18 +167,21 @@ def normalize_method(method: object) -> str:
 
 
 def normalize_status(status: object) -> str:
-    """The ``status`` label value: a code in 100..599 as text, else ``unknown``.
+    """The ``status`` label value: a code of :data:`KNOWN_STATUS_CODES` as text, another
+    code of 100..599 as its class, else ``unknown``: at most 69 values.
 
     Example::
 
-        >>> normalize_status(200), normalize_status("404"), normalize_status(1234)
-        ('200', '404', 'unknown')
+        >>> normalize_status(200), normalize_status("404"), normalize_status(299)
+        ('200', '404', '2xx')
+        >>> normalize_status(1234), normalize_status(None)
+        ('unknown', 'unknown')
     """
     try:
         code = int(status)  # type: ignore[call-overload]
     except (TypeError, ValueError, OverflowError):
         return "unknown"
-    return str(code) if 100 <= code <= 599 else "unknown"
+    return _STATUS_LABELS.get(code, "unknown")
 
 
 def template_from_converters(pattern: str) -> str:
@@ -150,7 +221,8 @@ class HttpServerMetrics:
     *buckets* sets the duration buckets; *exclude_paths* lists paths not recorded at all
     (exact, or a prefix when the entry ends with ``*``); ``sizes=False`` skips the body size
     histograms; ``exemplars=True`` attaches the active trace id to duration observations
-    when :mod:`meterhub.integrations.tracing` can provide one.
+    when :mod:`meterhub.integrations.tracing` can provide one. ``naming="otel"`` uses
+    OpenTelemetry's names for the metrics and labels (see the module docstring).
 
     Example::
 
@@ -170,10 +242,27 @@ class HttpServerMetrics:
         namespace: str = "",
         sizes: bool = True,
         exemplars: bool = True,
+        naming: str = "meterhub",
     ) -> None:
         reg = REGISTRY if registry is None else registry
         if not isinstance(reg, Registry):
             raise TypeError(f"registry must be a meterhub Registry, got {reg!r}")
+        if naming not in NAMINGS:
+            raise ValueError(f"naming must be one of {', '.join(NAMINGS)}, got {naming!r}")
+        legacy = hasattr(reg.store, "attach")  # the multi-process store keeps to the legacy
+        names = _vocabulary(naming, legacy)  # grammar: it gets the escaped spelling
+        for other in NAMINGS:
+            theirs = _vocabulary(other, legacy)["duration"]
+            if other != naming and theirs != names["duration"] and reg.get(theirs) is not None:
+                # Escaped for a Prometheus 2 scraper, the two render the same family names.
+                # (Spelled alike, in multi-process mode, the label names conflict instead.)
+                raise DefinitionError(
+                    f"HttpServerMetrics(naming={naming!r}): this registry already has the "
+                    f"{other!r} naming's {theirs}; use one naming per registry"
+                )
+        self.naming = naming
+        self._other = names["other"]
+        method_l, route_l, status_l = names["method"], names["route"], names["status"]
         paths = DEFAULT_EXCLUDE_PATHS if exclude_paths is None else exclude_paths
         if isinstance(paths, str):
             raise TypeError("exclude_paths must be an iterable of paths, not one str")
@@ -193,32 +282,32 @@ class HttpServerMetrics:
         self._self_metrics = reg.self_metrics
         ns = namespace
         self.requests = Counter(
-            "http_server_requests_total",
+            names["requests"],
             "HTTP requests served, by method, route template and status code.",
-            ("method", "route", "status"),
+            (method_l, route_l, status_l),
             namespace=ns,
             registry=reg,
         )
         self.duration = Histogram(
-            "http_server_request_duration_seconds",
+            names["duration"],
             "Time from receiving an HTTP request to sending the last byte of its response.",
-            ("method", "route"),
+            (method_l, route_l, status_l),
             namespace=ns,
             registry=reg,
             buckets=DEFAULT_DURATION_BUCKETS if buckets is None else buckets,
         )
         self.in_progress = Gauge(
-            "http_server_requests_in_progress",
+            names["in_progress"],
             "HTTP requests being served right now, by method.",
-            ("method",),
+            (method_l,),
             namespace=ns,
             registry=reg,
             multiprocess_mode="livesum",
         )
         self.exceptions = Counter(
-            "http_server_exceptions_total",
+            names["exceptions"],
             "Exceptions raised by HTTP request handlers, by exception type.",
-            ("method", "route", "exception"),
+            (method_l, route_l, names["exception"]),
             namespace=ns,
             registry=reg,
         )
@@ -226,17 +315,17 @@ class HttpServerMetrics:
         if sizes:
             sb = DEFAULT_SIZE_BUCKETS if size_buckets is None else size_buckets
             self.request_size = Histogram(
-                "http_server_request_size_bytes",
+                names["request_size"],
                 "Size of HTTP request bodies.",
-                ("method", "route"),
+                (method_l, route_l),
                 namespace=ns,
                 registry=reg,
                 buckets=sb,
             )
             self.response_size = Histogram(
-                "http_server_response_size_bytes",
+                names["response_size"],
                 "Size of HTTP response bodies.",
-                ("method", "route"),
+                (method_l, route_l),
                 namespace=ns,
                 registry=reg,
                 buckets=sb,
@@ -281,6 +370,8 @@ class HttpServerMetrics:
         m = method if type(method) is str and method in STANDARD_METHODS else None
         if m is None:
             m = normalize_method(method)
+            if m is OTHER_METHOD:
+                m = self._other
         try:
             gauge = self._gauges.get(m)
             if gauge is None:
@@ -355,12 +446,13 @@ class HttpServerMetrics:
         gauge = self._gauges.get(method)
         if gauge is None:
             gauge = self._gauge(method)
+        code = normalize_status(status)
         try:
             children: tuple[Any, ...] = (
                 label,
                 gauge,
-                self.requests.labels(method, label, normalize_status(status)),
-                self.duration.labels(method, label),
+                self.requests.labels(method, label, code),
+                self.duration.labels(method, label, code),
             )
             if self.sizes:
                 children += (

@@ -1,8 +1,8 @@
 """The operation log: record every operation without waiting on disk.
 
 ``record_operation`` validates and buffers a record in O(1); a writer thread turns the
-buffer into atomic JSON batch files (``metrics_YYYYMMDD_HHMMSS_ffffff.json``, design.md
-§7). ``read_batches``/``summarize`` read them back; ``cleanup`` applies retention;
+buffer into atomic JSON batch files (``metrics_YYYYMMDD_HHMMSS_ffffff.json``, docs/oplog.md
+"Batch files"). ``read_batches``/``summarize`` read them back; ``cleanup`` applies retention;
 ``track_operation`` times blocks and functions.
 
 Example::

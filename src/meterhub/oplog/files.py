@@ -2,8 +2,9 @@
 
 A batch file is ``metrics_YYYYMMDD_HHMMSS_ffffff.json`` holding
 ``{"records": [...], "batch_timestamp": ..., "batch_id": ..., "total_records": N}``
-(design.md §7). It appears whole or not at all: the bytes go to a hidden temporary file in
-the same directory, which is fsynced and then ``os.replace``d onto the final name.
+(docs/oplog.md, "Batch files"). It appears whole or not at all: the bytes go to a hidden
+temporary file in the same directory, which is fsynced and then ``os.replace``d onto the
+final name.
 """
 
 from __future__ import annotations

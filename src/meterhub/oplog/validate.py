@@ -2,9 +2,9 @@
 
 Plain code rather than a validation library: a record is checked and built in about a
 microsecond, which is what lets ``record_operation`` stay far below its 20 µs budget. A
-record is a ``dict`` already in its batch-file layout (design.md §7), so the writer thread
-only serialises it; the metadata is copied while it is checked, so a caller mutating its
-dict afterwards cannot race the writer.
+record is a ``dict`` already in its batch-file layout (docs/oplog.md, "Batch files"), so
+the writer thread only serialises it; the metadata is copied while it is checked, so a
+caller mutating its dict afterwards cannot race the writer.
 
 Every rule raises :class:`~meterhub.errors.RecordingError` (a ``ValueError``) whose message
 names the field and the rule.
@@ -229,7 +229,7 @@ def make_record(
     error_message: Any,
     metadata: Any,
 ) -> dict[str, Any]:
-    """Validate one operation and return it in its batch-file layout (design.md §7).
+    """Validate one operation and return it in its batch-file layout (docs/oplog.md, "Batch files").
 
     Example::
 

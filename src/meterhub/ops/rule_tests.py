@@ -138,9 +138,18 @@ def _http(_: str) -> list[dict[str, Any]]:
         ),
         _case(
             _buckets(
-                dur, 'job="app",method="GET",route="/slow"', bounds, ["0x30"] * 4 + ["0+10x30"]
+                dur,
+                'job="app",method="GET",route="/slow",status="200"',
+                bounds,
+                ["0x30"] * 4 + ["0+10x30"],
             )
-            + _buckets(dur, 'job="app",method="GET",route="/fast"', bounds, ["0+10x30"] * 5),
+            # latency is split by status: the quantile adds the outcomes up per route
+            + _buckets(
+                dur, 'job="app",method="GET",route="/fast",status="200"', bounds, ["0+10x30"] * 5
+            )
+            + _buckets(
+                dur, 'job="app",method="GET",route="/fast",status="500"', bounds, ["0+10x30"] * 5
+            ),
             [
                 ("5m", "HttpLatencyP95High", []),
                 ("15m", "HttpLatencyP95High", [(slow, 5)]),

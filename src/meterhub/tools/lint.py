@@ -15,7 +15,8 @@ Rules (code, severity):
   A ``pid`` label is exempt: multi-process mode writes it on per-process gauges (modes
   ``all``, ``liveall``, ... as prometheus_client does), one series per worker process,
   bounded by the workers (meterhub's own ``meterhub_oplog_queue_size`` has it); so is the
-  ``path`` of ``meterhub_textfile_*``, the file the exporter writes (not a URL path).
+  ``path`` of meterhub's own ``meterhub_*`` series in a textfile, the file written (not a
+  URL path).
 
 Example::
 
@@ -78,7 +79,7 @@ _UNITS: dict[str, str] = {
 _SKIP_LABELS = frozenset({"le", "quantile"})
 # Values that look like ids but are bounded by what they name (see the module docstring).
 _BOUNDED_ID_LABELS = frozenset({"pid"})
-_FILE_PATH_LABELS = (("meterhub_textfile_", "path"),)
+_FILE_PATH_LABELS = (("meterhub_", "path"),)  # every meterhub_* series of a textfile
 _EMAIL = re.compile(r"[^@\s/]+@[^@\s/]+\.[A-Za-z]{2,}\Z")
 _UUID = re.compile(
     r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\Z"

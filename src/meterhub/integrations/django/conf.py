@@ -7,7 +7,9 @@
 ``ENABLED`` (bool, default True), ``EXCLUDE_PATHS`` (default ``["/metrics"]``),
 ``BUCKETS`` (duration buckets), ``SIZES`` (bool: body size histograms), ``DATABASE``
 (bool: query metrics), ``MODELS`` (``"app_label.Model"`` list), ``AUTH``
-(``{"BEARER_TOKEN": str, "BASIC_AUTH": "user:password"}``), ``TEXTFILE_PATH``.
+(``{"BEARER_TOKEN": str, "BASIC_AUTH": "user:password"}``), ``TEXTFILE_PATH``,
+``NAMING`` (``"meterhub"``, the default, or ``"otel"``: OpenTelemetry's HTTP names, see
+:mod:`meterhub.integrations.http_metrics`).
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from django.core.exceptions import ImproperlyConfigured
 __all__ = ["DjangoSettings", "get_settings", "server_metrics"]
 
 _KEYS = frozenset(
-    {"ENABLED", "EXCLUDE_PATHS", "BUCKETS", "SIZES", "DATABASE", "MODELS", "AUTH", "TEXTFILE_PATH"}
-)
+    {"ENABLED", "EXCLUDE_PATHS", "BUCKETS", "SIZES", "DATABASE", "MODELS", "AUTH", "TEXTFILE_PATH",
+     "NAMING"}
+)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +39,7 @@ class DjangoSettings:
     bearer_token: str | None = None
     basic_auth: tuple[str, str] | None = None
     textfile_path: str | None = None
+    naming: str = "meterhub"
 
 
 def _bool(key: str, value: Any) -> bool:
@@ -111,6 +115,9 @@ def get_settings(settings: Any = None) -> DjangoSettings:
         raise ImproperlyConfigured("METERHUB MODELS must list 'app_label.ModelName' strings")
     buckets = raw.get("BUCKETS")
     token, basic = _auth(raw.get("AUTH"))
+    naming = raw.get("NAMING", "meterhub")
+    if naming not in ("meterhub", "otel"):
+        raise ImproperlyConfigured(f"METERHUB NAMING must be 'meterhub' or 'otel', got {naming!r}")
     return DjangoSettings(
         enabled=_bool("ENABLED", enabled),
         exclude_paths=tuple(exclude),
@@ -121,6 +128,7 @@ def get_settings(settings: Any = None) -> DjangoSettings:
         bearer_token=token,
         basic_auth=basic,
         textfile_path=textfile,
+        naming=naming,
     )
 
 
@@ -135,6 +143,9 @@ def server_metrics() -> Any:
 
         conf = get_settings()
         _metrics = HttpServerMetrics(
-            buckets=conf.buckets, exclude_paths=conf.exclude_paths, sizes=conf.sizes
+            buckets=conf.buckets,
+            exclude_paths=conf.exclude_paths,
+            sizes=conf.sizes,
+            naming=conf.naming,
         )
     return _metrics
