@@ -158,3 +158,33 @@ def test_gauge_inc_dec_across_processes_with_livesum(tmp_path: Path) -> None:
         for w in workers:
             w.stop()
     assert reg.get_sample_value("inprogress") == 0
+
+
+def test_utf8_names_are_kept_across_processes_and_compaction(tmp_path: Path) -> None:
+    # A dotted metric or label name (OpenTelemetry's spelling) was written but refused by
+    # the reader, which quarantined the writer's whole file: every value in it was lost.
+    from meterhub import Counter, Histogram, generate_latest
+
+    def record() -> None:
+        reg = _registry(tmp_path)
+        Counter("http.server.requests", "r", ["http.request.method"], registry=reg).labels(
+            "GET"
+        ).inc(3)
+        h = Histogram("http.server.request.duration", "d", ["é"], registry=reg, buckets=[1])
+        h.labels("ü").observe(0.5)
+
+    live = _Worker(record)
+    dead = _Worker(record)
+    dead.stop()
+    reg = _registry(tmp_path)
+    try:
+        text = generate_latest(reg).decode()
+        assert 'http_server_requests_total{http_request_method="GET"} 6' in text
+        assert 'http_server_request_duration_count{_="ü"} 2' in text
+        collected = {s.name: s.value for f in reg.collect() for s in f.samples}
+        assert collected["http.server.requests_total"] == 6.0
+        assert not (tmp_path / "corrupt").exists()
+        samples = [s for f in MultiProcessCollector(str(tmp_path)).collect() for s in f.samples]
+        assert not [s for s in samples if "corrupt" in s.name and s.value]
+    finally:
+        live.stop()

@@ -7,8 +7,8 @@ Metric and label names may be any non-empty UTF-8 text, as Prometheus 3 and
 prometheus_client accept them (``http.server.duration``). Names outside the legacy grammar
 (``[a-zA-Z_:][a-zA-Z0-9_:]*``; no ``:`` in label names) are escaped when rendered, per the
 scheme the scraper negotiated (:mod:`meterhub.exposition.escaping`): a Prometheus 2
-scraper sees ``http_server_duration``. The multi-process store keeps to the legacy
-grammar. Label names starting with ``__`` stay reserved.
+scraper sees ``http_server_duration``; the multi-process store keeps such names as they
+are, like any other. Label names starting with ``__`` stay reserved.
 """
 
 from __future__ import annotations

@@ -50,9 +50,9 @@ import mmap
 import os
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
-from ...naming import LABEL_NAME_RE, METRIC_NAME_RE
+from ...naming import METRIC_NAME_RE
 from ...samples import Exemplar, MetricType
 from ..base import MetricDesc, NativeSpec
 
@@ -134,14 +134,27 @@ def desc_to_json(desc: MetricDesc) -> bytes:
     )
 
 
+def _is_name(name: object) -> TypeGuard[str]:
+    if not isinstance(name, str) or not name:
+        return False
+    if METRIC_NAME_RE.match(name):
+        return True
+    try:
+        name.encode("utf-8")  # JSON can carry a lone surrogate; no renderer can write one
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def desc_from_json(obj: Any) -> MetricDesc:
     """The definition a META record holds, checked like at definition (``ValueError`` if not)."""
     name, labelnames = obj["name"], obj["labelnames"]
-    # A garbled definition must not reach a renderer: names are checked like at definition.
-    if not isinstance(name, str) or not METRIC_NAME_RE.match(name):
+    # A garbled definition must not reach a renderer: names are checked like at definition
+    # (any non-empty UTF-8 text; renderers escape what the legacy grammar does not allow).
+    if not _is_name(name):
         raise ValueError(f"bad metric name {name!r}")
     if not isinstance(labelnames, list) or not all(
-        isinstance(n, str) and LABEL_NAME_RE.match(n) for n in labelnames
+        _is_name(n) and not n.startswith("__") for n in labelnames
     ):
         raise ValueError(f"bad label names {labelnames!r}")
     return MetricDesc(
