@@ -100,3 +100,34 @@ def test_keyword_and_positional_calls_record_the_same(calls: list[tuple[Any, Any
         assert generate_latest(by_kw) == generate_latest(by_pos)
     finally:
         meterhub.reset_defaults()
+
+
+@pytest.mark.parametrize(
+    "names",
+    [("a", "b"), ("http.method", "code"), ("class", "for"), ("_mh_get", "b"), ("é", "ß")],
+    ids=["identifiers", "dotted", "python-keywords", "generator-internal", "unicode"],
+)
+def test_every_kind_of_label_name_takes_keywords_alike(
+    registry: Registry, names: tuple[str, ...]
+) -> None:
+    # Identifier names get a generated labels(); the rest keep the general method: both
+    # must find, convert and refuse exactly alike.
+    c = Counter("c", "C.", names, registry=registry)
+    assert ("labels" in vars(c)) == (names in (("a", "b"), ("é", "ß")))  # which path runs
+    child = c.labels("1", "2")
+    assert c.labels(**{names[0]: "1", names[1]: "2"}) is child
+    assert c.labels(**{names[1]: "2", names[0]: "1"}) is child
+    assert c.labels(**{names[0]: 1, names[1]: 2}) is child  # str() as positional
+    unhashable = c.labels(**{names[0]: ["x"], names[1]: "2"})
+    assert unhashable is c.labels("['x']", "2")
+    with pytest.raises(RecordingError, match="positional or keyword"):
+        c.labels("1", "2", **{names[0]: "1"})  # mixed, although "1", "2" exists
+    with pytest.raises(RecordingError, match="expected"):
+        c.labels(**{names[0]: "1", names[1]: "2", "zz": "3"})  # extra, although it exists
+    with pytest.raises(RecordingError, match="expected"):
+        c.labels(**{names[0]: "1"})
+    c.remove("1", "2")
+    fresh = c.labels(**{names[0]: "1", names[1]: "2"})
+    assert fresh is not child and fresh is c.labels("1", "2")
+    fresh.inc(2)
+    assert registry.get_sample_value("c_total", dict(zip(names, ("1", "2")))) == 2.0

@@ -1,19 +1,17 @@
 """What every metric type shares: definition, children, switches, the series cap.
 
-A metric object (the *parent*, e.g. ``Counter``) holds the immutable
-:class:`~meterhub.store.MetricDesc` and a dict of *children*, one per label-value tuple.
-A child holds its cell and records into it; it is what ``labels()`` returns. An
-unlabeled metric has one child whose recording methods are bound onto the parent at
-construction, so ``counter.inc()`` costs exactly ``child.inc()``.
+A metric object (the *parent*, e.g. ``Counter``) holds its immutable ``MetricDesc`` and a dict of
+*children*, one per label-value tuple. A child holds its cell and records into it; it is what
+``labels()`` returns. An unlabeled metric has one child whose recording methods are bound onto the
+parent at construction, so ``counter.inc()`` costs exactly ``child.inc()``.
 
-While a metric's switch (or the global one) is off, each child's active cell ``_v`` is
-swapped for a private scratch list: recording costs the same and changes nothing that
-is collected.
+While a metric's switch (or the global one) is off, each child's active cell ``_v`` is swapped for
+a private scratch list: recording costs the same and changes nothing that is collected.
 
-The seam for meterhub's own subsystems that cache children or write a child's fast path
-out inline (the event router, the operation log, the hub) is public and small:
-``metric.desc``, ``metric.children``, ``metric.null_child()``, ``metric.report_error()``
-and ``child.active_cell`` (with the slots of :mod:`meterhub.store.layout`).
+The seam for meterhub's own subsystems that cache children or write a child's fast path out inline
+(the event router, the operation log, the hub) is public and small: ``metric.desc``,
+``metric.children``, ``metric.null_child()``, ``metric.report_error()`` and ``child.active_cell``
+(with the slots of :mod:`meterhub.store.layout`).
 """
 
 from __future__ import annotations
@@ -35,6 +33,7 @@ from ..store import LocalStore, MetricDesc, SeriesData, ValueStore
 from ..store.base import Cell, LocalCell
 from ..store.layout import CellLayout, layout_of
 from .child import Child, SeriesWatcher, encodable, keyword_key, move_cell, read_columns
+from .labelcall import keyword_labels
 
 __all__ = ["Child", "MetricBase"]
 
@@ -149,6 +148,8 @@ class MetricBase(Generic[C]):
         self._children = {}
         self._label_count = len(desc.labelnames)
         self._kw_key = keyword_key(desc.labelnames)
+        if fast := keyword_labels(desc.labelnames, self._children, self._labels_slow):
+            self.__dict__["labels"] = fast  # shadows labels() below (see labelcall)
         self._null: C | None = None
         self._series_watchers: weakref.WeakSet[SeriesWatcher] | None = None
         self._recording = is_enabled(switch)
@@ -215,8 +216,7 @@ class MetricBase(Generic[C]):
             if not labelkwargs:
                 child = self._children.get(labelvalues)
             elif not labelvalues and len(labelkwargs) == self._label_count:
-                # By keyword, without the slow path's set and generator: a missing name
-                # (KeyError), an extra one, mixing, non-str values go there, as positional.
+                # names that cannot be parameters (labelcall); the rest go the slow way
                 child = self._children.get(self._kw_key(labelkwargs))
             else:
                 child = None
