@@ -8,7 +8,8 @@ A marker before a block says what else it needs (``tests/support/_docblocks.py``
 * ``<!-- doc-test: with X -->`` runs it with the real thing: ``pushgateway`` and
   ``node_exporter`` (real servers, their address or directory in place of the example's),
   ``tls`` (a certificate and ``METRICS_TOKEN``), ``django-settings`` (read by Django and
-  the integration's settings reader), ``NAME.yaml`` (the YAML block the doc shows after it);
+  the integration's settings reader), ``NAME.yaml`` (the YAML block the doc shows after it),
+  ``myapp`` (an application module, ``myapp.metrics:hub``, the block imports);
 * ``<!-- doc-test: needs MODULE -->`` runs it only when that module is installed;
 * ``<!-- doc-test: skip REASON -->`` does not run it, and the reason is reported.
 """
@@ -47,7 +48,8 @@ ON_NODE_EXPORTER = [(n, b) for n, b in BLOCKS if b.server == "node_exporter"]
 DJANGO_SETTINGS = [(n, b) for n, b in BLOCKS if b.server == "django-settings"]
 WITH_YAML = [(n, b) for n, b in BLOCKS if b.server is not None and b.server.endswith(".yaml")]
 WITH_TLS = [(n, b) for n, b in BLOCKS if b.server == "tls"]
-SERVERS = (None, "pushgateway", "node_exporter", "django-settings", "tls")
+WITH_APP = [(n, b) for n, b in BLOCKS if b.server == "myapp"]
+SERVERS = (None, "pushgateway", "node_exporter", "django-settings", "tls", "myapp")
 
 
 def test_server_markers_name_a_known_server() -> None:
@@ -56,6 +58,7 @@ def test_server_markers_name_a_known_server() -> None:
     assert ON_PUSHGATEWAY and ON_NODE_EXPORTER  # docs/delivery.md's
     assert DJANGO_SETTINGS  # docs/integrations.md's
     assert WITH_TLS  # docs/delivery.md's
+    assert WITH_APP  # docs/ops.md's
 
 
 @pytest.mark.parametrize(("doc", "block"), LOCAL, ids=[f"{n}:{b.line}" for n, b in LOCAL])
@@ -189,3 +192,23 @@ def test_docs_block_runs_with_a_certificate_and_a_token(
         replace=("start_http_server(9100,", "start_http_server(0,"),
         env={"METRICS_TOKEN": "s3cret"},
     )
+
+
+# The application module the ops examples import ("myapp.metrics:hub"), as a user's would
+# look: a hub with a component and a labeled counter.
+MYAPP_METRICS = """
+from meterhub import Hub, Registry
+
+hub = Hub(registry=Registry(), namespace="myapp")
+hub.inc_counter("orders_total", {"country": "fr"}, help="Orders placed.")
+hub.component("jira").call("create_issue")(lambda: None)()
+"""
+
+
+@pytest.mark.parametrize(("doc", "block"), WITH_APP, ids=[f"{n}:{b.line}" for n, b in WITH_APP])
+def test_docs_block_runs_with_an_application_module(doc: str, block: Block, tmp_path: Path) -> None:
+    package = tmp_path / "myapp"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "metrics.py").write_text(MYAPP_METRICS)
+    run_block(f"docs/{doc}:{block.line}", block, tmp_path, keep_files=True)
