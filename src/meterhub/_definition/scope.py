@@ -38,10 +38,40 @@ __all__ = [
 
 S = TypeVar("S")
 F = TypeVar("F", bound=Callable[..., Any])
+W = TypeVar("W", bound="AsyncWith")
 _now = time.perf_counter
 
 
-class Scope(Generic[S]):
+class AsyncWith:
+    """``async with`` for a context manager whose entry and exit never wait: the same
+    ``__enter__``/``__exit__`` (one implementation for ``with`` and ``async with``)."""
+
+    __slots__ = ()
+
+    def __enter__(self: W) -> W:
+        raise NotImplementedError
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self: W) -> W:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+class Scope(AsyncWith, Generic[S]):
     """Calls ``enter()`` on entry and ``exit(state, exc)`` on exit; never swallows exceptions.
 
     Example::
@@ -75,17 +105,6 @@ class Scope(Generic[S]):
     ) -> None:
         self._exit(self._state, exc)
 
-    async def __aenter__(self) -> Scope[S]:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
-
     def _fresh(self) -> Scope[S]:
         return Scope(self._enter, self._exit)
 
@@ -117,7 +136,7 @@ def decorate(func: F, fresh: Callable[[], Any]) -> F:
 # -- a series' own timers, exception counter and in-progress tracker ----------------------
 
 
-class SeriesTimer:
+class SeriesTimer(AsyncWith):
     """``time()`` of one series: passes the duration in seconds of a block (``with``,
     ``async with``) or of each call of a decorated (sync or async) function to the
     series' ``observe``; the block's duration is kept as ``.duration`` (``None`` before
@@ -158,17 +177,6 @@ class SeriesTimer:
     ) -> None:
         self._duration = d = _now() - self._t0
         self._series.observe(d)
-
-    async def __aenter__(self) -> SeriesTimer:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
 
     def labels(self, *values: Any, **kwargs: Any) -> None:
         """A series' timer has its series: always a ``ValueError`` (as prometheus_client)."""
@@ -267,7 +275,7 @@ class HistogramTimer(SeriesTimer):
         v[i + 1] += 1.0
 
 
-class ExceptionCounter:
+class ExceptionCounter(AsyncWith):
     """``count_exceptions()`` of one counter series: +1 when a block (``with``, ``async
     with``) or a call of a decorated (sync or async) function raises one of its
     exception classes; the exception is never swallowed. Made like a timer, without
@@ -304,17 +312,6 @@ class ExceptionCounter:
         if exc is not None and isinstance(exc, self._exception):
             self._series.inc()
 
-    async def __aenter__(self) -> ExceptionCounter:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
-
     def _same(self) -> ExceptionCounter:
         return self  # nothing is kept between entry and exit: every call may share it
 
@@ -323,7 +320,7 @@ class ExceptionCounter:
         return decorate(func, self._same)
 
 
-class InProgress:
+class InProgress(AsyncWith):
     """``track_inprogress()`` of one gauge series: +1 while a block (``with``, ``async
     with``) or a call of a decorated (sync or async) function runs. It keeps nothing
     between entry and exit, so a series hands out one object to every caller, in every
@@ -349,17 +346,6 @@ class InProgress:
         return self
 
     def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._series.dec()
-
-    async def __aenter__(self) -> InProgress:
-        return self.__enter__()
-
-    async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
