@@ -15,6 +15,7 @@ import select
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -142,6 +143,14 @@ def test_top_quits_on_q_and_says_so(tmp_path: Path) -> None:
             assert ready, screen.decode(errors="replace")
             screen += os.read(controller, 65536)
         os.write(controller, b"q")
+        # Keep reading while it exits: a full pty would block its last frames' writes.
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if select.select([controller], [], [], 0.5)[0]:
+                try:
+                    screen += os.read(controller, 65536)
+                except OSError:  # the other side closed (Linux: EIO)
+                    break
         assert proc.wait(timeout=60) == 0
     finally:
         if proc.poll() is None:
