@@ -105,6 +105,31 @@ def test_a_stopped_log_leaves_no_lock_file(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == [p.name for p in batch_files(tmp_path)]
 
 
+def test_a_lock_file_that_cannot_be_removed_blocks_nobody(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A directory turned read-only (or any unlink error) at stop(): the log still stops,
+    # loses nothing, and the next log takes the stale file's lock.
+    real_unlink = os.unlink
+
+    def refuse(path: Any, *args: Any, **kwargs: Any) -> None:
+        if str(path).endswith(".oplog.lock"):
+            raise PermissionError(13, "Permission denied", str(path))
+        real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", refuse)
+    with make_log(tmp_path) as log:
+        assert log.record_operation_nowait("t", "n", 1.0) is True
+    assert log.stats().total_persisted == 1
+    assert (tmp_path / ".oplog.lock").exists()
+    monkeypatch.setattr(os, "unlink", real_unlink)
+    with make_log(tmp_path) as again:
+        assert again.record_operation_nowait("t", "n", 2.0) is True
+    assert again.stats().total_persisted == 1
+    assert not (tmp_path / ".oplog.lock").exists()
+    assert len(batch_files(tmp_path)) == 2
+
+
 def test_removing_the_lock_file_never_lets_two_holders_in(tmp_path: Path) -> None:
     # The unlink-on-release race: a locker that opened the old file just before it was
     # removed must not believe it holds the directory while another locks the new file.
