@@ -8,22 +8,24 @@ paths share one implementation instead of being copied (:func:`decorate`).
 A series' own ``time()``, ``count_exceptions()`` and ``track_inprogress()`` are hot paths
 (``with latency.time():`` around every request), so they have lean classes of their own:
 slotted objects holding their series rather than closures and bound methods, made
-without a Python ``__init__`` (a C-level call). A timer must be a new object per
-``with``: its start time belongs to that one entry, and one series is timed at once by
-other threads, by interleaved asyncio tasks and by suspended generators, which enter and
-leave in no nested order, so no shared object or stack could hold it. The in-progress
-tracker keeps nothing between entry and exit, so a series shares one with every caller.
+without a Python ``__init__`` (a C-level call). A timer's state, entry and classic
+histogram exit are :mod:`meterhub._definition.timercore`'s (in C when it is built). A
+timer must be a new object per ``with``: its start time belongs to that one entry, and
+one series is timed at once by other threads, by interleaved asyncio tasks and by
+suspended generators, which enter and leave in no nested order, so no shared object or
+stack could hold it. The in-progress tracker keeps nothing between entry and exit, so a
+series shares one with every caller.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-import time
-from bisect import bisect_left
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Generic, TypeVar
+
+from .timercore import HistogramTimerCore, TimerCore, now
 
 __all__ = [
     "ExceptionCounter",
@@ -39,7 +41,6 @@ __all__ = [
 S = TypeVar("S")
 F = TypeVar("F", bound=Callable[..., Any])
 W = TypeVar("W", bound="AsyncWith")
-_now = time.perf_counter
 
 
 class AsyncWith:
@@ -136,7 +137,7 @@ def decorate(func: F, fresh: Callable[[], Any]) -> F:
 # -- a series' own timers, exception counter and in-progress tracker ----------------------
 
 
-class SeriesTimer(AsyncWith):
+class SeriesTimer(TimerCore, AsyncWith):
     """``time()`` of one series: passes the duration in seconds of a block (``with``,
     ``async with``) or of each call of a decorated (sync or async) function to the
     series' ``observe``; the block's duration is kept as ``.duration`` (``None`` before
@@ -155,19 +156,12 @@ class SeriesTimer(AsyncWith):
         True
     """
 
-    __slots__ = ("_duration", "_series", "_t0")
-
-    _series: Any
-    _t0: float
+    __slots__ = ()
 
     @property
     def duration(self) -> float | None:
         """The duration of the block in seconds, once it has ended."""
         return getattr(self, "_duration", None)
-
-    def __enter__(self) -> SeriesTimer:
-        self._t0 = _now()
-        return self
 
     def __exit__(
         self,
@@ -175,7 +169,7 @@ class SeriesTimer(AsyncWith):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._duration = d = _now() - self._t0
+        self._duration = d = now() - self._t0
         self._series.observe(d)
 
     def labels(self, *values: Any, **kwargs: Any) -> None:
@@ -219,7 +213,7 @@ class Timer(SeriesTimer):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._duration = d = _now() - self._t0
+        self._duration = d = now() - self._t0
         if self._observe is not None:
             self._observe(d)
         elif self._parent is not None:
@@ -248,31 +242,16 @@ class GaugeTimer(SeriesTimer):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._duration = d = _now() - self._t0
+        self._duration = d = now() - self._t0
         self._series.set(d)
 
 
-class HistogramTimer(SeriesTimer):
-    """``time()`` of a classic histogram series, with its ``observe`` written out: a
-    duration is a float, never NaN or negative (a monotonic clock), so none of the checks
-    apply, and the call saved is a quarter of the ``with`` block's cost."""
+class HistogramTimer(HistogramTimerCore, SeriesTimer):
+    """``time()`` of a classic histogram series: :class:`SeriesTimer` with
+    :class:`~meterhub._definition.timercore.HistogramTimerCore`'s exit, the series'
+    ``observe`` written out (in C when accelerated)."""
 
     __slots__ = ()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._duration = d = _now() - self._t0
-        # HistogramChild.observe's fast path (Histogram.observe and meterhub.events.compile
-        # write it out too: change all four together); _v read now, as the child would.
-        series = self._series
-        i = bisect_left(series._bounds, d)
-        v = series._v
-        v[0] += d
-        v[i + 1] += 1.0
 
 
 class ExceptionCounter(AsyncWith):
