@@ -2,8 +2,9 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# Reinstall when pyproject.toml changes.
-STAMP_HASH := $(shell cat pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
+# Reinstall when the build's inputs change (the C timer cores are compiled at install).
+BUILD_INPUTS := pyproject.toml setup.py src/meterhub/_speedups.c
+STAMP_HASH := $(shell cat $(BUILD_INPUTS) 2>/dev/null | cksum | cut -d' ' -f1)
 DEV_STAMP  := $(VENV)/.dev-$(STAMP_HASH)
 DEMO_STAMP := $(VENV)/.demo-$(STAMP_HASH)
 
@@ -12,11 +13,11 @@ DEMO_STAMP := $(VENV)/.demo-$(STAMP_HASH)
 $(BIN)/python:
 	sh scripts/bootstrap-venv.sh $(PYTHON) $(VENV)
 
-$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+$(DEMO_STAMP): $(BUILD_INPUTS) | $(BIN)/python
 	$(BIN)/pip install -q -e '.[cli]'
 	touch $@
 
-$(DEV_STAMP): pyproject.toml | $(BIN)/python
+$(DEV_STAMP): $(BUILD_INPUTS) | $(BIN)/python
 	$(BIN)/pip install -q -e '.[all,test]'
 	touch $@ $(DEMO_STAMP)
 

@@ -2,9 +2,11 @@
 
 ``make test`` runs this (``make dist-check`` alone), so what users install is what was
 tested: the sdist is built from the checkout, the wheel from the sdist (proving the sdist
-holds what a build needs), and the wheel must carry every module of ``src/meterhub`` and
-``py.typed``. The installed package is then used from a directory outside the checkout:
-imported, rendering a tiny registry, and through its ``meterhub`` console script.
+holds what a build needs), and the wheel must carry every module of ``src/meterhub``,
+``py.typed`` and the C timer cores' stub, and the compiled cores themselves where
+``METERHUB_REQUIRE_SPEEDUPS=1`` (CI, which installs a compiler) says so. The installed
+package is then used from a directory outside the checkout: imported, rendering a tiny
+registry, and through its ``meterhub`` console script.
 
 Usage: ``python scripts/check_dist.py [OUTDIR]`` (default ``build/dist-check``), with the
 ``build`` package in this interpreter. It builds without isolation (this interpreter's
@@ -14,6 +16,7 @@ from the package index, and pip's cache serves them on later runs.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -26,7 +29,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # What a build from the sdist needs, besides the package itself.
-SDIST_NEEDS = ("pyproject.toml", "README.md", "src/meterhub/py.typed")
+SDIST_NEEDS = (
+    "pyproject.toml",
+    "setup.py",
+    "README.md",
+    "src/meterhub/py.typed",
+    "src/meterhub/_speedups.c",
+    "src/meterhub/_speedups.pyi",
+)
+WHEEL_NEEDS = ("meterhub/py.typed", "meterhub/_speedups.pyi")
+REQUIRE_SPEEDUPS = bool(os.environ.get("METERHUB_REQUIRE_SPEEDUPS"))
 
 SMOKE = textwrap.dedent(
     """
@@ -42,6 +54,9 @@ SMOKE = textwrap.dedent(
     text = generate_latest(reg).decode()
     assert 'smoke_orders_total{status="ok"} 2' in text, text
     print("import and render: ok", meterhub.__file__)
+    from meterhub._definition import timercore
+    print("timer cores:", "C" if timercore.ACCELERATED else "pure Python")
+    assert timercore.ACCELERATED or not sys.argv[1:], "the C timer cores did not load"
     """
 )
 
@@ -86,10 +101,16 @@ def main() -> None:
         sys.exit(f"check-dist: {sdist.name} lacks {missing}")
     with zipfile.ZipFile(wheel) as whl:
         names = set(whl.namelist())
-    lost = sorted(modules_in_source() - names)
-    if lost or "meterhub/py.typed" not in names:
-        sys.exit(f"check-dist: {wheel.name} lacks {lost or ['meterhub/py.typed']}")
-    print(f"check-dist: built {sdist.name} and {wheel.name} (from the sdist)")
+    lost = sorted(modules_in_source() - names) + [n for n in WHEEL_NEEDS if n not in names]
+    if lost:
+        sys.exit(f"check-dist: {wheel.name} lacks {lost}")
+    compiled = any(
+        n.startswith("meterhub/_speedups.") and n.endswith((".so", ".pyd")) for n in names
+    )
+    if REQUIRE_SPEEDUPS and not compiled:
+        sys.exit(f"check-dist: {wheel.name} lacks the C timer cores (METERHUB_REQUIRE_SPEEDUPS=1)")
+    cores = "with the C timer cores" if compiled else "pure Python (no C compiler here)"
+    print(f"check-dist: built {sdist.name} and {wheel.name} (from the sdist), {cores}")
 
     # A clean venv: no system site-packages, nothing from the checkout on its path.
     env_dir = out / "venv"
@@ -98,7 +119,9 @@ def main() -> None:
     run(python, "-m", "pip", "install", "-q", "--disable-pip-version-check", f"{wheel}[cli]")
     elsewhere = out / "elsewhere"  # outside the checkout, so src/ cannot be imported
     elsewhere.mkdir()
-    print(run(python, "-I", "-c", SMOKE, cwd=elsewhere).strip())
+    print(
+        run(python, "-I", "-c", SMOKE, *(["compiled"] if compiled else []), cwd=elsewhere).strip()
+    )
     if "Usage: meterhub" not in run(script, "--help", cwd=elsewhere):
         sys.exit("check-dist: `meterhub --help` printed no usage")
     (elsewhere / "myapp.py").write_text(MYAPP)

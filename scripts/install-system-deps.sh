@@ -3,7 +3,8 @@
 # Idempotent: does nothing when everything is present. Otherwise says what is missing;
 # the tests that need a missing binary skip with that reason.
 set -eu
-PKGS="prometheus prometheus-node-exporter prometheus-pushgateway prometheus-alertmanager victoria-metrics postgresql redis-server wrk curl"
+# gcc, libc6-dev and python3-dev build the optional C timer cores (meterhub._speedups).
+PKGS="prometheus prometheus-node-exporter prometheus-pushgateway prometheus-alertmanager victoria-metrics postgresql redis-server wrk curl gcc libc6-dev python3-dev"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"

@@ -253,11 +253,12 @@ add_observation(PyObject *v, Py_ssize_t i, double d, PyObject *dobj)
     }
     else if (PyMemoryView_Check(v)) {
         Py_buffer view;
-        /* Fails as the Python indexing would on a released or read-only view. */
-        if (PyObject_GetBuffer(v, &view, PyBUF_WRITABLE | PyBUF_FORMAT | PyBUF_ND) < 0) {
+        /* Fails as the Python indexing would on a released view (ValueError); a
+         * read-only one takes the item protocol below, for its TypeError. */
+        if (PyObject_GetBuffer(v, &view, PyBUF_FORMAT | PyBUF_ND) < 0) {
             return -1;
         }
-        if (view.ndim == 1 && view.itemsize == (Py_ssize_t)sizeof(double) &&
+        if (!view.readonly && view.ndim == 1 && view.itemsize == (Py_ssize_t)sizeof(double) &&
             view.format != NULL && strcmp(view.format, "d") == 0 &&
             PyBuffer_IsContiguous(&view, 'C')) {
             double *cells = (double *)view.buf;
