@@ -9,12 +9,14 @@ from __future__ import annotations
 import gc
 import tracemalloc
 from collections.abc import Callable
+from importlib.metadata import version
 from typing import Any
 
 import prometheus_client as pc
 from _timing import HEADER, ns_pair, row, seconds_pair
 
 import meterhub as mh
+from meterhub._definition import timercore
 
 
 def _hot_path() -> list[str]:
@@ -97,7 +99,8 @@ def _recording() -> list[str]:
         mh.Histogram("t", "T.", registry=ours_reg),
         pc.Histogram("t", "T.", registry=theirs_reg),
     )
-    pair("with Histogram.time():", block(oh.time), block(th.time), 0.30)
+    cores = "C" if timercore.ACCELERATED else "pure-Python"  # METERHUB_NO_EXTENSIONS=1
+    pair(f"with Histogram.time(): ({cores} cores)", block(oh.time), block(th.time), 0.30)
     oc, tce = mh.Counter("e", "E.", registry=ours_reg), pc.Counter("e", "E.", registry=theirs_reg)
     pair("with Counter.count_exceptions():", block(oc.count_exceptions),
          block(tce.count_exceptions), None)  # fmt: skip
@@ -157,7 +160,9 @@ def _memory() -> list[str]:
 
 
 def main() -> None:
-    print(f"prometheus_client {pc.__version__ if hasattr(pc, '__version__') else ''}")
+    cores = "C" if timercore.ACCELERATED else "pure-Python (METERHUB_NO_EXTENSIONS or no build)"
+    print(f"meterhub {version('meterhub')}, {cores} timer cores; "
+          f"prometheus_client {version('prometheus_client')}")  # fmt: skip
     print(HEADER)
     for r in _hot_path() + _recording() + _render() + _memory():
         print(r, flush=True)

@@ -6,7 +6,8 @@ holds what a build needs), and the wheel must carry every module of ``src/meterh
 ``py.typed`` and the C timer cores' stub, and the compiled cores themselves where
 ``METERHUB_REQUIRE_SPEEDUPS=1`` (CI, which installs a compiler) says so. The installed
 package is then used from a directory outside the checkout: imported, rendering a tiny
-registry, and through its ``meterhub`` console script.
+registry, and through its ``meterhub`` console script. Last, a wheel built from the sdist
+with ``CC=/bin/false`` must build, hold no compiled code and load the pure-Python cores.
 
 Usage: ``python scripts/check_dist.py [OUTDIR]`` (default ``build/dist-check``), with the
 ``build`` package in this interpreter. It builds without isolation (this interpreter's
@@ -70,9 +71,9 @@ MYAPP = textwrap.dedent(
 )
 
 
-def run(*args: str | Path, cwd: Path | None = None) -> str:
+def run(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
     proc = subprocess.run(
-        [str(a) for a in args], cwd=cwd, capture_output=True, text=True, check=False
+        [str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, check=False
     )
     if proc.returncode != 0:
         sys.exit(f"check-dist: {' '.join(map(str, args))} failed:\n{proc.stdout}{proc.stderr}")
@@ -82,6 +83,42 @@ def run(*args: str | Path, cwd: Path | None = None) -> str:
 def modules_in_source() -> set[str]:
     src = ROOT / "src"
     return {p.relative_to(src).as_posix() for p in (src / "meterhub").rglob("*.py")}
+
+
+def compiled_cores(wheel: Path) -> bool:
+    with zipfile.ZipFile(wheel) as whl:
+        return any(
+            n.startswith("meterhub/_speedups.") and n.endswith((".so", ".pyd"))
+            for n in whl.namelist()
+        )
+
+
+def check_without_compiler(sdist: Path, python: Path, out: Path, elsewhere: Path) -> None:
+    """A machine with no C compiler (``make demo`` on a bare Python) still builds and installs
+    meterhub: the optional extension is skipped and the pure-Python timer cores load."""
+    dist = out / "dist-no-compiler"
+    env = {**os.environ, "CC": "/bin/false", "LDSHARED": "/bin/false"}
+    run(
+        sys.executable, "-m", "build", "--no-isolation", "--wheel", "--outdir", dist, sdist, env=env
+    )
+    (wheel,) = dist.glob("meterhub-*.whl")
+    if compiled_cores(wheel):
+        sys.exit(f"check-dist: {wheel.name} was built with CC=/bin/false yet holds compiled code")
+    run(
+        python,
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--disable-pip-version-check",
+        "--no-deps",
+        "--force-reinstall",
+        wheel,
+    )
+    smoke = run(python, "-I", "-c", SMOKE, cwd=elsewhere)
+    if "timer cores: pure Python" not in smoke:
+        sys.exit(f"check-dist: the wheel built without a compiler did not fall back:\n{smoke}")
+    print("check-dist: without a C compiler the build succeeds and the pure-Python cores load")
 
 
 def main() -> None:
@@ -104,9 +141,7 @@ def main() -> None:
     lost = sorted(modules_in_source() - names) + [n for n in WHEEL_NEEDS if n not in names]
     if lost:
         sys.exit(f"check-dist: {wheel.name} lacks {lost}")
-    compiled = any(
-        n.startswith("meterhub/_speedups.") and n.endswith((".so", ".pyd")) for n in names
-    )
+    compiled = compiled_cores(wheel)
     if REQUIRE_SPEEDUPS and not compiled:
         sys.exit(f"check-dist: {wheel.name} lacks the C timer cores (METERHUB_REQUIRE_SPEEDUPS=1)")
     cores = "with the C timer cores" if compiled else "pure Python (no C compiler here)"
@@ -129,6 +164,7 @@ def main() -> None:
     board = run(script, "dashboard", "--app", "myapp:registry", cwd=elsewhere)
     if '"uid": "meterhub-myapp"' not in board:
         sys.exit("check-dist: the installed `meterhub dashboard` did not name the app")
+    check_without_compiler(sdist, python, out, elsewhere)
     print(f"check-dist: the installed wheel works ({time.monotonic() - started:.0f}s)")
 
 
