@@ -80,7 +80,7 @@ timer_dealloc(TimerCoreObject *self)
 }
 
 static PyObject *
-timer_get_t0(TimerCoreObject *self, void *closure)
+timer_get_t0(TimerCoreObject *self, void *Py_UNUSED(closure))
 {
     if (!self->has_t0) {
         PyErr_SetString(PyExc_AttributeError, "_t0");
@@ -90,7 +90,7 @@ timer_get_t0(TimerCoreObject *self, void *closure)
 }
 
 static int
-timer_set_t0(TimerCoreObject *self, PyObject *value, void *closure)
+timer_set_t0(TimerCoreObject *self, PyObject *value, void *Py_UNUSED(closure))
 {
     if (value == NULL) {
         if (!self->has_t0) {
@@ -159,39 +159,22 @@ static PyTypeObject TimerCoreType = {
 static Py_ssize_t
 bisect_left(PyObject *bounds, double d, PyObject *dobj)
 {
-    Py_ssize_t lo = 0, hi;
-    if (PyTuple_CheckExact(bounds)) {
-        hi = PyTuple_GET_SIZE(bounds);
-        while (lo < hi) {
-            Py_ssize_t mid = lo + (hi - lo) / 2;
-            PyObject *item = PyTuple_GET_ITEM(bounds, mid);
-            int lt;
-            if (PyFloat_CheckExact(item)) {
-                lt = PyFloat_AS_DOUBLE(item) < d;
-            }
-            else if ((lt = PyObject_RichCompareBool(item, dobj, Py_LT)) < 0) {
-                return -1;
-            }
-            if (lt) {
-                lo = mid + 1;
-            }
-            else {
-                hi = mid;
-            }
-        }
-        return lo;
-    }
-    hi = PySequence_Size(bounds);
+    int is_tuple = PyTuple_CheckExact(bounds);
+    Py_ssize_t lo = 0;
+    Py_ssize_t hi = is_tuple ? PyTuple_GET_SIZE(bounds) : PySequence_Size(bounds);
     if (hi < 0) {
         return -1;
     }
     while (lo < hi) {
         Py_ssize_t mid = lo + (hi - lo) / 2;
-        PyObject *item = PySequence_GetItem(bounds, mid);
+        PyObject *item = is_tuple ? Py_NewRef(PyTuple_GET_ITEM(bounds, mid))
+                                  : PySequence_GetItem(bounds, mid);
         if (item == NULL) {
             return -1;
         }
-        int lt = PyObject_RichCompareBool(item, dobj, Py_LT);
+        /* An exact float compares as float.__lt__ would; anything else as Python does. */
+        int lt = PyFloat_CheckExact(item) ? PyFloat_AS_DOUBLE(item) < d
+                                          : PyObject_RichCompareBool(item, dobj, Py_LT);
         Py_DECREF(item);
         if (lt < 0) {
             return -1;
@@ -284,7 +267,7 @@ add_observation(PyObject *v, Py_ssize_t i, double d, PyObject *dobj)
 }
 
 static PyObject *
-histogram_timer_exit(TimerCoreObject *self, PyObject *const *args, Py_ssize_t nargs)
+histogram_timer_exit(TimerCoreObject *self, PyObject *const *Py_UNUSED(args), Py_ssize_t nargs)
 {
     double now;
     if (nargs != 3) {
