@@ -100,6 +100,16 @@ def registry() -> meterhub.Registry:
 
 
 @pytest.fixture
+def switch_often() -> Iterator[None]:
+    """Make the interpreter switch threads as often as it can (every microsecond), so a race
+    in the code under test shows up; the old interval comes back after the test."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(old)
+
+
+@pytest.fixture
 def lenient() -> None:
     """Run the test with strict mode off (errors counted instead of raised)."""
     meterhub.configure(strict=False)

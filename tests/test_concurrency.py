@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -14,13 +14,7 @@ from meterhub import Counter, Histogram, Registry, Summary
 THREADS, PER_THREAD = 8, 200_000
 
 
-@pytest.fixture(autouse=True)
-def _switch_often() -> Iterator[None]:
-    # Make the interpreter switch threads as often as it can, to expose any race.
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    yield
-    sys.setswitchinterval(old)
+pytestmark = pytest.mark.usefixtures("switch_often")
 
 
 def _run_threads(work: Callable[[], None]) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -195,6 +194,7 @@ def test_memory_mapped_cells_across_processes(tmp_path: Path) -> None:
     assert reg.get_sample_value("game_seconds_sum", ranked) == 6000.5
 
 
+@pytest.mark.usefixtures("switch_often")
 def test_threads_switching_every_microsecond_lose_nothing(registry: Registry) -> None:
     router = EventRouter(hub=Hub(registry=registry))
     router.counter("g", "games_total", labels={"mode": "unknown"})
@@ -208,16 +208,11 @@ def test_threads_switching_every_microsecond_lose_nothing(registry: Registry) ->
         for _ in range(n):
             router.emit("g", data)
 
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        ts = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
-    finally:
-        sys.setswitchinterval(old)
+    ts = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
     for mode in ("m0", "m1"):
         m = {"mode": mode}
         assert registry.get_sample_value("games_total", m) == threads * n / 2

@@ -51,14 +51,11 @@ def _wait_bounded(pids: list[int], deadline: float = CHILD_DEADLINE) -> dict[int
 
 
 @pytest.fixture
-def fast_switching() -> Iterator[None]:
+def fast_switching(switch_often: None) -> Iterator[None]:
     """Switch threads as often as possible: forks land while locks are held."""
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads (3.12+)
         yield
-    sys.setswitchinterval(old)
 
 
 def _busy(stop: threading.Event, work: Callable[[int], None]) -> threading.Thread:

@@ -600,6 +600,7 @@ def test_permission_matrix_collector_as_another_user(shared_dir: Path, case: str
     assert _total(root, "work") == expected
 
 
+@pytest.mark.usefixtures("switch_often")
 def test_series_move_into_the_file_while_threads_record(
     tmp_path: Path, faults: Callable[..., Faults]
 ) -> None:
@@ -625,18 +626,13 @@ def test_series_move_into_the_file_while_threads_record(
                 gg.inc()
 
     threads = [threading.Thread(target=record) for _ in range(4)]
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        for t in threads:
-            t.start()
-        go.set()
-        _mmformat._fault = None
-        reg.store.maintain()  # type: ignore[attr-defined]
-        for t in threads:
-            t.join(60)
-    finally:
-        sys.setswitchinterval(old)
+    for t in threads:
+        t.start()
+    go.set()
+    _mmformat._fault = None
+    reg.store.maintain()  # type: ignore[attr-defined]
+    for t in threads:
+        t.join(60)
     assert reg.store.pending == 0  # type: ignore[attr-defined]
     side = _sidecar(tmp_path)
     for i in range(50):

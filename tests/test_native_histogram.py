@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import math
 import random
-import sys
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -284,15 +282,7 @@ def test_bad_observations_are_counted(registry: Registry, lenient: None) -> None
 # -- threads -----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def _switch_often() -> Iterator[None]:
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    yield
-    sys.setswitchinterval(old)
-
-
-@pytest.mark.usefixtures("_switch_often")
+@pytest.mark.usefixtures("switch_often")
 def test_threads_exact_through_window_moves_and_reductions(registry: Registry) -> None:
     h = Histogram(
         "h", "H.", registry=registry, native_histogram_bucket_factor=1.001,

@@ -8,6 +8,8 @@ import re
 import threading
 from pathlib import Path
 
+import pytest
+
 from meterhub import Registry
 from meterhub.oplog import OperationLog
 
@@ -74,10 +76,10 @@ async def test_one_million_records_exactly_once(tmp_path: Path) -> None:
     assert stats.batches_written == files
 
 
+@pytest.mark.usefixtures("switch_often")
 def test_records_racing_stop_are_written_or_refused(tmp_path: Path) -> None:
     """Threads keep recording while stop() runs: each call either returned True and its
     record is in a file, or raised RuntimeError and it is not. Nothing in between."""
-    import sys
 
     log = OperationLog(
         tmp_path,
@@ -103,20 +105,15 @@ def test_records_racing_stop_are_written_or_refused(tmp_path: Path) -> None:
             accepted[n].append(key)
             i += 1
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # switch threads as often as possible: widen every race
-    try:
-        workers = [threading.Thread(target=thread, args=(n,)) for n in range(THREADS)]
-        for w in workers:
-            w.start()
-        started.wait()
-        while sum(map(len, accepted)) < 20_000:
-            threading.Event().wait(0.005)
-        log.stop_sync(timeout=60)
-        for w in workers:
-            w.join(30)
-    finally:
-        sys.setswitchinterval(interval)
+    workers = [threading.Thread(target=thread, args=(n,)) for n in range(THREADS)]
+    for w in workers:
+        w.start()
+    started.wait()
+    while sum(map(len, accepted)) < 20_000:
+        threading.Event().wait(0.005)
+    log.stop_sync(timeout=60)
+    for w in workers:
+        w.join(30)
     keys = [
         r["metadata"]["k"]
         for p in sorted(tmp_path.iterdir())

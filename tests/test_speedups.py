@@ -401,27 +401,23 @@ def test_histogram_time_runs_on_the_chosen_core() -> None:
     assert (timercore.HistogramTimerCore is not PyHistogramTimerCore) == timercore.ACCELERATED
 
 
+@pytest.mark.usefixtures("switch_often")
 def test_threads_timing_one_series_lose_nothing() -> None:
     reg = Registry(self_metrics=False)
     latency = Histogram("latency_seconds", "L.", buckets=(1e-6, 1e-5, 1e-4), registry=reg)
     per_thread, threads = 20_000, 4
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
 
-        def work() -> None:
-            time = latency.time
-            for _ in range(per_thread):
-                with time():
-                    pass
+    def work() -> None:
+        time = latency.time
+        for _ in range(per_thread):
+            with time():
+                pass
 
-        pool = [threading.Thread(target=work) for _ in range(threads)]
-        for t in pool:
-            t.start()
-        for t in pool:
-            t.join()
-    finally:
-        sys.setswitchinterval(old)
+    pool = [threading.Thread(target=work) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
     assert reg.get_sample_value("latency_seconds_count") == per_thread * threads
     assert reg.get_sample_value("latency_seconds_bucket", {"le": "+Inf"}) == per_thread * threads
 
