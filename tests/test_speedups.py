@@ -26,6 +26,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from meterhub import Histogram, Registry
+from meterhub._config import extensions_disabled
 from meterhub._definition import scope, timercore
 from meterhub._definition.timercore import PyHistogramTimerCore, PyTimerCore
 
@@ -445,13 +446,26 @@ def test_no_extensions_chooses_the_python_cores() -> None:
     )
 
 
+def test_no_extensions_is_a_boolean_setting() -> None:
+    assert not extensions_disabled({})
+    assert extensions_disabled({"METERHUB_NO_EXTENSIONS": "true"})
+    assert not extensions_disabled({"METERHUB_NO_EXTENSIONS": "0"})
+    with pytest.raises(ValueError, match="METERHUB_NO_EXTENSIONS='sometimes'"):
+        extensions_disabled({"METERHUB_NO_EXTENSIONS": "sometimes"})
+
+
 def test_the_c_cores_are_chosen_when_built() -> None:
     cores("c")  # skips (or fails where required) when not built
     env = {k: v for k, v in os.environ.items() if k != "METERHUB_NO_EXTENSIONS"}
-    out = subprocess.run(
-        [sys.executable, "-c", CHOSEN], env=env, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    assert out == "True meterhub._speedups"
+    for setting in ({}, {"METERHUB_NO_EXTENSIONS": "0"}):
+        out = subprocess.run(
+            [sys.executable, "-c", CHOSEN],
+            env={**env, **setting},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        assert out == "True meterhub._speedups", setting
 
 
 def test_the_timer_tests_pass_on_the_python_cores() -> None:

@@ -57,6 +57,14 @@ def _parse_bool(name: str, raw: str) -> bool:
     raise ValueError(f"{name}={raw!r}: expected one of true/false/1/0/yes/no/on/off")
 
 
+def extensions_disabled(env: Mapping[str, str] | None = None) -> bool:
+    """``METERHUB_NO_EXTENSIONS``: run the pure-Python timer cores although the C ones are
+    built. Not a :class:`Config` field: the cores are chosen once, when meterhub is imported,
+    so :func:`configure` could not change it."""
+    raw = (os.environ if env is None else env).get("METERHUB_NO_EXTENSIONS")
+    return raw is not None and _parse_bool("METERHUB_NO_EXTENSIONS", raw)
+
+
 def _parse_positive(name: str, raw: str, kind: Callable[[str], float]) -> float:
     try:
         value = kind(raw)

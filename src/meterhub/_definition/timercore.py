@@ -14,11 +14,12 @@ on :data:`TimerCore` and :data:`HistogramTimerCore`, whichever implementation th
 
 from __future__ import annotations
 
-import os
 import time
 from bisect import bisect_left
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from .._config import extensions_disabled
 
 __all__ = [
     "ACCELERATED",
@@ -74,7 +75,7 @@ class PyHistogramTimerCore(PyTimerCore):
 
 
 def _accelerated() -> tuple[type[Any], type[Any]] | None:
-    if os.environ.get("METERHUB_NO_EXTENSIONS"):
+    if extensions_disabled():
         return None
     try:
         from .. import _speedups
